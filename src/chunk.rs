@@ -1,0 +1,278 @@
+//! The data of one streamed event: a `chat.completion.chunk` (content and
+//! metadata), `[DONE]`, or an error the server reports inside the stream.
+//!
+//! Parsing borrows from the event's text wherever it can, so a chunk whose
+//! content has no JSON escapes costs no allocation.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::sse::Event;
+use crate::types::{truncate, Usage};
+use crate::Error;
+
+/// What a stream learns besides its content, for
+/// [`ChatStream::metadata`](crate::ChatStream::metadata).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamMetadata {
+    /// The response `id` (from the first chunk that had one).
+    pub id: Option<String>,
+    /// The `model` that answered (from the first chunk that had one).
+    pub model: Option<String>,
+    /// The `finish_reason` of choice 0, once the server sent one.
+    pub finish_reason: Option<String>,
+    /// Token counts, when the server sent them (e.g. with
+    /// `stream_options: {"include_usage": true}`).
+    pub usage: Option<Usage>,
+    /// The `x-request-id` response header, when there was one.
+    pub request_id: Option<String>,
+}
+
+/// What one event means for the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ChunkEvent {
+    /// Choice 0's content, now in the caller's buffer (never empty).
+    Content,
+    /// A chunk without content for choice 0 (role only, usage, tool calls,
+    /// other choices, an event type this client has no use for).
+    Nothing,
+    /// `data: [DONE]`.
+    Done,
+}
+
+/// Interprets one event. Content of choice 0 goes to `content` (which is
+/// cleared first); metadata goes to `meta`.
+pub(crate) fn read_event(
+    event: &Event<'_>,
+    content: &mut String,
+    meta: &mut StreamMetadata,
+) -> Result<ChunkEvent, Error> {
+    content.clear();
+    if event.is_error() {
+        return Err(server_error(event.data));
+    }
+    if !event.is_message() {
+        return Ok(ChunkEvent::Nothing);
+    }
+    let data = event.data.trim_ascii();
+    if data == "[DONE]" {
+        return Ok(ChunkEvent::Done);
+    }
+    let chunk: WireChunk<'_> = serde_json::from_str(data).map_err(|e| {
+        Error::InvalidResponse(format!(
+            "a streamed event is not valid JSON ({e}): {}",
+            truncate(data)
+        ))
+    })?;
+    if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
+        return Err(Error::Server {
+            message: error_message(&error),
+            body: truncate(data),
+        });
+    }
+    if meta.id.is_none() {
+        meta.id = chunk.id.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    }
+    if meta.model.is_none() {
+        meta.model = chunk.model.filter(|s| !s.is_empty()).map(Cow::into_owned);
+    }
+    if chunk.usage.is_some() {
+        meta.usage = chunk.usage;
+    }
+    let Some(choice) = chunk.choices.0 else {
+        return Ok(ChunkEvent::Nothing);
+    };
+    // llama.cpp and others send `"finish_reason": ""` on ordinary chunks.
+    if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+        meta.finish_reason = Some(reason.into_owned());
+    }
+    match choice.delta.and_then(|d| d.content) {
+        Some(text) if !text.is_empty() => {
+            content.push_str(&text);
+            Ok(ChunkEvent::Content)
+        }
+        _ => Ok(ChunkEvent::Nothing),
+    }
+}
+
+/// The error of an `event: error` / `error:` event, whose data may be JSON
+/// (`{"error": {...}}`, `{"message": ...}`) or plain text.
+fn server_error(data: &str) -> Error {
+    let message = match serde_json::from_str::<Value>(data) {
+        Ok(value) => error_message(&value),
+        Err(_) if data.trim().is_empty() => "the server sent an error event with no data".into(),
+        Err(_) => data.trim().to_string(),
+    };
+    Error::Server {
+        message,
+        body: truncate(data),
+    }
+}
+
+/// The human message of an error value in the shapes servers use:
+/// `{"error": {"message": ..}}`, `{"message": ..}`, `{"error": ".."}`,
+/// `{"content": ..}` (llama.cpp) or a bare string.
+pub(crate) fn error_message(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        Value::Object(object) => {
+            for key in ["message", "error", "content", "detail"] {
+                match object.get(key) {
+                    Some(Value::String(s)) if !s.is_empty() => return s.clone(),
+                    Some(nested @ Value::Object(_)) => return error_message(nested),
+                    _ => {}
+                }
+            }
+            error.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+struct WireChunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: FirstChoice<'a>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(borrow, default)]
+    delta: Option<WireDelta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// The choice with index 0 of a `choices` array (or the first one, when
+/// the server leaves `index` out), found without collecting the array.
+#[derive(Default)]
+struct FirstChoice<'a>(Option<WireChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChoicesVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for ChoicesVisitor<'a> {
+            type Value = FirstChoice<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of choices")
+            }
+
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(FirstChoice(None))
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut found = None;
+                let mut position = 0u64;
+                while let Some(choice) = seq.next_element::<WireChoice<'de>>()? {
+                    if found.is_none() && choice.index.unwrap_or(position) == 0 {
+                        found = Some(choice);
+                    }
+                    position += 1;
+                }
+                Ok(FirstChoice(found))
+            }
+        }
+
+        deserializer.deserialize_any(ChoicesVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(data: &str) -> (Result<ChunkEvent, Error>, String, StreamMetadata) {
+        let mut content = String::new();
+        let mut meta = StreamMetadata::default();
+        let event = Event {
+            event_type: "",
+            data,
+        };
+        let result = read_event(&event, &mut content, &mut meta);
+        (result, content, meta)
+    }
+
+    #[test]
+    fn content_of_choice_zero_only() {
+        let (r, c, _) = read(
+            r#"{"choices":[{"index":1,"delta":{"content":"B"}},{"index":0,"delta":{"content":"A\n\"q\""}}]}"#,
+        );
+        assert_eq!(r.unwrap(), ChunkEvent::Content);
+        assert_eq!(c, "A\n\"q\"");
+    }
+
+    #[test]
+    fn quirks_without_content() {
+        for data in [
+            r#"{"choices":[]}"#,
+            r#"{"choices":null}"#,
+            r#"{"id":"x","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":""}],"new_field":{"a":[1]}}"#,
+        ] {
+            let (r, c, meta) = read(data);
+            assert_eq!(r.unwrap(), ChunkEvent::Nothing, "{data}");
+            assert_eq!(c, "");
+            assert_eq!(meta.finish_reason, None, "{data}");
+        }
+    }
+
+    #[test]
+    fn metadata_is_recorded() {
+        let (_, _, meta) = read(
+            r#"{"id":"c1","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+        );
+        assert_eq!(meta.id.as_deref(), Some("c1"));
+        assert_eq!(meta.model.as_deref(), Some("m"));
+        assert_eq!(meta.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(meta.usage.unwrap().total_tokens, 3);
+    }
+
+    #[test]
+    fn errors_are_never_skipped() {
+        let (r, _, _) = read(r#"{"error":{"message":"overloaded","type":"server_error"}}"#);
+        assert!(matches!(r, Err(Error::Server { ref message, .. }) if message == "overloaded"));
+        let (r, _, _) = read("{not json");
+        assert!(matches!(r, Err(Error::InvalidResponse(_))));
+        let mut content = String::new();
+        let mut meta = StreamMetadata::default();
+        let event = Event {
+            event_type: "error",
+            data: "upstream went away",
+        };
+        let r = read_event(&event, &mut content, &mut meta);
+        assert!(
+            matches!(r, Err(Error::Server { ref message, .. }) if message == "upstream went away")
+        );
+    }
+
+    #[test]
+    fn done_marker() {
+        assert_eq!(read("[DONE]").0.unwrap(), ChunkEvent::Done);
+        assert_eq!(read(" [DONE] ").0.unwrap(), ChunkEvent::Done);
+    }
+}

@@ -1,0 +1,824 @@
+//! [`ModelApi`], its builder, and the request/retry loop.
+
+use std::fmt;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ureq::http::{HeaderName, HeaderValue, Response};
+use ureq::Body;
+
+use crate::chunk::StreamMetadata;
+use crate::mock::{self, CannedReplies};
+use crate::stream::ChatStream;
+use crate::types::{truncate, ChatCompletion};
+use crate::{retry, transport, Error};
+
+/// The default per-wait timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default number of retries after the first attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// The default first backoff between attempts (it doubles per attempt).
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(500);
+/// The default cap on a non-streamed response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// The default cap on one server-sent event.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// How much of an error response's body is read.
+const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+
+/// A client of one OpenAI-compatible chat-completion server and model.
+///
+/// `ModelApi` is `Send + Sync`: one client may serve many threads at once,
+/// sharing its pool of keep-alive connections and its canned replies.
+/// Every call runs on the caller's thread; the client never starts one.
+///
+/// ```no_run
+/// use modelapi::{Message, ModelApi};
+///
+/// let api = ModelApi::new("gpt-4o-mini", "https://api.openai.com/v1",
+///                         std::env::var("MODEL_API_KEY").ok())?;
+/// let answer = api.complete(&[Message::user("What is 2+2?")], None)?;
+/// println!("{}", answer.content().unwrap_or_default());
+/// for chunk in api.stream(&[Message::user("Write a haiku about coding")], None)? {
+///     print!("{}", chunk?);
+/// }
+/// api.close();
+/// # Ok::<(), modelapi::Error>(())
+/// ```
+pub struct ModelApi {
+    model: String,
+    endpoint: String,
+    api_key: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    max_retries: u32,
+    retry_backoff: Duration,
+    max_response_bytes: u64,
+    max_event_bytes: usize,
+    /// `None` once closed.
+    agent: RwLock<Option<ureq::Agent>>,
+    closed: AtomicBool,
+    canned: CannedReplies,
+    secrets: Arc<Secrets>,
+}
+
+impl ModelApi {
+    /// A client with default settings. `api_base` is the server's URL, with
+    /// or without a trailing `/v1`; `api_key`, when given, is sent as
+    /// `Authorization: Bearer <key>`. `DEBUG_MOCK_RESPONSES` is read now.
+    pub fn new(
+        model: impl Into<String>,
+        api_base: impl Into<String>,
+        api_key: Option<String>,
+    ) -> Result<ModelApi, Error> {
+        let mut builder = ModelApi::builder(model, api_base);
+        builder.api_key = api_key;
+        builder.build()
+    }
+
+    /// A client configured by the environment: `MODEL_API_URL` (required),
+    /// `MODEL_NAME` (required) and `MODEL_API_KEY` (optional). No other key
+    /// variable is read.
+    pub fn from_env() -> Result<ModelApi, Error> {
+        let required = |name: &str, example: &str| match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(Error::InvalidArgument(format!(
+                "{name} is not set: set it to {example}"
+            ))),
+        };
+        let api_base = required(
+            "MODEL_API_URL",
+            "the server's URL, e.g. http://localhost:8000",
+        )?;
+        let model = required("MODEL_NAME", "the model's name, e.g. gpt-4o-mini")?;
+        let api_key = std::env::var("MODEL_API_KEY").ok();
+        ModelApi::new(model, api_base, api_key)
+    }
+
+    /// A builder, for settings beyond [`new`](Self::new).
+    pub fn builder(model: impl Into<String>, api_base: impl Into<String>) -> ModelApiBuilder {
+        ModelApiBuilder {
+            model: model.into(),
+            api_base: api_base.into(),
+            api_key: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            headers: Vec::new(),
+            mock_responses: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+
+    /// The model this client asks for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The URL requests go to: `{api_base}/v1/chat/completions`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// One chat completion: the server's `chat.completion` object.
+    ///
+    /// `messages` are [`Message`](crate::Message)s or any serializable
+    /// values in OpenAI message format. `mock_response`, when given, is sent
+    /// in the body for servers that honour it (LiteLLM). A canned reply, when
+    /// one is left, answers instead of the server.
+    pub fn complete<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatCompletion, Error> {
+        let request = request_from_messages(messages)?;
+        self.complete_request(request, mock_response)
+    }
+
+    /// Like [`complete`](Self::complete), with a whole request body:
+    /// `request` must hold `messages`; extra fields (`temperature`,
+    /// `max_tokens`, `tools`, ...) pass through; `model` defaults to the
+    /// client's; `stream` is set to `false`.
+    pub fn complete_request(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatCompletion, Error> {
+        self.ensure_open()?;
+        let body = self.request_body(request, mock_response, false)?;
+        if let Some(reply) = self.canned.take() {
+            return Ok(self.canned.completion(&self.model, body.len(), &reply));
+        }
+        let mut response = self.send(&body, false)?;
+        let body = read_body(&mut response, self.max_response_bytes)?;
+        ChatCompletion::from_body(body).map_err(|e| self.secrets.redact(e))
+    }
+
+    /// A streamed chat completion: an iterator over the content chunks.
+    ///
+    /// The request is sent, and retried when that is safe, before this
+    /// returns; the chunks are read as the caller pulls them. A server that
+    /// answers a stream request with a plain JSON completion yields its
+    /// content as one chunk.
+    pub fn stream<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let request = request_from_messages(messages)?;
+        self.stream_request(request, mock_response)
+    }
+
+    /// Like [`stream`](Self::stream), with a whole request body (see
+    /// [`complete_request`](Self::complete_request)); `stream` is set to
+    /// `true`, and fields such as `stream_options` pass through.
+    pub fn stream_request(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.ensure_open()?;
+        let body = self.request_body(request, mock_response, true)?;
+        if let Some(reply) = self.canned.take() {
+            return Ok(self.canned.stream(&self.model, body.len(), reply));
+        }
+        let mut response = self.send(&body, true)?;
+        let request_id = header(&response, "x-request-id").map(str::to_string);
+        let stream = if is_json(&response) {
+            let body = read_body(&mut response, self.max_response_bytes)?;
+            let completion = ChatCompletion::from_body(body).map_err(|e| self.secrets.redact(e))?;
+            stream_of_completion(completion, request_id)
+        } else {
+            ChatStream::from_events(
+                response.into_body().into_reader(),
+                self.max_event_bytes,
+                request_id,
+            )
+        };
+        Ok(stream.with_secrets(Arc::clone(&self.secrets)))
+    }
+
+    /// The callback form of [`stream`](Self::stream): `on_chunk` is called
+    /// once per content chunk, in order, on this thread. Return
+    /// `ControlFlow::Break(())` to stop early: the connection is closed and
+    /// the call returns [`Error::Aborted`]. On success, returns what the
+    /// stream learned besides its content.
+    pub fn stream_with<M, F>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+        on_chunk: F,
+    ) -> Result<StreamMetadata, Error>
+    where
+        M: Serialize,
+        F: FnMut(&str) -> ControlFlow<()>,
+    {
+        let stream = self.stream(messages, mock_response)?;
+        drive(stream, on_chunk)
+    }
+
+    /// Closes the client: idle pooled connections are released now, and
+    /// every later call fails with [`Error::Closed`]. Streams already open
+    /// go on to their end. Calling it twice is harmless.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let agent = self.agent.write().unwrap_or_else(|p| p.into_inner()).take();
+        drop(agent);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Changes the per-wait timeout (for use before the client is shared;
+    /// the C API's `modelapi_set_timeout_ms`).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        check_timeout(timeout)?;
+        self.timeout = timeout;
+        let agent = self.agent.get_mut().unwrap_or_else(|p| p.into_inner());
+        if agent.is_some() {
+            *agent = Some(transport::agent(timeout));
+        }
+        Ok(())
+    }
+
+    /// Changes the number of retries (for use before the client is shared).
+    pub fn set_max_retries(&mut self, max_retries: u32) {
+        self.max_retries = max_retries;
+    }
+
+    /// Adds a header to every request (for use before the client is shared).
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let header = parse_header(name, value)?;
+        self.secrets = Arc::new(self.secrets.with_header(&header));
+        self.headers.push(header);
+        Ok(())
+    }
+
+    /// Canned replies not yet used.
+    pub fn mock_responses_left(&self) -> usize {
+        self.canned.remaining()
+    }
+
+    fn ensure_open(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The JSON body of a request.
+    fn request_body(
+        &self,
+        mut request: Map<String, Value>,
+        mock_response: Option<&str>,
+        stream: bool,
+    ) -> Result<Vec<u8>, Error> {
+        check_messages(request.get("messages"))?;
+        if !request.contains_key("model") {
+            request.insert("model".into(), Value::String(self.model.clone()));
+        }
+        request.insert("stream".into(), Value::Bool(stream));
+        if let Some(mock) = mock_response {
+            request.insert("mock_response".into(), Value::String(mock.to_string()));
+        }
+        serde_json::to_vec(&request)
+            .map_err(|e| Error::InvalidArgument(format!("the request cannot be serialized: {e}")))
+    }
+
+    /// Sends `body`, retrying connection failures and retryable statuses,
+    /// and returns the first 2xx response.
+    fn send(&self, body: &[u8], stream: bool) -> Result<Response<Body>, Error> {
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let mut attempt = 0;
+        loop {
+            let agent = self
+                .agent
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .ok_or(Error::Closed)?;
+            let mut request = agent
+                .post(&self.endpoint)
+                .header("Content-Type", "application/json")
+                .header("Accept", accept);
+            if let Some(key) = &self.api_key {
+                request = request.header("Authorization", format!("Bearer {key}"));
+            }
+            for (name, value) in &self.headers {
+                request = request.header(name, value);
+            }
+            let retry_in = match request.send(body) {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let delay = retry::server_delay(
+                        header(&response, "retry-after-ms"),
+                        header(&response, "retry-after"),
+                        SystemTime::now(),
+                    );
+                    let error = http_error(&mut response);
+                    if !retry::is_retryable_status(status) || attempt >= self.max_retries {
+                        return Err(self.secrets.redact(error));
+                    }
+                    delay.unwrap_or_else(|| retry::backoff(self.retry_backoff, attempt))
+                }
+                Err(err) => {
+                    if !retry::is_retryable_error(&err) || attempt >= self.max_retries {
+                        return Err(self.secrets.redact(Error::from_ureq(err)));
+                    }
+                    retry::backoff(self.retry_backoff, attempt)
+                }
+            };
+            std::thread::sleep(retry_in);
+            self.ensure_open()?;
+            attempt += 1;
+        }
+    }
+}
+
+/// Pulls `stream` to its end, handing each chunk to `on_chunk`.
+pub(crate) fn drive(
+    mut stream: ChatStream,
+    mut on_chunk: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<StreamMetadata, Error> {
+    while let Some(chunk) = stream.next_chunk() {
+        if on_chunk(chunk?).is_break() {
+            return Err(Error::Aborted(
+                "the chunk callback asked to stop the stream".into(),
+            ));
+        }
+    }
+    Ok(stream.metadata().clone())
+}
+
+impl fmt::Debug for ModelApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelApi")
+            .field("model", &self.model)
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("mock_responses_left", &self.canned.remaining())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`ModelApi`]; see [`ModelApi::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
+///     .timeout(Duration::from_secs(30))
+///     .max_retries(0)
+///     .mock_responses(vec!["Hello from a canned reply".into()])
+///     .build()?;
+/// let answer = api.complete(&[modelapi::Message::user("Hi")], None)?;
+/// assert_eq!(answer.content(), Some("Hello from a canned reply"));
+/// # Ok::<(), modelapi::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct ModelApiBuilder {
+    model: String,
+    api_base: String,
+    api_key: Option<String>,
+    timeout: Duration,
+    max_retries: u32,
+    retry_backoff: Duration,
+    headers: Vec<(String, String)>,
+    mock_responses: Option<Vec<String>>,
+    max_response_bytes: u64,
+    max_event_bytes: usize,
+}
+
+impl ModelApiBuilder {
+    /// The API key, sent as `Authorization: Bearer <key>` to the configured
+    /// server only. An empty key counts as none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The longest any single wait on the network may take (default 60 s):
+    /// connecting, sending, waiting for the response head, and waiting
+    /// between two reads of the body. A stream that keeps sending is never
+    /// cut by it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a failed request is sent again (default 2): after
+    /// connection failures and statuses 408, 409, 429 and 5xx, never once
+    /// a response has begun.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// The first wait between attempts (default 0.5 s); it doubles per
+    /// attempt, up to 8 s, less random jitter. A `Retry-After` or
+    /// `retry-after-ms` header of up to 60 s takes precedence.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// A header sent with every request (e.g. `OpenAI-Organization`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Canned replies, used in place of `DEBUG_MOCK_RESPONSES`: one per call,
+    /// in order, with no network traffic; then calls go to the server.
+    pub fn mock_responses(mut self, replies: Vec<String>) -> Self {
+        self.mock_responses = Some(replies);
+        self
+    }
+
+    /// The cap on a non-streamed response body (default 64 MiB).
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The cap on one server-sent event, and on one line of the stream
+    /// (default 16 MiB).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Checks the settings and creates the client. Reads
+    /// `DEBUG_MOCK_RESPONSES` unless [`mock_responses`](Self::mock_responses)
+    /// was given.
+    pub fn build(self) -> Result<ModelApi, Error> {
+        if self.model.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "model is empty: give the model's name, e.g. gpt-4o-mini".into(),
+            ));
+        }
+        let endpoint = endpoint(&self.api_base)?;
+        check_timeout(self.timeout)?;
+        let api_key = self.api_key.filter(|k| !k.is_empty());
+        if let Some(key) = &api_key {
+            if HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
+                return Err(Error::InvalidArgument(
+                    "api_key holds characters not allowed in an HTTP header \
+                     (a line break or a control character?)"
+                        .into(),
+                ));
+            }
+        }
+        let mut secrets = Secrets::new(api_key.as_deref());
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let header = parse_header(name, value)?;
+            secrets = secrets.with_header(&header);
+            headers.push(header);
+        }
+        let canned = match self.mock_responses {
+            Some(replies) => replies,
+            None => match std::env::var(mock::MOCK_ENV_VAR) {
+                Ok(value) => mock::parse_env_value(&value)?,
+                Err(std::env::VarError::NotPresent) => Vec::new(),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is not valid UTF-8",
+                        mock::MOCK_ENV_VAR
+                    )))
+                }
+            },
+        };
+        Ok(ModelApi {
+            model: self.model,
+            endpoint,
+            api_key,
+            headers,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+            max_response_bytes: self.max_response_bytes,
+            max_event_bytes: self.max_event_bytes.max(1),
+            agent: RwLock::new(Some(transport::agent(self.timeout))),
+            closed: AtomicBool::new(false),
+            canned: CannedReplies::new(canned),
+            secrets: Arc::new(secrets),
+        })
+    }
+}
+
+impl fmt::Debug for ModelApiBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelApiBuilder")
+            .field("model", &self.model)
+            .field("api_base", &self.api_base)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values that must never appear in an error: the API key, and the values
+/// of headers whose names suggest a credential.
+#[derive(Default)]
+pub(crate) struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn new(api_key: Option<&str>) -> Secrets {
+        Secrets(api_key.map(str::to_string).into_iter().collect())
+    }
+
+    fn with_header(&self, (name, value): &(HeaderName, HeaderValue)) -> Secrets {
+        let mut secrets = self.0.clone();
+        let name = name.as_str();
+        let credential = ["auth", "key", "token", "secret", "cookie"]
+            .iter()
+            .any(|word| name.contains(word));
+        if let (true, Ok(value)) = (credential, value.to_str()) {
+            secrets.push(value.to_string());
+            // `Bearer sk-...`: the token alone is a secret too.
+            if let Some((_, token)) = value.split_once(' ') {
+                secrets.push(token.to_string());
+            }
+        }
+        secrets.retain(|s| s.len() >= 4);
+        Secrets(secrets)
+    }
+
+    /// `text` with every secret replaced by `[REDACTED]`.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        if self.0.iter().any(|s| text.contains(s.as_str())) {
+            let mut text = text;
+            for secret in &self.0 {
+                text = text.replace(secret.as_str(), "[REDACTED]");
+            }
+            text
+        } else {
+            text
+        }
+    }
+
+    pub(crate) fn redact(&self, error: Error) -> Error {
+        if self.0.is_empty() {
+            error
+        } else {
+            error.redact(self)
+        }
+    }
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
+/// `POST` URL of the chat completions endpoint for `api_base`.
+fn endpoint(api_base: &str) -> Result<String, Error> {
+    let base = api_base.trim().trim_end_matches('/');
+    let bad = |why: &str| {
+        Error::InvalidArgument(format!(
+            "api_base {base:?} is not usable: {why}; give the server's URL, \
+             e.g. http://localhost:8000 or https://api.openai.com/v1"
+        ))
+    };
+    let uri: ureq::http::Uri = base.parse().map_err(|_| bad("it is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(_) => return Err(bad("only http:// and https:// are supported")),
+        None => return Err(bad("it has no http:// or https:// scheme")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("it has a query string"));
+    }
+    Ok(if base.ends_with("/v1") {
+        format!("{base}/chat/completions")
+    } else {
+        format!("{base}/v1/chat/completions")
+    })
+}
+
+fn check_timeout(timeout: Duration) -> Result<(), Error> {
+    if timeout.is_zero() {
+        return Err(Error::InvalidArgument(
+            "timeout is zero: give a positive duration (the default is 60 s)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "header name {name:?} is not a valid HTTP header name"
+        ))
+    })?;
+    let value = HeaderValue::from_str(value).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "the value of header {name} holds characters not allowed in HTTP \
+             (a line break or a control character?)"
+        ))
+    })?;
+    Ok((name, value))
+}
+
+/// A request body holding `messages`, after checking they are in OpenAI
+/// format as far as a client can tell: each an object with a `role`.
+fn request_from_messages<M: Serialize>(messages: &[M]) -> Result<Map<String, Value>, Error> {
+    let messages = serde_json::to_value(messages)
+        .map_err(|e| Error::InvalidArgument(format!("messages cannot be serialized: {e}")))?;
+    let mut request = Map::new();
+    request.insert("messages".into(), messages);
+    Ok(request)
+}
+
+fn check_messages(messages: Option<&Value>) -> Result<(), Error> {
+    let Some(Value::Array(messages)) = messages else {
+        return Err(Error::InvalidArgument(
+            "the request has no \"messages\" array: give a list of \
+             {\"role\": ..., \"content\": ...} objects"
+                .into(),
+        ));
+    };
+    for (i, message) in messages.iter().enumerate() {
+        match message.get("role") {
+            Some(Value::String(_)) => {}
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "messages[{i}] is not an OpenAI message: it needs a \"role\" \
+                     string (and usually \"content\"), got {}",
+                    truncate(&message.to_string())
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name)?.to_str().ok()
+}
+
+fn is_json(response: &Response<Body>) -> bool {
+    header(response, "content-type").is_some_and(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        t.starts_with("application/json") || t.starts_with("application/") && t.contains("+json")
+    })
+}
+
+/// Reads a whole body of at most `limit` bytes as text.
+fn read_body(response: &mut Response<Body>, limit: u64) -> Result<String, Error> {
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(Error::from_ureq)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::InvalidResponse(format!(
+            "the response body is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// The error for a non-2xx response, with the server's message.
+fn http_error(response: &mut Response<Body>) -> Error {
+    let status = response.status();
+    let mut raw = Vec::new();
+    // A body that cannot be read still leaves the status to report.
+    let _ = response
+        .body_mut()
+        .as_reader()
+        .take(MAX_ERROR_BODY_BYTES)
+        .read_to_end(&mut raw);
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    let (mut message, mut error_type, mut code) = (None, None, None);
+    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&body) {
+        let detail = object.get("error").unwrap_or(&Value::Null);
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        error_type = text(detail.get("type"));
+        code = text(detail.get("code"));
+        message = Some(crate::chunk::error_message(&Value::Object(object)));
+    }
+    let message = message
+        .or_else(|| Some(truncate(body.trim())).filter(|m| !m.is_empty()))
+        .unwrap_or_else(|| {
+            status
+                .canonical_reason()
+                .unwrap_or("no reason given")
+                .to_string()
+        });
+    Error::Http {
+        status: status.as_u16(),
+        message,
+        error_type,
+        code,
+        body,
+    }
+}
+
+/// A stream of the content of a plain JSON answer to a stream request.
+fn stream_of_completion(completion: ChatCompletion, request_id: Option<String>) -> ChatStream {
+    let meta = StreamMetadata {
+        id: Some(completion.id.clone()).filter(|s| !s.is_empty()),
+        model: Some(completion.model.clone()).filter(|s| !s.is_empty()),
+        finish_reason: completion.finish_reason().map(str::to_string),
+        usage: completion.usage.clone(),
+        request_id,
+    };
+    let text = completion.content().unwrap_or_default().to_string();
+    ChatStream::from_text(text, usize::MAX, meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = |b: &str| endpoint(b).unwrap();
+        assert_eq!(
+            e("http://host:8000"),
+            "http://host:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            e("http://host:8000///"),
+            "http://host:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            e("https://api.openai.com/v1"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            e("https://api.openai.com/v1/"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(e("http://h/proxy"), "http://h/proxy/v1/chat/completions");
+        for bad in [
+            "",
+            "localhost:8000",
+            "ftp://h",
+            "http://",
+            "not a url",
+            "http://h/?a=1",
+        ] {
+            let err = endpoint(bad).unwrap_err().to_string();
+            assert!(err.contains("api_base"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        let secrets = Secrets::new(Some("sk-secret-123"))
+            .with_header(&parse_header("api-key", "azure-key-456").unwrap())
+            .with_header(&parse_header("x-trace", "not-secret").unwrap());
+        let text = secrets.scrub("bad key sk-secret-123 and azure-key-456, not-secret".into());
+        assert_eq!(text, "bad key [REDACTED] and [REDACTED], not-secret");
+    }
+
+    #[test]
+    fn messages_are_checked() {
+        assert!(check_messages(Some(&serde_json::json!([{"role": "user"}]))).is_ok());
+        let err = check_messages(Some(&serde_json::json!([{"role": "user"}, "hi"]))).unwrap_err();
+        assert!(err.to_string().contains("messages[1]"), "{err}");
+        assert!(check_messages(None).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The one error type of the crate.
+//!
+//! Every variant says what went wrong and, where the caller can do something
+//! about it, what to do. No variant ever holds the API key: texts that come
+//! from the server are scrubbed of it before they are stored (see
+//! [`crate::client`]).
+
+use std::io;
+
+/// Everything that can go wrong in a call.
+///
+/// The C layer maps each variant to one `ModelApiStatus`; the table is in
+/// the README ("Failure behaviour").
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with a non-2xx status.
+    ///
+    /// `message` is the server's own explanation: OpenAI's
+    /// `{"error": {"message": ..}}` when the body has that shape, otherwise
+    /// the body itself (trimmed), otherwise the status's reason phrase.
+    #[error("HTTP {status} from the server: {message}")]
+    Http {
+        /// The HTTP status code, e.g. 401 or 429.
+        status: u16,
+        /// The server's error message.
+        message: String,
+        /// `error.type` of an OpenAI error body, e.g. `"invalid_request_error"`.
+        error_type: Option<String>,
+        /// `error.code` of an OpenAI error body, as text (`429` and `"429"` both
+        /// become `"429"`).
+        code: Option<String>,
+        /// The raw response body (capped at 64 KiB).
+        body: String,
+    },
+
+    /// The server reported an error inside a successful (2xx) response: a
+    /// `data: {"error": ..}` event, an `event: error`, an `error:` line, or a
+    /// 2xx JSON body holding `{"error": ..}`.
+    #[error("the server reported an error: {message}")]
+    Server {
+        /// The server's error message.
+        message: String,
+        /// The raw error payload (the event's data or the body).
+        body: String,
+    },
+
+    /// The connection could not be made or broke: DNS, connect, TLS, a reset,
+    /// or a stream that ended before `[DONE]` or a `finish_reason`.
+    #[error("transport error: {0}")]
+    Transport(String),
+
+    /// One wait on the network (connect, send, response head, or the gap
+    /// between two reads of the body) took longer than the client's timeout.
+    #[error("timed out: {0}")]
+    Timeout(String),
+
+    /// The server's answer is not OpenAI-format JSON, or is larger than the
+    /// configured caps.
+    #[error("invalid response from the server: {0}")]
+    InvalidResponse(String),
+
+    /// [`ModelApi::close`](crate::ModelApi::close) was called on this client.
+    #[error("the client is closed: create a new ModelApi to make more calls")]
+    Closed,
+
+    /// An argument or a setting is not usable; the text says which and why.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The call was stopped on the caller's request: the chunk callback of
+    /// [`ModelApi::stream_with`](crate::ModelApi::stream_with) asked to stop.
+    #[error("aborted: {0}")]
+    Aborted(String),
+}
+
+impl Error {
+    /// The HTTP status of an [`Error::Http`], else `None`.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether a new attempt of the same request may succeed: connection
+    /// failures and statuses 408, 409, 429 and 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Http { status, .. } => crate::retry::is_retryable_status(*status),
+            Error::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Maps an error of ureq (ours to see, never the caller's) to ours.
+    pub(crate) fn from_ureq(err: ureq::Error) -> Error {
+        use ureq::Error as U;
+        match err {
+            U::Timeout(which) => Error::Timeout(format!(
+                "no progress on the network within the client's timeout ({which})"
+            )),
+            U::Io(io) => Error::from_io(io),
+            U::HostNotFound => Error::Transport("host not found (DNS lookup failed)".into()),
+            U::ConnectionFailed => Error::Transport("could not connect to the server".into()),
+            U::BodyExceedsLimit(limit) => Error::InvalidResponse(format!(
+                "response body is larger than the cap of {limit} bytes \
+                 (raise it with ModelApiBuilder::max_response_bytes)"
+            )),
+            U::BadUri(why) => Error::InvalidArgument(format!("bad URL: {why}")),
+            U::LargeResponseHeader(size, cap) => Error::InvalidResponse(format!(
+                "response head of {size} bytes is larger than the cap of {cap} bytes"
+            )),
+            U::TooManyRedirects => Error::Transport("too many redirects".into()),
+            U::RedirectFailed => Error::Transport("a redirect could not be followed".into()),
+            other => Error::Transport(other.to_string()),
+        }
+    }
+
+    /// Maps a read error of a response body. ureq hands its own errors
+    /// through `io::Error`, so they are unwrapped first.
+    pub(crate) fn from_io(err: io::Error) -> Error {
+        if err.get_ref().is_some_and(|e| e.is::<ureq::Error>()) {
+            let inner = err.into_inner().expect("checked above");
+            return Error::from_ureq(*inner.downcast::<ureq::Error>().expect("checked above"));
+        }
+        match err.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                Error::Timeout("no data from the server within the client's timeout".into())
+            }
+            _ => Error::Transport(err.to_string()),
+        }
+    }
+
+    /// Replaces every secret in the texts this error holds.
+    pub(crate) fn redact(self, secrets: &crate::client::Secrets) -> Error {
+        let r = |s: String| secrets.scrub(s);
+        match self {
+            Error::Http {
+                status,
+                message,
+                error_type,
+                code,
+                body,
+            } => Error::Http {
+                status,
+                message: r(message),
+                error_type: error_type.map(r),
+                code: code.map(r),
+                body: r(body),
+            },
+            Error::Server { message, body } => Error::Server {
+                message: r(message),
+                body: r(body),
+            },
+            Error::Transport(s) => Error::Transport(r(s)),
+            Error::Timeout(s) => Error::Timeout(r(s)),
+            Error::InvalidResponse(s) => Error::InvalidResponse(r(s)),
+            Error::InvalidArgument(s) => Error::InvalidArgument(r(s)),
+            Error::Aborted(s) => Error::Aborted(r(s)),
+            Error::Closed => Error::Closed,
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! # modelapi
+//!
+//! A blocking, thread-free client for OpenAI-compatible chat-completion
+//! servers (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM, ...), with a C ABI.
+//!
+//! - [`ModelApi::complete`]: one request, the `chat.completion` object back.
+//! - [`ModelApi::stream`]: the answer's content chunks, parsed from
+//!   Server-Sent Events as they arrive, through an iterator
+//!   ([`ChatStream`]) or a callback ([`ModelApi::stream_with`]).
+//! - [`ModelApi::close`]: releases the pooled keep-alive connections.
+//!
+//! Every call runs on the caller's thread: the library never starts one,
+//! and has no async runtime.
+//!
+//! ```
+//! use modelapi::{Message, ModelApi};
+//!
+//! // Canned replies answer without a server, for tests and demos
+//! // (DEBUG_MOCK_RESPONSES does the same from the environment).
+//! let api = ModelApi::builder("my-model", "http://localhost:8000")
+//!     .mock_responses(vec!["Hello!".into(), "Code flows like water".into()])
+//!     .build()?;
+//!
+//! let answer = api.complete(&[Message::user("Hi")], None)?;
+//! assert_eq!(answer.content(), Some("Hello!"));
+//!
+//! let mut text = String::new();
+//! for chunk in api.stream(&[Message::user("Write a haiku about coding")], None)? {
+//!     text.push_str(&chunk?);
+//! }
+//! assert_eq!(text, "Code flows like water");
+//! api.close();
+//! # Ok::<(), modelapi::Error>(())
+//! ```
+//!
+//! ## Timeouts
+//!
+//! The timeout (default 60 s) bounds each single wait on the network:
+//! connecting, sending, waiting for the response head, and waiting between
+//! two reads of the body. A stream that keeps sending is never cut by it.
+//!
+//! ## Retries
+//!
+//! A request is sent again (default: up to 2 more times) after a connection
+//! failure or a 408, 409, 429 or 5xx status, after an exponential backoff
+//! with jitter (0.5 s doubling, capped at 8 s) or the server's
+//! `Retry-After` / `retry-after-ms` when it is at most 60 s. Once a
+//! response has begun, nothing is retried.
+
+#![warn(missing_docs)]
+
+mod chunk;
+mod client;
+mod error;
+mod mock;
+mod retry;
+pub mod sse;
+mod stream;
+mod transport;
+mod types;
+
+pub use chunk::StreamMetadata;
+pub use client::{
+    ModelApi, ModelApiBuilder, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
+};
+pub use error::Error;
+pub use mock::MOCK_ENV_VAR;
+pub use stream::ChatStream;
+pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};

@@ -1,0 +1,160 @@
+//! When to send a request again, and how long to wait first. Pure: the
+//! client does the sleeping.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest `Retry-After` honoured; a longer one falls back to backoff.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The longest backoff between two attempts.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Statuses worth another attempt: request timeout, conflict (a lock held
+/// by another request), rate limit, and server errors.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429 | 500..=599)
+}
+
+/// Connection failures worth another attempt: the server could not have
+/// acted on the request. TLS failures, bad URLs and timeouts are not.
+pub(crate) fn is_retryable_error(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::Io(io) => !matches!(
+            io.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ),
+        ureq::Error::ConnectionFailed => true,
+        _ => false,
+    }
+}
+
+/// The wait before retry number `attempt` (0 for the first retry):
+/// `base` doubling per attempt, capped at [`MAX_BACKOFF`], less up to 25 %
+/// of random jitter so that many clients do not retry in step.
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    full.mul_f64(1.0 - 0.25 * random_fraction())
+}
+
+/// The wait the server asked for with `retry-after-ms` (milliseconds) or
+/// `Retry-After` (seconds or an HTTP date), when it is within (0, 60 s].
+pub(crate) fn server_delay(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+    now: SystemTime,
+) -> Option<Duration> {
+    let from_ms = retry_after_ms
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    let delay = from_ms.or_else(|| {
+        let value = retry_after?.trim();
+        match value.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            Ok(_) => None,
+            Err(_) => http_date(value)?.duration_since(now).ok(),
+        }
+    })?;
+    (!delay.is_zero() && delay <= MAX_RETRY_AFTER).then_some(delay)
+}
+
+/// A number in [0, 1) from the standard library's per-process random keys.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Parses an IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`, the form
+/// RFC 9110 requires senders to use.
+fn http_date(value: &str) -> Option<SystemTime> {
+    let mut parts = value.split_ascii_whitespace();
+    let _weekday = parts.next()?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || year < 1970 || !(1..=31).contains(&day) || h > 23 || m > 59 {
+        return None;
+    }
+    // Days from 1970-01-01 to the date (proleptic Gregorian calendar).
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era_days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * mo + 2) / 5 + day - 1;
+    let days = era_days.checked_sub(719_468)?;
+    let secs = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 409, 429, 500, 502, 503, 504, 599] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 422] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_millis(500);
+        for (attempt, full) in [
+            (0, 500),
+            (1, 1000),
+            (2, 2000),
+            (3, 4000),
+            (4, 8000),
+            (9, 8000),
+        ] {
+            let d = backoff(base, attempt).as_millis();
+            assert!(d <= full && d >= full * 3 / 4, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn server_delays() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_700);
+        let d = |ms: Option<&str>, ra: Option<&str>| server_delay(ms, ra, now);
+        assert_eq!(d(Some("250"), Some("9")), Some(Duration::from_millis(250)));
+        assert_eq!(d(None, Some("2")), Some(Duration::from_secs(2)));
+        assert_eq!(d(None, Some("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(d(None, Some("0")), None);
+        assert_eq!(d(None, Some("61")), None);
+        assert_eq!(d(None, Some("soon")), None);
+        // 1994-11-06 08:49:37 GMT is 784111777.
+        let date = Some("Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(d(None, date), None, "77 s away is over the 60 s limit");
+        let close = UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(
+            server_delay(None, date, close),
+            Some(Duration::from_secs(7))
+        );
+    }
+}
