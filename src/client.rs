@@ -337,7 +337,8 @@ impl ModelApi {
                 }
                 Err(err) => {
                     if !retry::is_retryable_error(&err) || attempt >= self.max_retries {
-                        return Err(self.secrets.redact(Error::from_ureq(err)));
+                        let error = Error::from_ureq(err).in_context(&self.endpoint);
+                        return Err(self.secrets.redact(error));
                     }
                     retry::backoff(self.retry_backoff, attempt)
                 }

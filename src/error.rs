@@ -132,6 +132,15 @@ impl Error {
         }
     }
 
+    /// Names the URL a transport failure or timeout happened on.
+    pub(crate) fn in_context(self, url: &str) -> Error {
+        match self {
+            Error::Transport(m) => Error::Transport(format!("POST {url}: {m}")),
+            Error::Timeout(m) => Error::Timeout(format!("POST {url}: {m}")),
+            other => other,
+        }
+    }
+
     /// Replaces every secret in the texts this error holds.
     pub(crate) fn redact(self, secrets: &crate::client::Secrets) -> Error {
         let r = |s: String| secrets.scrub(s);

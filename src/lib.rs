@@ -68,3 +68,8 @@ pub use error::Error;
 pub use mock::MOCK_ENV_VAR;
 pub use stream::ChatStream;
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
