@@ -52,6 +52,7 @@
 mod chunk;
 mod client;
 mod error;
+pub mod ffi;
 mod mock;
 mod retry;
 pub mod sse;

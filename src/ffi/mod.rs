@@ -1,0 +1,484 @@
+//! The C API: every `extern "C"` function of `include/modelapi.h`.
+//!
+//! Each function checks its pointers, converts its arguments, calls the
+//! safe Rust API, and maps the outcome in one place
+//! ([`boundary::guard`]), which also keeps panics from unwinding into C.
+//! This module knows nothing of HTTP.
+
+mod args;
+mod boundary;
+
+use std::ffi::{c_char, c_int, c_void};
+use std::time::Duration;
+
+use boundary::{guard, guard_ptr, guard_void, Failure};
+pub use boundary::ModelApiStatus;
+use ModelApiStatus::*;
+
+use crate::{ChatStream, ModelApi};
+
+/// One chat message: `role` ("system", "user", "assistant", "tool") and
+/// `content`, both NUL-terminated UTF-8, borrowed for the call only.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ModelApiMessage {
+    /// The role.
+    pub role: *const c_char,
+    /// The text.
+    pub content: *const c_char,
+}
+
+/// Called once per content chunk, on the thread that called
+/// `modelapi_stream`/`modelapi_stream_json`. `chunk` is NUL-terminated,
+/// `len` excludes the NUL, and the text is valid only during the call (copy
+/// it to keep it). Return 0 to go on, non-zero to stop: the stream is then
+/// closed and the call returns `MODELAPI_ABORTED`.
+pub type ModelApiChunkFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, chunk: *const c_char, len: usize) -> c_int>;
+
+/// A client of one server and model (the C `ModelApi`). Opaque to C:
+/// created by `modelapi_new` or `modelapi_from_env`, freed by
+/// `modelapi_close`.
+pub struct ModelApiHandle {
+    api: ModelApi,
+}
+
+/// A pull stream: the chunks of one streamed answer, read with
+/// `modelapi_stream_next`. Opaque to C.
+pub struct ModelApiStream {
+    stream: ChatStream,
+    /// The current chunk with its NUL, reused from chunk to chunk.
+    chunk: Vec<u8>,
+}
+
+/// Creates a client of `model` at `api_base` (e.g. "http://localhost:8000"
+/// or "https://api.openai.com/v1"). `api_key` may be NULL (no
+/// `Authorization` header). `DEBUG_MOCK_RESPONSES` is read now. The
+/// strings are copied.
+///
+/// Returns NULL on failure (`modelapi_last_error()` says why). Free the
+/// client with `modelapi_close`.
+///
+/// # Safety
+/// Each argument is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_new(
+    model: *const c_char,
+    api_base: *const c_char,
+    api_key: *const c_char,
+) -> *mut ModelApiHandle {
+    guard_ptr(|| {
+        let model = args::required_str(model, "model")?;
+        let api_base = args::required_str(api_base, "api_base")?;
+        let api_key = args::optional_str(api_key, "api_key")?;
+        let api = ModelApi::new(model, api_base, api_key.map(str::to_string))?;
+        Ok(Box::into_raw(Box::new(ModelApiHandle { api })))
+    })
+}
+
+/// Creates a client from `MODEL_API_URL`, `MODEL_NAME` and (optional)
+/// `MODEL_API_KEY`. Returns NULL on failure (`modelapi_last_error()` says
+/// why). Free the client with `modelapi_close`.
+#[no_mangle]
+pub extern "C" fn modelapi_from_env() -> *mut ModelApiHandle {
+    guard_ptr(|| {
+        let api = ModelApi::from_env()?;
+        Ok(Box::into_raw(Box::new(ModelApiHandle { api })))
+    })
+}
+
+/// Sets the per-wait timeout in milliseconds (default 60000): no single
+/// wait on the network may take longer; a stream that keeps sending is
+/// never cut. 0 is `MODELAPI_INVALID_ARGUMENT`. Call before sharing the
+/// client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_timeout_ms(api: *mut ModelApiHandle, timeout_ms: u64) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        api.set_timeout(Duration::from_millis(timeout_ms))?;
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Sets how many times a failed request is sent again (default 2): after
+/// connection failures and statuses 408, 409, 429 and 5xx, never once a
+/// response has begun. Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_max_retries(api: *mut ModelApiHandle, max_retries: u32) -> ModelApiStatus {
+    guard(|| {
+        args::required(api, "api")?.api.set_max_retries(max_retries);
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Adds a header to every request of the client (e.g.
+/// "OpenAI-Organization"). The strings are copied. Call before sharing the
+/// client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread; `name` and
+/// `value` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_header(
+    api: *mut ModelApiHandle,
+    name: *const c_char,
+    value: *const c_char,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let name = args::required_str(name, "name")?;
+        let value = args::required_str(value, "value")?;
+        api.set_header(name, value)?;
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// One chat completion. `messages` holds `count` messages (NULL is allowed
+/// when `count` is 0); `mock_response` may be NULL (else it is sent for
+/// servers that honour it, e.g. LiteLLM).
+///
+/// On `MODELAPI_OK`, `*out_json` receives the server's response JSON and
+/// `*out_content` the first choice's message content ("" when there is
+/// none); free both with `modelapi_string_free`. Either out pointer may be
+/// NULL (not wanted). On any other status both are set to NULL.
+///
+/// May be called by several threads at once on one client.
+///
+/// # Safety
+/// `api` is NULL or a live client; `messages` is NULL or points to `count`
+/// messages; strings are NULL or NUL-terminated; out pointers are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_complete(
+    api: *mut ModelApiHandle,
+    messages: *const ModelApiMessage,
+    count: usize,
+    mock_response: *const c_char,
+    out_json: *mut *mut c_char,
+    out_content: *mut *mut c_char,
+) -> ModelApiStatus {
+    args::clear(out_json);
+    args::clear(out_content);
+    guard(|| {
+        let api = shared(api)?;
+        let messages = args::messages(messages, count)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let completion = api.complete(&messages, mock)?;
+        write_completion(&completion, out_json, out_content);
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Like `modelapi_complete`, with the messages as JSON: either an array of
+/// OpenAI-format messages, or a whole request object whose extra fields
+/// (`temperature`, `max_tokens`, `tools`, ...) pass through; `model`
+/// defaults to the client's and `stream` is set to false.
+///
+/// # Safety
+/// As `modelapi_complete`; `messages_json` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_complete_json(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    out_json: *mut *mut c_char,
+    out_content: *mut *mut c_char,
+) -> ModelApiStatus {
+    args::clear(out_json);
+    args::clear(out_content);
+    guard(|| {
+        let api = shared(api)?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let completion = api.complete_request(request, mock)?;
+        write_completion(&completion, out_json, out_content);
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// A streamed chat completion, handed to `on_chunk` chunk by chunk on this
+/// thread (see `ModelApiChunkFn`) with `user_data`. Returns `MODELAPI_OK`
+/// at the end of the stream, `MODELAPI_ABORTED` when `on_chunk` returned
+/// non-zero (the client stays usable), `MODELAPI_SERVER_ERROR` when the
+/// server reported an error inside the stream, or another error status, in
+/// each case after the chunks that did arrive.
+///
+/// May be called by several threads at once on one client.
+///
+/// # Safety
+/// As `modelapi_complete`; `on_chunk` is NULL or a valid function.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream(
+    api: *mut ModelApiHandle,
+    messages: *const ModelApiMessage,
+    count: usize,
+    mock_response: *const c_char,
+    on_chunk: ModelApiChunkFn,
+    user_data: *mut c_void,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = shared(api)?;
+        let on_chunk = on_chunk.ok_or_else(|| Failure::invalid("on_chunk is NULL"))?;
+        let messages = args::messages(messages, count)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let stream = api.stream(&messages, mock)?;
+        deliver(stream, on_chunk, user_data)
+    })
+}
+
+/// Like `modelapi_stream`, with the messages as JSON (see
+/// `modelapi_complete_json`); `stream` is set to true, and fields such as
+/// `stream_options` pass through.
+///
+/// # Safety
+/// As `modelapi_stream`; `messages_json` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_json(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    on_chunk: ModelApiChunkFn,
+    user_data: *mut c_void,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = shared(api)?;
+        let on_chunk = on_chunk.ok_or_else(|| Failure::invalid("on_chunk is NULL"))?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let stream = api.stream_request(request, mock)?;
+        deliver(stream, on_chunk, user_data)
+    })
+}
+
+/// Opens a pull stream: the request is sent (and retried when that is
+/// safe) now; the chunks are read by `modelapi_stream_next` as the caller
+/// asks for them. On `MODELAPI_OK`, `*out_stream` receives the stream, to
+/// be freed with `modelapi_stream_free`; on any other status it is set to
+/// NULL. The stream does not borrow the client, but uses it from one thread
+/// at a time.
+///
+/// # Safety
+/// As `modelapi_complete`; `out_stream` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_open(
+    api: *mut ModelApiHandle,
+    messages: *const ModelApiMessage,
+    count: usize,
+    mock_response: *const c_char,
+    out_stream: *mut *mut ModelApiStream,
+) -> ModelApiStatus {
+    args::clear(out_stream);
+    guard(|| {
+        let api = shared(api)?;
+        required_out(out_stream, "out_stream")?;
+        let messages = args::messages(messages, count)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let stream = api.stream(&messages, mock)?;
+        open(stream, out_stream)
+    })
+}
+
+/// Like `modelapi_stream_open`, with the messages as JSON (see
+/// `modelapi_complete_json`).
+///
+/// # Safety
+/// As `modelapi_stream_open`; `messages_json` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_open_json(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    out_stream: *mut *mut ModelApiStream,
+) -> ModelApiStatus {
+    args::clear(out_stream);
+    guard(|| {
+        let api = shared(api)?;
+        required_out(out_stream, "out_stream")?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let stream = api.stream_request(request, mock)?;
+        open(stream, out_stream)
+    })
+}
+
+/// The next chunk of a pull stream. Returns `MODELAPI_OK` with the chunk in
+/// `*out_chunk` (NUL-terminated; valid until the next call on this stream
+/// or its free) and its length in bytes, without the NUL, in `*out_len`;
+/// `MODELAPI_DONE` at the end (chunk NULL, length 0), and again on every
+/// later call; or an error status (chunk NULL, length 0), after which the
+/// stream is over and later calls return `MODELAPI_DONE`.
+///
+/// Blocks until a chunk arrives, the stream ends, or the timeout passes.
+/// One thread at a time per stream.
+///
+/// # Safety
+/// `stream` is NULL or a live stream; `out_chunk` and `out_len` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_next(
+    stream: *mut ModelApiStream,
+    out_chunk: *mut *const c_char,
+    out_len: *mut usize,
+) -> ModelApiStatus {
+    if !out_chunk.is_null() {
+        *out_chunk = std::ptr::null();
+    }
+    if !out_len.is_null() {
+        *out_len = 0;
+    }
+    guard(|| {
+        let stream = args::required(stream, "stream")?;
+        if out_chunk.is_null() {
+            return Err(Failure::invalid("out_chunk is NULL"));
+        }
+        if out_len.is_null() {
+            return Err(Failure::invalid("out_len is NULL"));
+        }
+        match stream.stream.next_chunk() {
+            None => Ok(MODELAPI_DONE),
+            Some(Err(err)) => Err(err.into()),
+            Some(Ok(chunk)) => {
+                let len = chunk.len();
+                with_nul(&mut stream.chunk, chunk);
+                *out_chunk = stream.chunk.as_ptr().cast();
+                *out_len = len;
+                Ok(MODELAPI_OK)
+            }
+        }
+    })
+}
+
+/// Frees a pull stream. In the middle of a stream its connection is closed
+/// at once (the rest of the answer is not read). NULL is a no-op.
+///
+/// # Safety
+/// `stream` is NULL or a live stream, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_free(stream: *mut ModelApiStream) {
+    if !stream.is_null() {
+        guard_void(|| drop(Box::from_raw(stream)));
+    }
+}
+
+/// Releases the client's pooled connections and frees it. NULL is a no-op.
+/// No other thread may be using the client; pull streams opened from it
+/// stay valid until freed.
+///
+/// # Safety
+/// `api` is NULL or a live client, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_close(api: *mut ModelApiHandle) {
+    if !api.is_null() {
+        guard_void(|| {
+            let handle = Box::from_raw(api);
+            handle.api.close();
+        });
+    }
+}
+
+/// Frees a string returned by the library (`out_json`, `out_content`).
+/// NULL is a no-op.
+///
+/// # Safety
+/// `s` is NULL or a string from this library, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        guard_void(|| drop(std::ffi::CString::from_raw(s)));
+    }
+}
+
+/// This thread's message for its most recent failed call, "" when none
+/// failed yet. A successful call leaves it as it was (as `errno`). The
+/// text belongs to the library and stays valid until the next call into
+/// the library on this thread.
+#[no_mangle]
+pub extern "C" fn modelapi_last_error() -> *const c_char {
+    boundary::last_error()
+}
+
+/// The HTTP status of this thread's most recent failed call when it failed
+/// with `MODELAPI_HTTP_ERROR`; 0 when that call failed otherwise, or none
+/// failed yet.
+#[no_mangle]
+pub extern "C" fn modelapi_last_http_status() -> c_int {
+    boundary::last_http_status()
+}
+
+/// The library's version, e.g. "0.1.0" (a static string: do not free it).
+#[no_mangle]
+pub extern "C" fn modelapi_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// A client for a call that may run on several threads at once.
+fn shared<'a>(api: *mut ModelApiHandle) -> Result<&'a ModelApi, Failure> {
+    args::required(api, "api").map(|handle| &handle.api)
+}
+
+fn required_out<T>(out: *mut *mut T, name: &str) -> Result<(), Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid(format!("{name} is NULL")));
+    }
+    Ok(())
+}
+
+/// Copies `text` and a NUL into `buffer`, reusing its allocation.
+fn with_nul(buffer: &mut Vec<u8>, text: &str) {
+    buffer.clear();
+    buffer.extend_from_slice(text.as_bytes());
+    buffer.push(0);
+}
+
+unsafe fn write_completion(
+    completion: &crate::ChatCompletion,
+    out_json: *mut *mut c_char,
+    out_content: *mut *mut c_char,
+) {
+    if !out_json.is_null() {
+        *out_json = args::c_string(completion.raw_json());
+    }
+    if !out_content.is_null() {
+        *out_content = args::c_string(completion.content().unwrap_or_default());
+    }
+}
+
+unsafe fn open(
+    stream: ChatStream,
+    out_stream: *mut *mut ModelApiStream,
+) -> Result<ModelApiStatus, Failure> {
+    let handle = Box::new(ModelApiStream {
+        stream,
+        chunk: Vec::new(),
+    });
+    *out_stream = Box::into_raw(handle);
+    Ok(MODELAPI_OK)
+}
+
+/// Hands every chunk of `stream` to `on_chunk`.
+unsafe fn deliver(
+    mut stream: ChatStream,
+    on_chunk: unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> c_int,
+    user_data: *mut c_void,
+) -> Result<ModelApiStatus, Failure> {
+    let mut buffer = Vec::new();
+    while let Some(chunk) = stream.next_chunk() {
+        let chunk = chunk?;
+        let len = chunk.len();
+        with_nul(&mut buffer, chunk);
+        let verdict = on_chunk(user_data, buffer.as_ptr().cast(), len);
+        if verdict != 0 {
+            return Err(crate::Error::Aborted(format!(
+                "the chunk callback returned {verdict}: the stream was stopped"
+            ))
+            .into());
+        }
+    }
+    Ok(MODELAPI_OK)
+}
