@@ -42,6 +42,10 @@ pub(crate) fn agent(timeout: Duration) -> Agent {
         .redirect_auth_headers(RedirectAuthHeaders::SameHost)
         .max_idle_connections(2 * IDLE_CONNECTIONS_PER_HOST)
         .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_HOST)
+        // uvicorn (vLLM, LiteLLM, most Python servers) closes idle
+        // connections after 5 s: reusing one older than that would race
+        // the server closing it.
+        .max_idle_age(Duration::from_secs(4))
         .build();
     Agent::new_with_config(config)
 }

@@ -183,3 +183,64 @@ fn install_quiet_panic_hook() {
         }));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last_error_text() -> String {
+        unsafe { CStr::from_ptr(last_error()) }.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_and_is_recorded() {
+        let status = guard(|| panic!("boom {}", 42));
+        assert_eq!(status, MODELAPI_INTERNAL);
+        let text = last_error_text();
+        assert!(text.contains("boom 42") && text.contains("boundary.rs"), "{text}");
+        assert!(guard_ptr::<u8>(|| panic!("again")).is_null());
+        assert!(last_error_text().contains("again"));
+        guard_void(|| panic!("in a free"));
+        assert!(last_error_text().contains("in a free"));
+        // Outside a C call, panics still reach the previous hook and unwind.
+        assert!(std::panic::catch_unwind(|| panic!("outside")).is_err());
+    }
+
+    #[test]
+    fn failures_are_recorded_and_successes_leave_them() {
+        let status = guard(|| {
+            Err(Error::Http {
+                status: 429,
+                message: "slow down".into(),
+                error_type: None,
+                code: None,
+                body: String::new(),
+            }
+            .into())
+        });
+        assert_eq!(status, MODELAPI_HTTP_ERROR);
+        assert_eq!(last_http_status(), 429);
+        assert_eq!(guard(|| Ok(MODELAPI_OK)), MODELAPI_OK);
+        assert!(last_error_text().contains("slow down"));
+        assert_eq!(guard(|| Err(Failure::invalid("x is NULL"))), MODELAPI_INVALID_ARGUMENT);
+        assert_eq!(last_http_status(), 0);
+        assert_eq!(last_error_text(), "x is NULL");
+    }
+
+    #[test]
+    fn every_error_maps_to_its_status() {
+        let cases = [
+            (Error::Server { message: "m".into(), body: String::new() }, MODELAPI_SERVER_ERROR),
+            (Error::Transport("t".into()), MODELAPI_TRANSPORT_ERROR),
+            (Error::Timeout("t".into()), MODELAPI_TIMEOUT),
+            (Error::InvalidResponse("r".into()), MODELAPI_INVALID_RESPONSE),
+            (Error::Closed, MODELAPI_CLOSED),
+            (Error::InvalidArgument("a".into()), MODELAPI_INVALID_ARGUMENT),
+            (Error::Aborted("a".into()), MODELAPI_ABORTED),
+        ];
+        for (error, status) in cases {
+            assert_eq!(Failure::from(error).status, status);
+        }
+    }
+}

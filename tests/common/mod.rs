@@ -2,6 +2,8 @@
 //! that build OpenAI-shaped events and clients.
 #![allow(dead_code)]
 
+pub mod cbuild;
+pub mod relay;
 pub mod server;
 
 use std::time::Duration;
