@@ -556,7 +556,14 @@ pub(crate) struct Secrets(Vec<String>);
 
 impl Secrets {
     fn new(api_key: Option<&str>) -> Secrets {
-        Secrets(api_key.map(str::to_string).into_iter().collect())
+        Secrets(api_key.map(str::to_string).into_iter().collect()).without_short()
+    }
+
+    /// Drops values too short to be credentials: scrubbing a one-letter
+    /// "key" would mangle every word holding that letter.
+    fn without_short(mut self) -> Secrets {
+        self.0.retain(|s| s.len() >= 4);
+        self
     }
 
     fn with_header(&self, (name, value): &(HeaderName, HeaderValue)) -> Secrets {
@@ -572,8 +579,7 @@ impl Secrets {
                 secrets.push(token.to_string());
             }
         }
-        secrets.retain(|s| s.len() >= 4);
-        Secrets(secrets)
+        Secrets(secrets).without_short()
     }
 
     /// `text` with every secret replaced by `[REDACTED]`.

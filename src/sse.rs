@@ -397,6 +397,48 @@ mod tests {
         assert!(decoder.data.capacity() < 256);
     }
 
+    /// The same stream cut into random pieces gives the same events.
+    #[test]
+    fn random_splits_give_the_same_events() {
+        let mut input = Vec::new();
+        for i in 0..50 {
+            let end = ["\n", "\r\n", "\r"][i % 3];
+            input
+                .extend_from_slice(format!(": c{i}{end}data: {{\"n\":\"é{i}✓\"}}{end}").as_bytes());
+            if i % 7 == 0 {
+                input.extend_from_slice(format!("data: line2{end}").as_bytes());
+            }
+            input.extend_from_slice(end.as_bytes());
+        }
+        let whole = events(&input, usize::MAX);
+        assert_eq!(whole.len(), 50);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..500 {
+            let mut decoder = SseDecoder::new(1 << 20);
+            let mut got = Vec::new();
+            let mut rest: &[u8] = &input;
+            while !rest.is_empty() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let cut = 1 + (seed % 40) as usize;
+                let (mut piece, tail) = rest.split_at(cut.min(rest.len()));
+                rest = tail;
+                while !piece.is_empty() {
+                    let (used, e) = decoder.decode(piece).unwrap();
+                    if let Some(e) = e {
+                        got.push((e.event_type.to_string(), e.data.to_string()));
+                    }
+                    piece = &piece[used..];
+                }
+            }
+            if let Some(e) = decoder.finish().unwrap() {
+                got.push((e.event_type.to_string(), e.data.to_string()));
+            }
+            assert_eq!(got, whole);
+        }
+    }
+
     /// The same stream split at every pair of points gives the same events.
     #[test]
     fn any_split_gives_the_same_events() {

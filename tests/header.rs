@@ -32,10 +32,22 @@ fn version_macros_agree_with_cargo_and_the_library() {
             .trim()
             .to_string()
     };
-    assert_eq!(macro_value("MODELAPI_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MAJOR"));
-    assert_eq!(macro_value("MODELAPI_VERSION_MINOR"), env!("CARGO_PKG_VERSION_MINOR"));
-    assert_eq!(macro_value("MODELAPI_VERSION_PATCH"), env!("CARGO_PKG_VERSION_PATCH"));
-    assert_eq!(macro_value("MODELAPI_VERSION"), format!("\"{}\"", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        macro_value("MODELAPI_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MAJOR")
+    );
+    assert_eq!(
+        macro_value("MODELAPI_VERSION_MINOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    );
+    assert_eq!(
+        macro_value("MODELAPI_VERSION_PATCH"),
+        env!("CARGO_PKG_VERSION_PATCH")
+    );
+    assert_eq!(
+        macro_value("MODELAPI_VERSION"),
+        format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+    );
     let version = unsafe { CStr::from_ptr(modelapi::ffi::modelapi_version()) };
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
@@ -44,19 +56,39 @@ fn version_macros_agree_with_cargo_and_the_library() {
 fn header_declares_every_contract_function() {
     let header = committed_header();
     for name in [
-        "modelapi_new", "modelapi_from_env", "modelapi_set_timeout_ms", "modelapi_set_max_retries",
-        "modelapi_set_header", "modelapi_complete", "modelapi_complete_json", "modelapi_stream",
-        "modelapi_stream_json", "modelapi_stream_open", "modelapi_stream_open_json",
-        "modelapi_stream_next", "modelapi_stream_free", "modelapi_close", "modelapi_string_free",
-        "modelapi_last_error", "modelapi_last_http_status", "modelapi_version",
+        "modelapi_new",
+        "modelapi_from_env",
+        "modelapi_set_timeout_ms",
+        "modelapi_set_max_retries",
+        "modelapi_set_header",
+        "modelapi_complete",
+        "modelapi_complete_json",
+        "modelapi_stream",
+        "modelapi_stream_json",
+        "modelapi_stream_open",
+        "modelapi_stream_open_json",
+        "modelapi_stream_next",
+        "modelapi_stream_free",
+        "modelapi_close",
+        "modelapi_string_free",
+        "modelapi_last_error",
+        "modelapi_last_http_status",
+        "modelapi_version",
     ] {
-        assert!(header.contains(&format!(" {name}(")) || header.contains(&format!("*{name}(")),
-            "{name} is not declared");
+        assert!(
+            header.contains(&format!(" {name}(")) || header.contains(&format!("*{name}(")),
+            "{name} is not declared"
+        );
     }
-    for item in ["typedef struct ModelApi ModelApi;", "typedef struct ModelApiStream ModelApiStream;",
-                 "typedef enum ModelApiStatus", "MODELAPI_SERVER_ERROR = 10",
-                 "typedef int (*ModelApiChunkFn)(void *user_data, const char *chunk, size_t len);",
-                 "#ifdef __cplusplus", "#ifndef MODELAPI_H"] {
+    for item in [
+        "typedef struct ModelApi ModelApi;",
+        "typedef struct ModelApiStream ModelApiStream;",
+        "typedef enum ModelApiStatus",
+        "MODELAPI_SERVER_ERROR = 10",
+        "typedef int (*ModelApiChunkFn)(void *user_data, const char *chunk, size_t len);",
+        "#ifdef __cplusplus",
+        "#ifndef MODELAPI_H",
+    ] {
         assert!(header.contains(item), "{item} is missing");
     }
 }
@@ -70,11 +102,23 @@ fn header_compiles_as_strict_c99_and_cpp11() {
         let path = dir.join(file);
         std::fs::write(&path, source).unwrap();
         let out = Command::new(compiler)
-            .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only", "-I"])
+            .args([
+                std,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-fsyntax-only",
+                "-I",
+            ])
             .arg(&include)
             .arg(&path)
             .output()
             .unwrap_or_else(|e| panic!("{compiler} is needed for this test: {e}"));
-        assert!(out.status.success(), "{compiler} {std}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{compiler} {std}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

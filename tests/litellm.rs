@@ -73,7 +73,10 @@ fn proxy() -> Option<&'static Proxy> {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             let wanted = std::env::var("MODELAPI_LITELLM").unwrap_or_default();
             let venv = std::env::var("MODELAPI_LITELLM_VENV").unwrap_or_else(|_| {
-                format!("{}/.cache/modelapi/litellm-1.108.7", std::env::var("HOME").unwrap_or_default())
+                format!(
+                    "{}/.cache/modelapi/litellm-1.108.7",
+                    std::env::var("HOME").unwrap_or_default()
+                )
             });
             let installed = Path::new(&venv).join(".modelapi-install-ok").exists();
             if wanted == "0" || (wanted.is_empty() && !installed) {
@@ -118,10 +121,16 @@ fn start(root: &Path) -> Proxy {
         let exited = CHILD.lock().unwrap().as_mut().unwrap().try_wait().unwrap();
         let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         if let Some(status) = exited {
-            panic!("the LiteLLM proxy exited ({status}) before it answered; its log:\n{}", log());
+            panic!(
+                "the LiteLLM proxy exited ({status}) before it answered; its log:\n{}",
+                log()
+            );
         }
         if Instant::now() > deadline {
-            panic!("the LiteLLM proxy did not answer within 300 s; its log:\n{}", log());
+            panic!(
+                "the LiteLLM proxy did not answer within 300 s; its log:\n{}",
+                log()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -142,13 +151,23 @@ fn healthy(addr: SocketAddr) -> bool {
 #[test]
 fn complete_with_a_mock_response_in_the_body() {
     let Some(proxy) = proxy() else { return };
-    let answer = proxy.client("test-model").complete(&user("hi"), Some(UNICODE)).unwrap();
+    let answer = proxy
+        .client("test-model")
+        .complete(&user("hi"), Some(UNICODE))
+        .unwrap();
     assert_eq!(answer.content(), Some(UNICODE));
     assert_eq!(answer.object, "chat.completion");
     assert_eq!(answer.model, "test-model");
     assert_eq!(answer.finish_reason(), Some("stop"));
     let usage = answer.usage.as_ref().unwrap();
-    assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (10, 20, 30));
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (10, 20, 30)
+    );
     let raw: serde_json::Value = serde_json::from_str(answer.raw_json()).unwrap();
     assert_eq!(raw["choices"][0]["message"]["content"], UNICODE);
 }
@@ -156,12 +175,19 @@ fn complete_with_a_mock_response_in_the_body() {
 #[test]
 fn stream_with_a_mock_response_in_the_body() {
     let Some(proxy) = proxy() else { return };
-    let mut stream = proxy.client("test-model").stream(&user("hi"), Some(UNICODE)).unwrap();
+    let mut stream = proxy
+        .client("test-model")
+        .stream(&user("hi"), Some(UNICODE))
+        .unwrap();
     let mut pieces = Vec::new();
     while let Some(chunk) = stream.next_chunk() {
         pieces.push(chunk.unwrap().to_string());
     }
-    assert_eq!(pieces.concat(), UNICODE, "the pieces concatenate to exactly the text");
+    assert_eq!(
+        pieces.concat(),
+        UNICODE,
+        "the pieces concatenate to exactly the text"
+    );
     assert!(pieces.len() > 5, "{pieces:?}");
     assert!(stream.is_finished());
     assert_eq!(stream.metadata().finish_reason.as_deref(), Some("stop"));
@@ -172,8 +198,15 @@ fn stream_with_a_mock_response_in_the_body() {
 fn a_config_side_mock_model() {
     let Some(proxy) = proxy() else { return };
     let api = proxy.client("mock-model");
-    assert_eq!(api.complete(&user("hi"), None).unwrap().content(), Some(CONFIG_MOCK));
-    let text: String = api.stream(&user("hi"), None).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some(CONFIG_MOCK)
+    );
+    let text: String = api
+        .stream(&user("hi"), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(text, CONFIG_MOCK);
 }
 
@@ -185,16 +218,28 @@ fn include_usage_gives_usage_on_the_stream() {
         "stream_options": {"include_usage": true},
         "mock_response": "counted"
     });
-    let serde_json::Value::Object(request) = request else { unreachable!() };
-    let mut stream = proxy.client("test-model").stream_request(request, None).unwrap();
+    let serde_json::Value::Object(request) = request else {
+        unreachable!()
+    };
+    let mut stream = proxy
+        .client("test-model")
+        .stream_request(request, None)
+        .unwrap();
     let mut text = String::new();
     while let Some(chunk) = stream.next_chunk() {
         text.push_str(chunk.unwrap());
     }
     assert_eq!(text, "counted");
-    let usage = stream.metadata().usage.clone().expect("usage was asked for");
+    let usage = stream
+        .metadata()
+        .usage
+        .clone()
+        .expect("usage was asked for");
     assert!(usage.total_tokens > 0);
-    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
 }
 
 #[test]
@@ -205,9 +250,18 @@ fn bearer_auth() {
         if let Some(key) = key {
             builder = builder.api_key(key);
         }
-        let err = builder.build().unwrap().complete(&user("hi"), None).unwrap_err();
+        let err = builder
+            .build()
+            .unwrap()
+            .complete(&user("hi"), None)
+            .unwrap_err();
         match &err {
-            Error::Http { status: 401, message, error_type, .. } => {
+            Error::Http {
+                status: 401,
+                message,
+                error_type,
+                ..
+            } => {
                 assert!(message.contains("API key"), "{message}");
                 assert_eq!(error_type.as_deref(), Some("auth_error"));
             }
@@ -221,9 +275,10 @@ fn bearer_auth() {
 fn rate_limit_and_server_errors_after_the_retries() {
     let Some(proxy) = proxy() else { return };
     let relay = Relay::start(proxy.addr);
-    for (model, status, error_type) in
-        [("ratelimit-model", 429, "throttling_error"), ("error-model", 500, "internal_server_error")]
-    {
+    for (model, status, error_type) in [
+        ("ratelimit-model", 429, "throttling_error"),
+        ("error-model", 500, "internal_server_error"),
+    ] {
         let before = relay.posts();
         let api = ModelApi::builder(model, relay.url())
             .api_key(MASTER_KEY)
@@ -234,15 +289,29 @@ fn rate_limit_and_server_errors_after_the_retries() {
             .unwrap();
         let err = api.complete(&user("hi"), None).unwrap_err();
         match &err {
-            Error::Http { status: s, code, error_type: t, message, .. } => {
+            Error::Http {
+                status: s,
+                code,
+                error_type: t,
+                message,
+                ..
+            } => {
                 assert_eq!(*s, status, "{model}");
-                assert_eq!(code.as_deref(), Some(status.to_string().as_str()), "{model}");
+                assert_eq!(
+                    code.as_deref(),
+                    Some(status.to_string().as_str()),
+                    "{model}"
+                );
                 assert_eq!(t.as_deref(), Some(error_type), "{model}");
                 assert!(!message.is_empty());
             }
             other => panic!("{model}: expected HTTP {status}, got {other:?}"),
         }
-        assert_eq!(relay.posts() - before, 3, "{model}: one attempt and two retries");
+        assert_eq!(
+            relay.posts() - before,
+            3,
+            "{model}: one attempt and two retries"
+        );
         let err = api.stream(&user("hi"), None).unwrap_err();
         assert_eq!(err.status(), Some(status), "{model} stream");
     }
@@ -260,15 +329,25 @@ fn sequential_calls_reuse_one_connection() {
     for i in 0..20 {
         let text = format!("answer {i}");
         if i % 2 == 0 {
-            assert_eq!(api.complete(&user("hi"), Some(&text)).unwrap().content(), Some(&*text));
+            assert_eq!(
+                api.complete(&user("hi"), Some(&text)).unwrap().content(),
+                Some(&*text)
+            );
         } else {
-            let got: String =
-                api.stream(&user("hi"), Some(&text)).unwrap().collect::<Result<_, _>>().unwrap();
+            let got: String = api
+                .stream(&user("hi"), Some(&text))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
             assert_eq!(got, text);
         }
     }
     assert_eq!(relay.posts(), 20);
-    assert_eq!(relay.accepted(), 1, "20 sequential calls on one kept-alive connection");
+    assert_eq!(
+        relay.accepted(),
+        1,
+        "20 sequential calls on one kept-alive connection"
+    );
 }
 
 #[test]
@@ -284,7 +363,11 @@ fn c_examples_against_the_proxy() {
             ];
             let out = run(variant, program, &[], &env, "", false);
             assert_ok(&out, &format!("{variant}/{program}"));
-            assert_eq!(text(&out.stdout), format!("{CONFIG_MOCK}\n"), "{variant}/{program}");
+            assert_eq!(
+                text(&out.stdout),
+                format!("{CONFIG_MOCK}\n"),
+                "{variant}/{program}"
+            );
 
             let env = [
                 ("MODEL_API_URL", url.as_str()),
@@ -294,7 +377,10 @@ fn c_examples_against_the_proxy() {
             let out = run(variant, program, &[], &env, "", false);
             assert_eq!(out.status.code(), Some(1));
             let stderr = text(&out.stderr);
-            assert!(stderr.contains("http status: 401") && stderr.contains("API key"), "{stderr}");
+            assert!(
+                stderr.contains("http status: 401") && stderr.contains("API key"),
+                "{stderr}"
+            );
             assert!(!stderr.contains("sk-wrong-c-key"), "{stderr}");
         }
     }

@@ -27,15 +27,12 @@ pub(crate) unsafe fn optional_str<'a>(
     if ptr.is_null() {
         return Ok(None);
     }
-    CStr::from_ptr(ptr)
-        .to_str()
-        .map(Some)
-        .map_err(|e| {
-            Failure::invalid(format!(
-                "{name} is not valid UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ))
-        })
+    CStr::from_ptr(ptr).to_str().map(Some).map_err(|e| {
+        Failure::invalid(format!(
+            "{name} is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// A required pointer argument.
@@ -77,7 +74,9 @@ pub(crate) unsafe fn messages(
 ///
 /// # Safety
 /// As [`required_str`].
-pub(crate) unsafe fn request_json(messages_json: *const c_char) -> Result<Map<String, Value>, Failure> {
+pub(crate) unsafe fn request_json(
+    messages_json: *const c_char,
+) -> Result<Map<String, Value>, Failure> {
     let text = required_str(messages_json, "messages_json")?;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Failure::invalid(format!("messages_json is not valid JSON: {e}")))?;

@@ -90,8 +90,7 @@ thread_local! {
 
 /// Records a failure for `modelapi_last_error` / `modelapi_last_http_status`.
 pub(crate) fn record(failure: &Failure) {
-    let text = CString::new(failure.message.replace('\0', " "))
-        .expect("NUL bytes were replaced");
+    let text = CString::new(failure.message.replace('\0', " ")).expect("NUL bytes were replaced");
     LAST_ERROR.with(|e| *e.borrow_mut() = text);
     LAST_HTTP_STATUS.with(|s| s.set(failure.http_status));
 }
@@ -190,7 +189,10 @@ mod tests {
     use std::ffi::CStr;
 
     fn last_error_text() -> String {
-        unsafe { CStr::from_ptr(last_error()) }.to_str().unwrap().to_string()
+        unsafe { CStr::from_ptr(last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -198,7 +200,10 @@ mod tests {
         let status = guard(|| panic!("boom {}", 42));
         assert_eq!(status, MODELAPI_INTERNAL);
         let text = last_error_text();
-        assert!(text.contains("boom 42") && text.contains("boundary.rs"), "{text}");
+        assert!(
+            text.contains("boom 42") && text.contains("boundary.rs"),
+            "{text}"
+        );
         assert!(guard_ptr::<u8>(|| panic!("again")).is_null());
         assert!(last_error_text().contains("again"));
         guard_void(|| panic!("in a free"));
@@ -223,7 +228,10 @@ mod tests {
         assert_eq!(last_http_status(), 429);
         assert_eq!(guard(|| Ok(MODELAPI_OK)), MODELAPI_OK);
         assert!(last_error_text().contains("slow down"));
-        assert_eq!(guard(|| Err(Failure::invalid("x is NULL"))), MODELAPI_INVALID_ARGUMENT);
+        assert_eq!(
+            guard(|| Err(Failure::invalid("x is NULL"))),
+            MODELAPI_INVALID_ARGUMENT
+        );
         assert_eq!(last_http_status(), 0);
         assert_eq!(last_error_text(), "x is NULL");
     }
@@ -231,12 +239,24 @@ mod tests {
     #[test]
     fn every_error_maps_to_its_status() {
         let cases = [
-            (Error::Server { message: "m".into(), body: String::new() }, MODELAPI_SERVER_ERROR),
+            (
+                Error::Server {
+                    message: "m".into(),
+                    body: String::new(),
+                },
+                MODELAPI_SERVER_ERROR,
+            ),
             (Error::Transport("t".into()), MODELAPI_TRANSPORT_ERROR),
             (Error::Timeout("t".into()), MODELAPI_TIMEOUT),
-            (Error::InvalidResponse("r".into()), MODELAPI_INVALID_RESPONSE),
+            (
+                Error::InvalidResponse("r".into()),
+                MODELAPI_INVALID_RESPONSE,
+            ),
             (Error::Closed, MODELAPI_CLOSED),
-            (Error::InvalidArgument("a".into()), MODELAPI_INVALID_ARGUMENT),
+            (
+                Error::InvalidArgument("a".into()),
+                MODELAPI_INVALID_ARGUMENT,
+            ),
             (Error::Aborted("a".into()), MODELAPI_ABORTED),
         ];
         for (error, status) in cases {

@@ -11,8 +11,8 @@ mod boundary;
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use boundary::{guard, guard_ptr, guard_void, Failure};
 pub use boundary::ModelApiStatus;
+use boundary::{guard, guard_ptr, guard_void, Failure};
 use ModelApiStatus::*;
 
 use crate::{ChatStream, ModelApi};
@@ -39,12 +39,14 @@ pub type ModelApiChunkFn =
 /// A client of one server and model (the C `ModelApi`). Opaque to C:
 /// created by `modelapi_new` or `modelapi_from_env`, freed by
 /// `modelapi_close`.
+#[derive(Debug)]
 pub struct ModelApiHandle {
     api: ModelApi,
 }
 
 /// A pull stream: the chunks of one streamed answer, read with
 /// `modelapi_stream_next`. Opaque to C.
+#[derive(Debug)]
 pub struct ModelApiStream {
     stream: ChatStream,
     /// The current chunk with its NUL, reused from chunk to chunk.
@@ -95,7 +97,10 @@ pub extern "C" fn modelapi_from_env() -> *mut ModelApiHandle {
 /// # Safety
 /// `api` is NULL or a live client not in use by another thread.
 #[no_mangle]
-pub unsafe extern "C" fn modelapi_set_timeout_ms(api: *mut ModelApiHandle, timeout_ms: u64) -> ModelApiStatus {
+pub unsafe extern "C" fn modelapi_set_timeout_ms(
+    api: *mut ModelApiHandle,
+    timeout_ms: u64,
+) -> ModelApiStatus {
     guard(|| {
         let api = &mut args::required(api, "api")?.api;
         api.set_timeout(Duration::from_millis(timeout_ms))?;
@@ -110,7 +115,10 @@ pub unsafe extern "C" fn modelapi_set_timeout_ms(api: *mut ModelApiHandle, timeo
 /// # Safety
 /// `api` is NULL or a live client not in use by another thread.
 #[no_mangle]
-pub unsafe extern "C" fn modelapi_set_max_retries(api: *mut ModelApiHandle, max_retries: u32) -> ModelApiStatus {
+pub unsafe extern "C" fn modelapi_set_max_retries(
+    api: *mut ModelApiHandle,
+    max_retries: u32,
+) -> ModelApiStatus {
     guard(|| {
         args::required(api, "api")?.api.set_max_retries(max_retries);
         Ok(MODELAPI_OK)

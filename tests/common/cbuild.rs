@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 pub const VARIANTS: [&str; 2] = ["static", "shared"];
 
 pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Builds the library and every example once; returns the build folder.
@@ -21,7 +24,11 @@ pub fn build() -> &'static Path {
             .current_dir(root)
             .output()
             .expect("cargo runs");
-        assert!(out.status.success(), "cargo build: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let build = target_dir().join("examples-c");
         let out = Command::new("make")
             .arg("-C")
@@ -66,7 +73,12 @@ pub fn run(
         Command::new(&path)
     };
     command.args(args);
-    for var in ["MODEL_API_URL", "MODEL_NAME", "MODEL_API_KEY", "DEBUG_MOCK_RESPONSES"] {
+    for var in [
+        "MODEL_API_URL",
+        "MODEL_NAME",
+        "MODEL_API_KEY",
+        "DEBUG_MOCK_RESPONSES",
+    ] {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());
@@ -76,7 +88,12 @@ pub fn run(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -93,4 +110,3 @@ pub fn assert_ok(out: &Output, what: &str) {
         text(&out.stderr)
     );
 }
-

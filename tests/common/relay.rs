@@ -35,7 +35,11 @@ impl Relay {
                 std::thread::spawn(move || pump(s2, c2, None));
             }
         });
-        Relay { addr, accepted, posts }
+        Relay {
+            addr,
+            accepted,
+            posts,
+        }
     }
 
     pub fn url(&self) -> String {

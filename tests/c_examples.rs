@@ -1,0 +1,281 @@
+//! The C and C++ programs of examples-c/, built against the static and the
+//! shared library with the system compilers, run against a local test
+//! server and in canned mode, and run again under valgrind.
+//!
+//! The test server answers by model name:
+//! - `ok`: "Hello from the test server" (complete; `temperature=<v>` when the
+//!   request has a temperature), or the same text in five chunks (stream);
+//! - `unauthorized`: 401 with an OpenAI error body;
+//! - `long`: a stream of 1000 chunks "x", 10 ms apart;
+//! - `stream-error`: one chunk, then an error event.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::cbuild::{assert_ok, build, run, target_dir, text, VARIANTS};
+use common::server::{chunked, head, Reply, Step, TestServer};
+use common::{completion_body, content_event, stream_events, DONE};
+
+fn sse(events: Vec<String>) -> Reply {
+    Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn test_server() -> TestServer {
+    TestServer::start(|request| {
+        let body = request.body_json();
+        let streaming = body["stream"] == true;
+        match body["model"].as_str().unwrap_or("") {
+            "unauthorized" => Reply::json(
+                401,
+                r#"{"error":{"message":"Invalid API key provided","type":"auth_error","code":"401"}}"#,
+            ),
+            "long" if streaming => {
+                let mut steps = vec![Step::Write(head(
+                    200,
+                    &[
+                        ("Content-Type", "text/event-stream".into()),
+                        ("Transfer-Encoding", "chunked".into()),
+                    ],
+                ))];
+                for _ in 0..1000 {
+                    steps.push(Step::Write(chunked(content_event("x").as_bytes())));
+                    steps.push(Step::Sleep(Duration::from_millis(10)));
+                }
+                steps.push(Step::Write(chunked(DONE.as_bytes())));
+                steps.push(Step::Write(b"0\r\n\r\n".to_vec()));
+                Reply {
+                    steps,
+                    keep_alive: true,
+                }
+            }
+            "stream-error" if streaming => sse(vec![
+                content_event("partial"),
+                "data: {\"error\":{\"message\":\"model overloaded\"}}\n\n".into(),
+            ]),
+            _ if streaming => sse(stream_events(&[
+                "Hello", " from", " the", " test", " server",
+            ])),
+            _ => {
+                let content = match body.get("temperature") {
+                    Some(t) => format!("temperature={t}"),
+                    None => "Hello from the test server".into(),
+                };
+                Reply::json(200, &completion_body(&content))
+            }
+        }
+    })
+}
+
+#[test]
+fn examples_talk_to_a_server() {
+    let server = test_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    for variant in VARIANTS {
+        for program in ["complete", "stream", "stream_pull"] {
+            let out = run(variant, program, &["Say hello"], &env, "", false);
+            assert_ok(&out, &format!("{variant}/{program}"));
+            assert_eq!(
+                text(&out.stdout),
+                "Hello from the test server\n",
+                "{variant}/{program}"
+            );
+            assert!(
+                !text(&out.stderr).contains("canned"),
+                "{variant}/{program} used canned replies"
+            );
+        }
+        let out = run(variant, "stream_pull", &[], &env, "", false);
+        assert!(
+            text(&out.stderr).contains("frames: "),
+            "{}",
+            text(&out.stderr)
+        );
+
+        let out = run(variant, "threads", &["6"], &env, "", false);
+        assert_ok(&out, &format!("{variant}/threads"));
+        let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(
+                line,
+                &format!("thread {i}: Hello from the test server | Hello from the test server")
+            );
+        }
+
+        let out = run(variant, "chat", &[], &env, "hi\n\nhow are you?\n", false);
+        assert_ok(&out, &format!("{variant}/chat"));
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            stdout
+                .matches("assistant: Hello from the test server")
+                .count(),
+            2,
+            "{stdout}"
+        );
+    }
+    // The chat sent the whole history with its second question.
+    let chat_requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.body_json()["messages"]
+                .as_array()
+                .is_some_and(|m| m.len() >= 3)
+        })
+        .collect();
+    assert!(
+        !chat_requests.is_empty(),
+        "the chat's second turn carries the history"
+    );
+    let messages = chat_requests[0].body_json()["messages"].clone();
+    assert_eq!(messages[0]["content"], "hi");
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"], "Hello from the test server");
+    assert_eq!(messages[2]["content"], "how are you?");
+}
+
+#[test]
+fn examples_report_http_errors_with_the_servers_message() {
+    let server = test_server();
+    let url = server.url();
+    let env = [
+        ("MODEL_API_URL", url.as_str()),
+        ("MODEL_NAME", "unauthorized"),
+        ("MODEL_API_KEY", "sk-example-secret-key"),
+    ];
+    for variant in VARIANTS {
+        for program in ["complete", "stream", "stream_pull"] {
+            let out = run(variant, program, &[], &env, "", false);
+            assert_eq!(out.status.code(), Some(1), "{variant}/{program}");
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("MODELAPI_HTTP_ERROR"), "{stderr}");
+            assert!(stderr.contains("http status: 401"), "{stderr}");
+            assert!(stderr.contains("Invalid API key provided"), "{stderr}");
+            assert!(!stderr.contains("sk-example-secret-key"), "{stderr}");
+            assert_eq!(text(&out.stdout).trim(), "");
+        }
+    }
+    assert_eq!(
+        server.requests()[0].header("authorization"),
+        Some("Bearer sk-example-secret-key")
+    );
+}
+
+#[test]
+fn examples_fall_back_to_canned_replies() {
+    for variant in VARIANTS {
+        let env = [(
+            "DEBUG_MOCK_RESPONSES",
+            r#"["Canned: two plus two is four."]"#,
+        )];
+        let out = run(variant, "complete", &[], &env, "", false);
+        assert_ok(&out, "complete");
+        assert_eq!(text(&out.stdout), "Canned: two plus two is four.\n");
+        assert!(text(&out.stderr).contains("MODEL_API_URL is not set"));
+
+        let env = [(
+            "DEBUG_MOCK_RESPONSES",
+            "\"Lines of code,\\n  indented.\\n\"",
+        )];
+        for program in ["stream", "stream_pull"] {
+            let out = run(variant, program, &[], &env, "", false);
+            assert_ok(&out, program);
+            assert_eq!(
+                text(&out.stdout),
+                "Lines of code,\n  indented.\n",
+                "{program}"
+            );
+        }
+        // Each program's own canned replies.
+        for program in ["complete", "stream", "stream_pull", "threads"] {
+            let out = run(variant, program, &[], &[], "", false);
+            assert_ok(&out, program);
+            assert!(
+                !text(&out.stdout).trim().is_empty(),
+                "{program} printed nothing"
+            );
+        }
+        let out = run(
+            variant,
+            "chat",
+            &[],
+            &[],
+            "hello\nagain\n/quit\nnot read\n",
+            false,
+        );
+        assert_ok(&out, "chat");
+        assert_eq!(
+            text(&out.stdout).matches("assistant: ").count(),
+            2,
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn c_api_rules_and_error_paths() {
+    let server = test_server();
+    for variant in VARIANTS {
+        let out = run(variant, "c_api_test", &[&server.url()], &[], "", false);
+        assert_ok(&out, &format!("{variant}/c_api_test"));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+        assert!(!stdout.contains("not ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn examples_run_clean_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is needed for this test: apt-get install valgrind (.ci/run installs it)");
+    }
+    let server = test_server();
+    let url = server.url();
+    let served = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    // (program, arguments, environment, standard input)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 7] = [
+        ("complete", &[], &served, ""),
+        ("stream", &[], &served, ""),
+        ("stream_pull", &[], &served, ""),
+        ("threads", &["3"], &served, ""),
+        ("chat", &[], &served, "hi\nmore\n"),
+        ("complete", &[], &[], ""),
+        ("stream_pull", &[], &[], ""),
+    ];
+    for (program, args, env, stdin) in cases {
+        let out = run("shared", program, args, env, stdin, true);
+        assert_ok(&out, &format!("valgrind {program}"));
+    }
+    let out = run("static", "c_api_test", &[&url], &[], "", true);
+    assert_ok(&out, "valgrind c_api_test");
+}
+
+#[test]
+fn shared_library_exports_only_the_c_api() {
+    build();
+    let lib = target_dir().join("debug").join("libmodelapi.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .expect("nm (binutils) is needed for this test");
+    assert!(out.status.success());
+    let symbols: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    assert!(
+        symbols.iter().any(|s| s == "modelapi_complete"),
+        "{symbols:?}"
+    );
+    let others: Vec<&String> = symbols
+        .iter()
+        .filter(|s| !s.starts_with("modelapi_"))
+        .collect();
+    assert!(others.is_empty(), "exported besides modelapi_*: {others:?}");
+}
