@@ -124,8 +124,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Creates a client of `model` at `api_base` (e.g. "http://localhost:8000"
- * or "https://api.openai.com/v1"). `api_key` may be NULL (no
+ * Creates a client of `model` at `api_base` (e.g. `http://localhost:8000`
+ * or `https://api.openai.com/v1`). `api_key` may be NULL (no
  * `Authorization` header). `DEBUG_MOCK_RESPONSES` is read now. The
  * strings are copied.
  *

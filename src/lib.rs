@@ -74,3 +74,25 @@ pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Entry points for the fuzz tests (tests/fuzz.rs): the parsers of the
+/// crate, reachable without a server. Not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::chunk::{read_event, StreamMetadata};
+    use crate::sse::Event;
+
+    /// Interprets one event's data as a streamed chunk.
+    pub fn chunk(event_type: &str, data: &str) -> Result<Option<String>, crate::Error> {
+        let mut content = String::new();
+        let mut meta = StreamMetadata::default();
+        let event = Event { event_type, data };
+        read_event(&event, &mut content, &mut meta)?;
+        Ok(Some(content).filter(|c| !c.is_empty()))
+    }
+
+    /// Parses a non-streamed response body.
+    pub fn completion(body: &str) -> Result<crate::ChatCompletion, crate::Error> {
+        crate::ChatCompletion::from_body(body.to_string())
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! Each function checks its pointers, converts its arguments, calls the
 //! safe Rust API, and maps the outcome in one place
-//! ([`boundary::guard`]), which also keeps panics from unwinding into C.
+//! (`boundary::guard`), which also keeps panics from unwinding into C.
 //! This module knows nothing of HTTP.
 
 mod args;
@@ -53,8 +53,8 @@ pub struct ModelApiStream {
     chunk: Vec<u8>,
 }
 
-/// Creates a client of `model` at `api_base` (e.g. "http://localhost:8000"
-/// or "https://api.openai.com/v1"). `api_key` may be NULL (no
+/// Creates a client of `model` at `api_base` (e.g. `http://localhost:8000`
+/// or `https://api.openai.com/v1`). `api_key` may be NULL (no
 /// `Authorization` header). `DEBUG_MOCK_RESPONSES` is read now. The
 /// strings are copied.
 ///
