@@ -177,6 +177,19 @@ enum ModelApiStatus modelapi_set_max_retries(struct ModelApi *api, uint32_t max_
 enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, const char *value);
 
 /**
+ * Trusts the CA certificates of the PEM file at `pem_path` for HTTPS, in
+ * place of the built-in (Mozilla) roots: for a server whose certificate a
+ * private CA signed, or a self-signed one. Verification stays on. The file
+ * is read now; one without a certificate is `MODELAPI_INVALID_ARGUMENT`.
+ * Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; `pem_path`
+ * is NULL or a NUL-terminated string.
+ */
+enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
+
+/**
  * One chat completion. `messages` holds `count` messages (NULL is allowed
  * when `count` is 0); `mock_response` may be NULL (else it is sent for
  * servers that honour it, e.g. LiteLLM).

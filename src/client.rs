@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::Read;
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -15,6 +16,7 @@ use ureq::Body;
 use crate::chunk::StreamMetadata;
 use crate::mock::{self, CannedReplies};
 use crate::stream::ChatStream;
+use crate::transport::AgentSettings;
 use crate::types::{truncate, ChatCompletion};
 use crate::{retry, transport, Error};
 
@@ -55,7 +57,7 @@ pub struct ModelApi {
     endpoint: String,
     api_key: Option<String>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    timeout: Duration,
+    settings: AgentSettings,
     max_retries: u32,
     retry_backoff: Duration,
     max_response_bytes: u64,
@@ -110,6 +112,7 @@ impl ModelApi {
             max_retries: DEFAULT_MAX_RETRIES,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             headers: Vec::new(),
+            ca_file: None,
             mock_responses: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
@@ -241,12 +244,25 @@ impl ModelApi {
     /// the C API's `modelapi_set_timeout_ms`).
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
         check_timeout(timeout)?;
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
+        self.rebuild_agent();
+        Ok(())
+    }
+
+    /// Trusts the CA certificates of a PEM file, in place of the built-in
+    /// roots (for use before the client is shared; the C API's
+    /// `modelapi_set_ca_file`). See [`ModelApiBuilder::ca_file`].
+    pub fn set_ca_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        self.settings.ca_pem = Some(transport::load_ca_file(path.as_ref())?);
+        self.rebuild_agent();
+        Ok(())
+    }
+
+    fn rebuild_agent(&mut self) {
         let agent = self.agent.get_mut().unwrap_or_else(|p| p.into_inner());
         if agent.is_some() {
-            *agent = Some(transport::agent(timeout));
+            *agent = Some(transport::agent(&self.settings));
         }
-        Ok(())
     }
 
     /// Changes the number of retries (for use before the client is shared).
@@ -303,6 +319,7 @@ impl ModelApi {
             "application/json"
         };
         let mut attempt = 0;
+        let mut stale_retry_left = true;
         loop {
             let agent = self
                 .agent
@@ -310,17 +327,8 @@ impl ModelApi {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
                 .ok_or(Error::Closed)?;
-            let mut request = agent
-                .post(&self.endpoint)
-                .header("Content-Type", "application/json")
-                .header("Accept", accept);
-            if let Some(key) = &self.api_key {
-                request = request.header("Authorization", format!("Bearer {key}"));
-            }
-            for (name, value) in &self.headers {
-                request = request.header(name, value);
-            }
-            let retry_in = match request.send(body) {
+            let opened_before = transport::connections_opened();
+            let retry_in = match self.send_following_redirects(&agent, body, accept) {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(mut response) => {
                     let status = response.status().as_u16();
@@ -335,8 +343,18 @@ impl ModelApi {
                     }
                     delay.unwrap_or_else(|| retry::backoff(self.retry_backoff, attempt))
                 }
-                Err(err) => {
-                    if !retry::is_retryable_error(&err) || attempt >= self.max_retries {
+                Err(SendError::Final(error)) => return Err(self.secrets.redact(error)),
+                Err(SendError::Ureq(err)) => {
+                    let retryable = retry::is_retryable_error(&err);
+                    // A pooled connection the server had closed: the request
+                    // never reached it, and a new connection is made at once
+                    // (once per call, not counted as a retry).
+                    let on_pooled_connection = transport::connections_opened() == opened_before;
+                    if retryable && on_pooled_connection && stale_retry_left {
+                        stale_retry_left = false;
+                        continue;
+                    }
+                    if !retryable || attempt >= self.max_retries {
                         let error = Error::from_ureq(err).in_context(&self.endpoint);
                         return Err(self.secrets.redact(error));
                     }
@@ -348,6 +366,124 @@ impl ModelApi {
             attempt += 1;
         }
     }
+
+    /// One attempt: POSTs `body`, following 307 and 308 redirects (which
+    /// keep the method and the body) up to [`MAX_REDIRECTS`] times.
+    /// Credentials go only to the configured server's origin, and an
+    /// `https` request is never redirected to plain `http`.
+    fn send_following_redirects(
+        &self,
+        agent: &ureq::Agent,
+        body: &[u8],
+        accept: &str,
+    ) -> Result<Response<Body>, SendError> {
+        let mut url = self.endpoint.clone();
+        let mut same_origin = true;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("Accept", accept);
+            if let (Some(key), true) = (&self.api_key, same_origin) {
+                request = request.header("Authorization", format!("Bearer {key}"));
+            }
+            for (name, value) in &self.headers {
+                if same_origin || !is_credential_header(name.as_str()) {
+                    request = request.header(name, value);
+                }
+            }
+            let response = request.send(body).map_err(SendError::Ureq)?;
+            let status = response.status().as_u16();
+            let Some(location) = header(&response, "location").filter(|_| is_redirect(status))
+            else {
+                return Ok(response);
+            };
+            let next = redirect_target(&url, location).map_err(SendError::Final)?;
+            if !matches!(status, 307 | 308) {
+                return Err(SendError::Final(Error::Http {
+                    status,
+                    message: format!(
+                        "the server redirects to {next} with {status}, which would turn the \
+                         POST into a GET; only 307 and 308 are followed: set api_base to the \
+                         new address"
+                    ),
+                    error_type: None,
+                    code: None,
+                    body: String::new(),
+                }));
+            }
+            if url.starts_with("https:") && next.starts_with("http:") {
+                return Err(SendError::Final(Error::Transport(format!(
+                    "refused to follow a redirect from https to plain http ({next})"
+                ))));
+            }
+            same_origin &= origin(&next) == origin(&self.endpoint);
+            url = next;
+        }
+        Err(SendError::Final(Error::Transport(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            self.endpoint
+        ))))
+    }
+}
+
+/// How many redirects one attempt follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// Why one attempt failed: a transport failure ureq reported (perhaps worth
+/// a retry), or an error that ends the call.
+enum SendError {
+    Ureq(ureq::Error),
+    Final(Error),
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// The absolute URL a `Location` header points to from `base`.
+fn redirect_target(base: &str, location: &str) -> Result<String, Error> {
+    let location = location.trim();
+    let bad = || Error::InvalidResponse(format!("the redirect location {location:?} is not a URL"));
+    if location.starts_with("http://") || location.starts_with("https://") {
+        let uri: ureq::http::Uri = location.parse().map_err(|_| bad())?;
+        return uri.host().map(|_| location.to_string()).ok_or_else(bad);
+    }
+    if location.contains("://") {
+        return Err(Error::Transport(format!(
+            "refused to follow a redirect to {location}: only http and https are supported"
+        )));
+    }
+    let origin = origin(base);
+    if let Some(rest) = location.strip_prefix("//") {
+        let scheme = base.split(':').next().unwrap_or("https");
+        return Ok(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{origin}{location}"));
+    }
+    // A relative path: next to the last segment of the base's path.
+    let path = &base[origin.len()..];
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    Ok(format!("{origin}{dir}{location}"))
+}
+
+/// `scheme://authority` of an absolute URL, lowercased.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    url[..end].to_ascii_lowercase()
+}
+
+/// Whether a header's name says it carries a credential, so that it must
+/// not follow a redirect to another origin, nor show in an error.
+fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["auth", "key", "token", "secret", "cookie"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// Pulls `stream` to its end, handing each chunk to `on_chunk`.
@@ -379,7 +515,8 @@ impl fmt::Debug for ModelApi {
                     .map(|(n, _)| n.as_str())
                     .collect::<Vec<_>>(),
             )
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.settings.timeout)
+            .field("custom_ca", &self.settings.ca_pem.is_some())
             .field("max_retries", &self.max_retries)
             .field("mock_responses_left", &self.canned.remaining())
             .field("closed", &self.is_closed())
@@ -410,6 +547,7 @@ pub struct ModelApiBuilder {
     max_retries: u32,
     retry_backoff: Duration,
     headers: Vec<(String, String)>,
+    ca_file: Option<PathBuf>,
     mock_responses: Option<Vec<String>>,
     max_response_bytes: u64,
     max_event_bytes: usize,
@@ -451,6 +589,14 @@ impl ModelApiBuilder {
     /// A header sent with every request (e.g. `OpenAI-Organization`).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file for HTTPS, in place of
+    /// the built-in (Mozilla) roots: for a server whose certificate a
+    /// private CA signed, or a self-signed one. Verification stays on.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 
@@ -515,17 +661,24 @@ impl ModelApiBuilder {
                 }
             },
         };
+        let settings = AgentSettings {
+            timeout: self.timeout,
+            ca_pem: match &self.ca_file {
+                Some(path) => Some(transport::load_ca_file(path)?),
+                None => None,
+            },
+        };
         Ok(ModelApi {
             model: self.model,
             endpoint,
             api_key,
             headers,
-            timeout: self.timeout,
+            agent: RwLock::new(Some(transport::agent(&settings))),
+            settings,
             max_retries: self.max_retries,
             retry_backoff: self.retry_backoff,
             max_response_bytes: self.max_response_bytes,
             max_event_bytes: self.max_event_bytes.max(1),
-            agent: RwLock::new(Some(transport::agent(self.timeout))),
             closed: AtomicBool::new(false),
             canned: CannedReplies::new(canned),
             secrets: Arc::new(secrets),
@@ -568,11 +721,7 @@ impl Secrets {
 
     fn with_header(&self, (name, value): &(HeaderName, HeaderValue)) -> Secrets {
         let mut secrets = self.0.clone();
-        let name = name.as_str();
-        let credential = ["auth", "key", "token", "secret", "cookie"]
-            .iter()
-            .any(|word| name.contains(word));
-        if let (true, Ok(value)) = (credential, value.to_str()) {
+        if let (true, Ok(value)) = (is_credential_header(name.as_str()), value.to_str()) {
             secrets.push(value.to_string());
             // `Bearer sk-...`: the token alone is a secret too.
             if let Some((_, token)) = value.split_once(' ') {
@@ -714,12 +863,10 @@ fn read_body(response: &mut Response<Body>, limit: u64) -> Result<String, Error>
         .limit(limit)
         .read_to_vec()
         .map_err(Error::from_ureq)?;
-    String::from_utf8(bytes).map_err(|e| {
-        Error::InvalidResponse(format!(
-            "the response body is not valid UTF-8 (at byte {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams, so
+    // the rest of the answer is not lost.
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// The error for a non-2xx response, with the server's message.
@@ -810,6 +957,20 @@ mod tests {
             let err = endpoint(bad).unwrap_err().to_string();
             assert!(err.contains("api_base"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let base = "https://h:1/v1/chat/completions";
+        let t = |l: &str| redirect_target(base, l).unwrap();
+        assert_eq!(t("https://other/x"), "https://other/x");
+        assert_eq!(t("/v2/chat/completions"), "https://h:1/v2/chat/completions");
+        assert_eq!(t("//mirror:2/v1"), "https://mirror:2/v1");
+        assert_eq!(t("completions2"), "https://h:1/v1/chat/completions2");
+        assert!(redirect_target(base, "ftp://x/y").is_err());
+        assert!(redirect_target(base, "http://").is_err());
+        assert_eq!(origin("HTTP://Example.com:80/a?b"), "http://example.com:80");
+        assert_eq!(origin("http://h"), "http://h");
     }
 
     #[test]

@@ -147,6 +147,28 @@ pub unsafe extern "C" fn modelapi_set_header(
     })
 }
 
+/// Trusts the CA certificates of the PEM file at `pem_path` for HTTPS, in
+/// place of the built-in (Mozilla) roots: for a server whose certificate a
+/// private CA signed, or a self-signed one. Verification stays on. The file
+/// is read now; one without a certificate is `MODELAPI_INVALID_ARGUMENT`.
+/// Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread; `pem_path`
+/// is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_ca_file(
+    api: *mut ModelApiHandle,
+    pem_path: *const c_char,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let path = args::required_str(pem_path, "pem_path")?;
+        api.set_ca_file(path)?;
+        Ok(MODELAPI_OK)
+    })
+}
+
 /// One chat completion. `messages` holds `count` messages (NULL is allowed
 /// when `count` is 0); `mock_response` may be NULL (else it is sent for
 /// servers that honour it, e.g. LiteLLM).

@@ -91,6 +91,9 @@ pub enum Step {
         piece: usize,
         delay: Duration,
     },
+    /// Write `bytes` `times` times over (large bodies without holding them
+    /// in memory); stops early when the server stops or the client leaves.
+    Repeat { bytes: Vec<u8>, times: usize },
     /// Wait (interrupted when the server stops).
     Sleep(Duration),
     /// Graceful close: shut down the write side (the client reads EOF), then
@@ -304,6 +307,16 @@ impl TestServer {
     /// answered with the script `handler` returns for it. Creates all of the
     /// server's threads (1 accept thread + [`WORKERS`] workers) now.
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> TestServer {
+        TestServer::start_with_workers(WORKERS, handler)
+    }
+
+    /// Like [`start`](Self::start), with `workers` worker threads: one per
+    /// connection a test keeps open at once.
+    pub fn start_with_workers(
+        workers: usize,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
+        let worker_count = workers;
         let listener = TcpListener::bind("127.0.0.1:0").expect("test server: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("test server: local_addr");
         let shared = Arc::new(Shared {
@@ -317,9 +330,9 @@ impl TestServer {
         let rx = Arc::new(Mutex::new(rx));
         // `start` returns only once every thread runs (and so carries its
         // name), so that a test sees the final set of threads right away.
-        let ready = Arc::new(Barrier::new(WORKERS + 2));
+        let ready = Arc::new(Barrier::new(worker_count + 2));
 
-        let workers = (0..WORKERS)
+        let workers = (0..worker_count)
             .map(|_| {
                 let shared = Arc::clone(&shared);
                 let rx = Arc::clone(&rx);
@@ -533,6 +546,15 @@ impl Conn {
                         self.stream.write_all(piece)?;
                         self.stream.flush()?;
                     }
+                }
+                Step::Repeat { bytes, times } => {
+                    for _ in 0..times {
+                        if shared.stop.load(Ordering::SeqCst) {
+                            return Ok(false);
+                        }
+                        self.stream.write_all(&bytes)?;
+                    }
+                    self.stream.flush()?;
                 }
                 Step::Sleep(d) => {
                     if !pause(shared, d) {
