@@ -14,7 +14,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cbuild::{assert_ok, build, run, target_dir, text, VARIANTS};
+use common::cbuild::{assert_ok, build, run, target_dir, text, How, VARIANTS};
 use common::server::{chunked, head, Reply, Step, TestServer};
 use common::{completion_body, content_event, stream_events, DONE};
 
@@ -75,7 +75,7 @@ fn examples_talk_to_a_server() {
     let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
     for variant in VARIANTS {
         for program in ["complete", "stream", "stream_pull"] {
-            let out = run(variant, program, &["Say hello"], &env, "", false);
+            let out = run(variant, program, &["Say hello"], &env, "", How::Plain);
             assert_ok(&out, &format!("{variant}/{program}"));
             assert_eq!(
                 text(&out.stdout),
@@ -87,14 +87,14 @@ fn examples_talk_to_a_server() {
                 "{variant}/{program} used canned replies"
             );
         }
-        let out = run(variant, "stream_pull", &[], &env, "", false);
+        let out = run(variant, "stream_pull", &[], &env, "", How::Plain);
         assert!(
             text(&out.stderr).contains("frames: "),
             "{}",
             text(&out.stderr)
         );
 
-        let out = run(variant, "threads", &["6"], &env, "", false);
+        let out = run(variant, "threads", &["6"], &env, "", How::Plain);
         assert_ok(&out, &format!("{variant}/threads"));
         let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
         assert_eq!(lines.len(), 6, "{lines:?}");
@@ -105,7 +105,14 @@ fn examples_talk_to_a_server() {
             );
         }
 
-        let out = run(variant, "chat", &[], &env, "hi\n\nhow are you?\n", false);
+        let out = run(
+            variant,
+            "chat",
+            &[],
+            &env,
+            "hi\n\nhow are you?\n",
+            How::Plain,
+        );
         assert_ok(&out, &format!("{variant}/chat"));
         let stdout = text(&out.stdout);
         assert_eq!(
@@ -148,7 +155,7 @@ fn examples_report_http_errors_with_the_servers_message() {
     ];
     for variant in VARIANTS {
         for program in ["complete", "stream", "stream_pull"] {
-            let out = run(variant, program, &[], &env, "", false);
+            let out = run(variant, program, &[], &env, "", How::Plain);
             assert_eq!(out.status.code(), Some(1), "{variant}/{program}");
             let stderr = text(&out.stderr);
             assert!(stderr.contains("MODELAPI_HTTP_ERROR"), "{stderr}");
@@ -171,7 +178,7 @@ fn examples_fall_back_to_canned_replies() {
             "DEBUG_MOCK_RESPONSES",
             r#"["Canned: two plus two is four."]"#,
         )];
-        let out = run(variant, "complete", &[], &env, "", false);
+        let out = run(variant, "complete", &[], &env, "", How::Plain);
         assert_ok(&out, "complete");
         assert_eq!(text(&out.stdout), "Canned: two plus two is four.\n");
         assert!(text(&out.stderr).contains("MODEL_API_URL is not set"));
@@ -181,7 +188,7 @@ fn examples_fall_back_to_canned_replies() {
             "\"Lines of code,\\n  indented.\\n\"",
         )];
         for program in ["stream", "stream_pull"] {
-            let out = run(variant, program, &[], &env, "", false);
+            let out = run(variant, program, &[], &env, "", How::Plain);
             assert_ok(&out, program);
             assert_eq!(
                 text(&out.stdout),
@@ -191,7 +198,7 @@ fn examples_fall_back_to_canned_replies() {
         }
         // Each program's own canned replies.
         for program in ["complete", "stream", "stream_pull", "threads"] {
-            let out = run(variant, program, &[], &[], "", false);
+            let out = run(variant, program, &[], &[], "", How::Plain);
             assert_ok(&out, program);
             assert!(
                 !text(&out.stdout).trim().is_empty(),
@@ -204,7 +211,7 @@ fn examples_fall_back_to_canned_replies() {
             &[],
             &[],
             "hello\nagain\n/quit\nnot read\n",
-            false,
+            How::Plain,
         );
         assert_ok(&out, "chat");
         assert_eq!(
@@ -220,7 +227,7 @@ fn examples_fall_back_to_canned_replies() {
 fn c_api_rules_and_error_paths() {
     let server = test_server();
     for variant in VARIANTS {
-        let out = run(variant, "c_api_test", &[&server.url()], &[], "", false);
+        let out = run(variant, "c_api_test", &[&server.url()], &[], "", How::Plain);
         assert_ok(&out, &format!("{variant}/c_api_test"));
         let stdout = text(&out.stdout);
         assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
@@ -248,11 +255,47 @@ fn examples_run_clean_under_valgrind() {
         ("stream_pull", &[], &[], ""),
     ];
     for (program, args, env, stdin) in cases {
-        let out = run("shared", program, args, env, stdin, true);
+        let out = run("shared", program, args, env, stdin, How::Valgrind);
         assert_ok(&out, &format!("valgrind {program}"));
     }
-    let out = run("static", "c_api_test", &[&url], &[], "", true);
+    let out = run("static", "c_api_test", &[&url], &[], "", How::Valgrind);
     assert_ok(&out, "valgrind c_api_test");
+}
+
+#[test]
+fn examples_run_clean_with_sanitizers() {
+    let server = test_server();
+    let url = server.url();
+    let served = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    for variant in VARIANTS {
+        let out = run(variant, "c_api_test", &[&url], &[], "", How::Sanitizers);
+        assert_ok(&out, &format!("{variant}/c_api_test with sanitizers"));
+        for (program, args) in [
+            ("complete", &[][..]),
+            ("stream", &[]),
+            ("stream_pull", &[]),
+            ("threads", &["4"]),
+        ] {
+            for env in [&served[..], &[]] {
+                let out = run(variant, program, args, env, "", How::Sanitizers);
+                assert_ok(&out, &format!("{variant}/{program} with sanitizers"));
+                assert!(
+                    !text(&out.stderr).contains("Sanitizer"),
+                    "{}",
+                    text(&out.stderr)
+                );
+            }
+        }
+        let out = run(
+            variant,
+            "chat",
+            &[],
+            &served,
+            "hi\nagain\n",
+            How::Sanitizers,
+        );
+        assert_ok(&out, &format!("{variant}/chat with sanitizers"));
+    }
 }
 
 #[test]

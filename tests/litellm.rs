@@ -361,7 +361,7 @@ fn c_examples_against_the_proxy() {
                 ("MODEL_NAME", "mock-model"),
                 ("MODEL_API_KEY", MASTER_KEY),
             ];
-            let out = run(variant, program, &[], &env, "", false);
+            let out = run(variant, program, &[], &env, "", How::Plain);
             assert_ok(&out, &format!("{variant}/{program}"));
             assert_eq!(
                 text(&out.stdout),
@@ -374,7 +374,7 @@ fn c_examples_against_the_proxy() {
                 ("MODEL_NAME", "mock-model"),
                 ("MODEL_API_KEY", "sk-wrong-c-key"),
             ];
-            let out = run(variant, program, &[], &env, "", false);
+            let out = run(variant, program, &[], &env, "", How::Plain);
             assert_eq!(out.status.code(), Some(1));
             let stderr = text(&out.stderr);
             assert!(

@@ -1,11 +1,23 @@
-//! Builds the C examples (once per test binary) and runs them.
+//! Builds the C examples (once per test binary and flavour) and runs them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+/// The two ways the examples are linked.
 pub const VARIANTS: [&str; 2] = ["static", "shared"];
+
+/// How an example runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// As it is.
+    Plain,
+    /// Under valgrind's memcheck: errors or leaks fail the run.
+    Valgrind,
+    /// Built with `-fsanitize=address,undefined` (LeakSanitizer included).
+    Sanitizers,
+}
 
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -14,39 +26,53 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the library and every example once; returns the build folder.
+/// Builds the library (debug) and every example; returns the build folder.
 pub fn build() -> &'static Path {
     static BUILD: OnceLock<PathBuf> = OnceLock::new();
+    BUILD.get_or_init(|| make("examples-c", ""))
+}
+
+/// The examples built with the address and undefined-behaviour sanitizers.
+pub fn build_sanitized() -> &'static Path {
+    static BUILD: OnceLock<PathBuf> = OnceLock::new();
     BUILD.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--lib", "--quiet"])
-            .current_dir(root)
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "cargo build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let build = target_dir().join("examples-c");
-        let out = Command::new("make")
-            .arg("-C")
-            .arg(root.join("examples-c"))
-            .arg("PROFILE=debug")
-            .arg(format!("TARGET_DIR={}", target_dir().display()))
-            .arg(format!("BUILD={}", build.display()))
-            .arg("all")
-            .output()
-            .expect("make is needed to build the C examples");
-        assert!(
-            out.status.success(),
-            "make: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        build
+        make(
+            "examples-c-sanitized",
+            "-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all",
+        )
     })
+}
+
+fn make(folder: &str, sanitize: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--lib", "--quiet"])
+        .current_dir(root)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let build = target_dir().join(folder);
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(root.join("examples-c"))
+        .arg("PROFILE=debug")
+        .arg(format!("TARGET_DIR={}", target_dir().display()))
+        .arg(format!("BUILD={}", build.display()))
+        .arg(format!("SANITIZE={sanitize}"))
+        .arg("all")
+        .output()
+        .expect("make is needed to build the C examples");
+    assert!(
+        out.status.success(),
+        "make: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    build
 }
 
 /// Runs an example with only the given model-related environment.
@@ -56,10 +82,15 @@ pub fn run(
     args: &[&str],
     env: &[(&str, &str)],
     stdin: &str,
-    valgrind: bool,
+    how: How,
 ) -> Output {
-    let path = build().join(variant).join(program);
-    let mut command = if valgrind {
+    let folder = if how == How::Sanitizers {
+        build_sanitized()
+    } else {
+        build()
+    };
+    let path = folder.join(variant).join(program);
+    let mut command = if how == How::Valgrind {
         let mut c = Command::new("valgrind");
         c.args([
             "--quiet",
@@ -80,6 +111,11 @@ pub fn run(
         "DEBUG_MOCK_RESPONSES",
     ] {
         command.env_remove(var);
+    }
+    if how == How::Sanitizers {
+        command
+            .env("ASAN_OPTIONS", "detect_leaks=1:exitcode=98")
+            .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
     }
     command.envs(env.iter().copied());
     let mut child = command

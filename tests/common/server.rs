@@ -278,6 +278,9 @@ struct Shared {
     stop: AtomicBool,
     accepted: AtomicUsize,
     requests: Mutex<Vec<Request>>,
+    /// Whether requests are kept for `requests()` (load tests turn it off
+    /// so the server's memory does not grow with the calls).
+    record: bool,
     /// Clones of the sockets being served, so that `Drop` can shut them down
     /// and wake workers blocked reading or writing them.
     live: Mutex<Vec<(usize, TcpStream)>>,
@@ -316,6 +319,16 @@ impl TestServer {
         workers: usize,
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> TestServer {
+        TestServer::start_with(workers, true, handler)
+    }
+
+    /// Like [`start_with_workers`](Self::start_with_workers); `record: false`
+    /// keeps no requests (`requests()` stays empty).
+    pub fn start_with(
+        workers: usize,
+        record: bool,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
         let worker_count = workers;
         let listener = TcpListener::bind("127.0.0.1:0").expect("test server: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("test server: local_addr");
@@ -323,6 +336,7 @@ impl TestServer {
             stop: AtomicBool::new(false),
             accepted: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            record,
             live: Mutex::new(Vec::new()),
             handler: Box::new(handler),
         });
@@ -508,7 +522,9 @@ impl Conn {
                 self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             }
             request.body = self.read_body(&request)?;
-            lock(&shared.requests).push(request.clone());
+            if shared.record {
+                lock(&shared.requests).push(request.clone());
+            }
 
             let handler = &shared.handler;
             let reply = match panic::catch_unwind(AssertUnwindSafe(|| handler(&request))) {
