@@ -74,6 +74,18 @@ pub enum Error {
     Aborted(String),
 }
 
+/// A transport error from a lower layer's text; certificate failures get
+/// a hint of what to do.
+fn transport_error(text: String) -> Error {
+    if text.contains("certificate") {
+        return Error::Transport(format!(
+            "TLS: the server's certificate is not trusted or not valid for this host \
+             ({text}); trust a private CA or a self-signed certificate with ca_file"
+        ));
+    }
+    Error::Transport(text)
+}
+
 impl Error {
     /// The HTTP status of an [`Error::Http`], else `None`.
     pub fn status(&self) -> Option<u16> {
@@ -113,7 +125,7 @@ impl Error {
             )),
             U::TooManyRedirects => Error::Transport("too many redirects".into()),
             U::RedirectFailed => Error::Transport("a redirect could not be followed".into()),
-            other => Error::Transport(other.to_string()),
+            other => transport_error(other.to_string()),
         }
     }
 
@@ -124,12 +136,21 @@ impl Error {
             let inner = err.into_inner().expect("checked above");
             return Error::from_ureq(*inner.downcast::<ureq::Error>().expect("checked above"));
         }
-        match err.kind() {
+        let what = match err.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                Error::Timeout("no data from the server within the client's timeout".into())
+                return Error::Timeout("no data from the server within the client's timeout".into())
             }
-            _ => Error::Transport(err.to_string()),
-        }
+            io::ErrorKind::UnexpectedEof => {
+                "the server closed the connection before the whole response arrived"
+            }
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                "the server reset the connection"
+            }
+            io::ErrorKind::ConnectionRefused => "the server refused the connection",
+            io::ErrorKind::BrokenPipe => "the server closed the connection while it was sent to",
+            _ => return transport_error(err.to_string()),
+        };
+        Error::Transport(format!("{what} ({err})"))
     }
 
     /// Names the URL a transport failure or timeout happened on.

@@ -19,10 +19,19 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 /// acted on the request. TLS failures, bad URLs and timeouts are not.
 pub(crate) fn is_retryable_error(err: &ureq::Error) -> bool {
     match err {
-        ureq::Error::Io(io) => !matches!(
-            io.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        ),
+        ureq::Error::Io(io) => {
+            use std::io::ErrorKind::*;
+            // Not InvalidData: that is how a TLS failure arrives.
+            matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | NotConnected
+            )
+        }
         ureq::Error::ConnectionFailed => true,
         _ => false,
     }

@@ -280,7 +280,8 @@ fn redirects_307_and_308_keep_the_post_and_its_body() {
                         ("Content-Length", "0".into()),
                     ],
                 );
-                Reply::raw(head)
+                // Kept alive, so the count of requests below is exact.
+                Reply::raw(head).keep_alive(true)
             } else {
                 good_reply(request)
             }
@@ -345,6 +346,7 @@ fn redirects_that_would_change_the_method_or_loop_are_errors() {
                 ("Content-Length", "0".into()),
             ],
         ))
+        .keep_alive(true)
     });
     let err = client(&server.url())
         .complete(&user("hi"), None)
@@ -362,6 +364,7 @@ fn redirects_that_would_change_the_method_or_loop_are_errors() {
                 ("Content-Length", "0".into()),
             ],
         ))
+        .keep_alive(true)
     });
     let err = client(&server.url())
         .complete(&user("hi"), None)

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::cbuild::{assert_ok, run, text, VARIANTS};
+use common::cbuild::{assert_ok, run, text, How, VARIANTS};
 use common::relay::Relay;
 use common::user;
 use modelapi::{Error, ModelApi};
