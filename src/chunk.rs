@@ -64,7 +64,8 @@ pub(crate) fn read_event(
     }
     let chunk: WireChunk<'_> = serde_json::from_str(data).map_err(|e| {
         Error::InvalidResponse(format!(
-            "a streamed event is not valid JSON ({e}): {}",
+            "a streamed event is not valid JSON ({}): {}",
+            truncate(&e.to_string()),
             truncate(data)
         ))
     })?;
@@ -105,7 +106,7 @@ fn server_error(data: &str) -> Error {
     let message = match serde_json::from_str::<Value>(data) {
         Ok(value) => error_message(&value),
         Err(_) if data.trim().is_empty() => "the server sent an error event with no data".into(),
-        Err(_) => data.trim().to_string(),
+        Err(_) => truncate(data.trim()),
     };
     Error::Server {
         message,
@@ -117,13 +118,18 @@ fn server_error(data: &str) -> Error {
 /// `{"error": {"message": ..}}`, `{"message": ..}`, `{"error": ".."}`,
 /// `{"content": ..}` (llama.cpp) or a bare string.
 pub(crate) fn error_message(error: &Value) -> String {
+    // A server's text, so at most 1 KiB of it: error texts stay small.
+    truncate(&error_text(error))
+}
+
+fn error_text(error: &Value) -> String {
     match error {
         Value::String(s) => s.clone(),
         Value::Object(object) => {
             for key in ["message", "error", "content", "detail"] {
                 match object.get(key) {
                     Some(Value::String(s)) if !s.is_empty() => return s.clone(),
-                    Some(nested @ Value::Object(_)) => return error_message(nested),
+                    Some(nested @ Value::Object(_)) => return error_text(nested),
                     _ => {}
                 }
             }

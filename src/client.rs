@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use ureq::http::{HeaderName, HeaderValue, Response};
 use ureq::Body;
 
+use crate::cancel::CancelToken;
 use crate::chunk::StreamMetadata;
 use crate::mock::{self, CannedReplies};
 use crate::stream::ChatStream;
@@ -153,14 +154,34 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
+        self.run_complete(request, mock_response, &CancelToken::new())
+    }
+
+    /// Calls that `cancel` can stop from another thread:
+    /// `api.with_cancel(&cancel).complete(..)`, `.stream(..)`, ...
+    pub fn with_cancel<'a>(&'a self, cancel: &'a CancelToken) -> Cancellable<'a> {
+        Cancellable { api: self, cancel }
+    }
+
+    fn run_complete(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+        cancel: &CancelToken,
+    ) -> Result<ChatCompletion, Error> {
         self.ensure_open()?;
         let body = self.request_body(request, mock_response, false)?;
+        check_cancel(cancel)?;
         if let Some(reply) = self.canned.take() {
-            return Ok(self.canned.completion(&self.model, body.len(), &reply));
+            return self.canned.completion(&self.model, body.len(), &reply);
         }
-        let mut response = self.send(&body, false)?;
-        let body = read_body(&mut response, self.max_response_bytes)?;
-        ChatCompletion::from_body(body).map_err(|e| self.secrets.redact(e))
+        cancel
+            .enter(|| {
+                let mut response = self.send(&body, false, cancel)?;
+                let body = read_body(&mut response, self.max_response_bytes)?;
+                ChatCompletion::from_body(body)
+            })
+            .map_err(|e| self.call_error(e, cancel))
     }
 
     /// A streamed chat completion: an iterator over the content chunks.
@@ -186,25 +207,52 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
+        self.run_stream(request, mock_response, &CancelToken::new())
+    }
+
+    fn run_stream(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+        cancel: &CancelToken,
+    ) -> Result<ChatStream, Error> {
         self.ensure_open()?;
         let body = self.request_body(request, mock_response, true)?;
-        if let Some(reply) = self.canned.take() {
-            return Ok(self.canned.stream(&self.model, body.len(), reply));
-        }
-        let mut response = self.send(&body, true)?;
-        let request_id = header(&response, "x-request-id").map(str::to_string);
-        let stream = if is_json(&response) {
-            let body = read_body(&mut response, self.max_response_bytes)?;
-            let completion = ChatCompletion::from_body(body).map_err(|e| self.secrets.redact(e))?;
-            stream_of_completion(completion, request_id)
+        check_cancel(cancel)?;
+        let stream = if let Some(reply) = self.canned.take() {
+            self.canned.stream(&self.model, body.len(), reply)?
         } else {
-            ChatStream::from_events(
-                response.into_body().into_reader(),
-                self.max_event_bytes,
-                request_id,
-            )
+            cancel
+                .enter(|| self.open_stream(&body, cancel))
+                .map_err(|e| self.call_error(e, cancel))?
         };
-        Ok(stream.with_secrets(Arc::clone(&self.secrets)))
+        Ok(stream
+            .with_secrets(Arc::clone(&self.secrets))
+            .with_cancel(cancel.clone()))
+    }
+
+    fn open_stream(&self, body: &[u8], cancel: &CancelToken) -> Result<ChatStream, Error> {
+        let mut response = self.send(body, true, cancel)?;
+        let request_id = header(&response, "x-request-id").map(str::to_string);
+        if is_json(&response) {
+            let body = read_body(&mut response, self.max_response_bytes)?;
+            let completion = ChatCompletion::from_body(body)?;
+            return Ok(stream_of_completion(completion, request_id));
+        }
+        Ok(ChatStream::from_events(
+            response.into_body().into_reader(),
+            self.max_event_bytes,
+            request_id,
+        ))
+    }
+
+    /// The error a call returns: `Aborted` once its token is cancelled,
+    /// whatever the I/O reported; secrets scrubbed.
+    fn call_error(&self, error: Error, cancel: &CancelToken) -> Error {
+        if cancel.is_cancelled() {
+            return cancelled();
+        }
+        self.secrets.redact(error)
     }
 
     /// The callback form of [`stream`](Self::stream): `on_chunk` is called
@@ -312,7 +360,12 @@ impl ModelApi {
 
     /// Sends `body`, retrying connection failures and retryable statuses,
     /// and returns the first 2xx response.
-    fn send(&self, body: &[u8], stream: bool) -> Result<Response<Body>, Error> {
+    fn send(
+        &self,
+        body: &[u8],
+        stream: bool,
+        cancel: &CancelToken,
+    ) -> Result<Response<Body>, Error> {
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -361,7 +414,8 @@ impl ModelApi {
                     retry::backoff(self.retry_backoff, attempt)
                 }
             };
-            std::thread::sleep(retry_in);
+            cancel.sleep(retry_in);
+            check_cancel(cancel)?;
             self.ensure_open()?;
             attempt += 1;
         }
@@ -484,6 +538,81 @@ fn is_credential_header(name: &str) -> bool {
     ["auth", "key", "token", "secret", "cookie"]
         .iter()
         .any(|word| name.contains(word))
+}
+
+/// Calls of a client that a [`CancelToken`] can stop; see
+/// [`ModelApi::with_cancel`]. The methods are those of [`ModelApi`].
+#[derive(Debug, Clone, Copy)]
+pub struct Cancellable<'a> {
+    api: &'a ModelApi,
+    cancel: &'a CancelToken,
+}
+
+impl Cancellable<'_> {
+    /// [`ModelApi::complete`], cancellable.
+    pub fn complete<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatCompletion, Error> {
+        let request = request_from_messages(messages)?;
+        self.api.run_complete(request, mock_response, self.cancel)
+    }
+
+    /// [`ModelApi::complete_request`], cancellable.
+    pub fn complete_request(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatCompletion, Error> {
+        self.api.run_complete(request, mock_response, self.cancel)
+    }
+
+    /// [`ModelApi::stream`], cancellable: the token stops the opening of
+    /// the stream and every later read of it.
+    pub fn stream<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let request = request_from_messages(messages)?;
+        self.api.run_stream(request, mock_response, self.cancel)
+    }
+
+    /// [`ModelApi::stream_request`], cancellable.
+    pub fn stream_request(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.api.run_stream(request, mock_response, self.cancel)
+    }
+
+    /// [`ModelApi::stream_with`], cancellable.
+    pub fn stream_with<M, F>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+        on_chunk: F,
+    ) -> Result<StreamMetadata, Error>
+    where
+        M: Serialize,
+        F: FnMut(&str) -> ControlFlow<()>,
+    {
+        drive(self.stream(messages, mock_response)?, on_chunk)
+    }
+}
+
+fn cancelled() -> Error {
+    Error::Aborted("the call was cancelled".into())
+}
+
+fn check_cancel(cancel: &CancelToken) -> Result<(), Error> {
+    if cancel.is_cancelled() {
+        Err(cancelled())
+    } else {
+        Ok(())
+    }
 }
 
 /// Pulls `stream` to its end, handing each chunk to `on_chunk`.

@@ -49,6 +49,7 @@
 
 #![warn(missing_docs)]
 
+mod cancel;
 mod chunk;
 mod client;
 mod error;
@@ -60,14 +61,16 @@ mod stream;
 mod transport;
 mod types;
 
+pub use cancel::CancelToken;
 pub use chunk::StreamMetadata;
+pub use client::Cancellable;
 pub use client::{
     ModelApi, ModelApiBuilder, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
 pub use error::Error;
-pub use mock::MOCK_ENV_VAR;
-pub use stream::ChatStream;
+pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+pub use stream::{ChatStream, PartialText};
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
 
 /// The README's Rust examples, compiled as doctests so they stay true.

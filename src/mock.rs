@@ -92,13 +92,17 @@ impl CannedReplies {
         format!("chatcmpl-mock-{}", self.served.load(Ordering::Relaxed))
     }
 
-    /// A full `chat.completion` object answering with `text`.
+    /// A full `chat.completion` object answering with `text`, or the error
+    /// `text` names (see [`error_sentinel`]).
     pub(crate) fn completion(
         &self,
         model: &str,
         prompt_chars: usize,
         text: &str,
-    ) -> ChatCompletion {
+    ) -> Result<ChatCompletion, Error> {
+        if let Some(sentinel) = error_sentinel(text) {
+            return Err(sentinel.error());
+        }
         let usage = estimate_usage(prompt_chars, text);
         let body = json!({
             "id": self.next_id(),
@@ -117,11 +121,31 @@ impl CannedReplies {
             }
         })
         .to_string();
-        ChatCompletion::from_body(body).expect("a canned completion is a valid completion")
+        Ok(ChatCompletion::from_body(body).expect("a canned completion is a valid completion"))
     }
 
-    /// A stream handing out `text` in pieces whose concatenation is `text`.
-    pub(crate) fn stream(&self, model: &str, prompt_chars: usize, text: String) -> ChatStream {
+    /// A stream handing out `text` in pieces whose concatenation is `text`,
+    /// or the error `text` names (see [`error_sentinel`]).
+    pub(crate) fn stream(
+        &self,
+        model: &str,
+        prompt_chars: usize,
+        text: String,
+    ) -> Result<ChatStream, Error> {
+        match error_sentinel(&text) {
+            Some(Sentinel::AfterText) => {
+                let meta = StreamMetadata {
+                    id: Some(self.next_id()),
+                    model: Some(model.to_string()),
+                    ..StreamMetadata::default()
+                };
+                let stream =
+                    ChatStream::from_text(MOCK_TEXT_BEFORE_ERROR.into(), PIECE_CHARS, meta);
+                return Ok(stream.then_fail(Sentinel::AfterText.error()));
+            }
+            Some(sentinel) => return Err(sentinel.error()),
+            None => {}
+        }
         let meta = StreamMetadata {
             id: Some(self.next_id()),
             model: Some(model.to_string()),
@@ -129,8 +153,93 @@ impl CannedReplies {
             usage: Some(estimate_usage(prompt_chars, &text)),
             request_id: None,
         };
-        ChatStream::from_text(text, PIECE_CHARS, meta)
+        Ok(ChatStream::from_text(text, PIECE_CHARS, meta))
     }
+}
+
+/// The text streamed before the error of `Exception: mock_streaming_error`.
+pub const MOCK_TEXT_BEFORE_ERROR: &str = "This is a mock streaming response, until";
+
+/// A canned reply that stands for an error, as LiteLLM's `mock_response`
+/// sentinels do, so error handling can be tested with no server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sentinel {
+    Http(u16, &'static str, &'static str),
+    AfterText,
+}
+
+/// The sentinels, with the status and `error.type` LiteLLM answers them
+/// with.
+const SENTINELS: &[(&str, Sentinel)] = &[
+    (
+        "litellm.RateLimitError",
+        Sentinel::Http(429, "throttling_error", "rate limit"),
+    ),
+    (
+        "litellm.InternalServerError",
+        Sentinel::Http(500, "internal_server_error", "internal server error"),
+    ),
+    (
+        "litellm.BadRequestError",
+        Sentinel::Http(400, "invalid_request_error", "bad request"),
+    ),
+    (
+        "litellm.AuthenticationError",
+        Sentinel::Http(401, "auth_error", "authentication error"),
+    ),
+    (
+        "litellm.NotFoundError",
+        Sentinel::Http(404, "not_found_error", "not found error"),
+    ),
+    (
+        "litellm.ContextWindowExceededError",
+        Sentinel::Http(
+            400,
+            "context_length_exceeded",
+            "context window exceeded error",
+        ),
+    ),
+    (
+        "litellm.ServiceUnavailableError",
+        Sentinel::Http(503, "service_unavailable", "service unavailable error"),
+    ),
+    ("Exception: mock_streaming_error", Sentinel::AfterText),
+];
+
+fn error_sentinel(text: &str) -> Option<Sentinel> {
+    SENTINELS
+        .iter()
+        .find(|(name, _)| *name == text.trim())
+        .map(|(_, sentinel)| *sentinel)
+}
+
+impl Sentinel {
+    fn error(self) -> Error {
+        match self {
+            Sentinel::Http(status, error_type, what) => {
+                let name = SENTINELS
+                    .iter()
+                    .find(|(_, s)| *s == self)
+                    .map_or("", |(name, _)| name);
+                Error::Http {
+                    status,
+                    message: format!("{name}: this is a mock {what}"),
+                    error_type: Some(error_type.into()),
+                    code: Some(status.to_string()),
+                    body: String::new(),
+                }
+            }
+            Sentinel::AfterText => Error::Server {
+                message: "mock_streaming_error: the mock stream failed after some text".into(),
+                body: String::new(),
+            },
+        }
+    }
+}
+
+/// The canned replies that stand for errors, for documentation and tests.
+pub fn error_sentinels() -> impl Iterator<Item = &'static str> {
+    SENTINELS.iter().map(|(name, _)| *name)
 }
 
 /// Token counts for a canned reply: no tokenizer is at hand, so about four
@@ -183,7 +292,7 @@ mod tests {
     #[test]
     fn canned_completion_shape() {
         let canned = CannedReplies::new(vec![]);
-        let c = canned.completion("m", 40, "Hello there");
+        let c = canned.completion("m", 40, "Hello there").unwrap();
         assert_eq!(c.object, "chat.completion");
         assert_eq!(c.model, "m");
         assert_eq!(c.content(), Some("Hello there"));

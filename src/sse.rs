@@ -139,6 +139,9 @@ impl SseDecoder {
                 return Ok((input.len(), None));
             };
             self.after_cr = rest[end] == b'\r';
+            if self.line.len() + end > self.max_event_bytes {
+                return Err(self.too_large());
+            }
             let dispatch = if self.line.is_empty() {
                 self.process_line(&rest[..end])?
             } else {

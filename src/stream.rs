@@ -9,6 +9,7 @@ use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::cancel::CancelToken;
 use crate::chunk::{self, ChunkEvent, StreamMetadata};
 use crate::client::Secrets;
 use crate::sse::SseDecoder;
@@ -46,6 +47,11 @@ pub struct ChatStream {
     state: State,
     /// Scrubbed from error texts: a server may echo what it was sent.
     secrets: Option<Arc<Secrets>>,
+    /// Stops the stream from another thread.
+    cancel: CancelToken,
+    /// An error to end with once the text runs out (a canned
+    /// `mock_streaming_error`).
+    then_error: Option<Error>,
 }
 
 enum Source {
@@ -119,7 +125,41 @@ impl ChatStream {
             meta,
             state: State::Streaming,
             secrets: None,
+            cancel: CancelToken::new(),
+            then_error: None,
         }
+    }
+
+    pub(crate) fn with_cancel(mut self, cancel: CancelToken) -> ChatStream {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Ends the stream with `error` once its text runs out.
+    pub(crate) fn then_fail(mut self, error: Error) -> ChatStream {
+        self.then_error = Some(error);
+        self
+    }
+
+    /// The token that stops this stream: cancel it from any thread, also
+    /// while another thread is blocked in [`next_chunk`](Self::next_chunk)
+    /// waiting for the server; that call then returns
+    /// [`Error::Aborted`] at once, and the connection is closed.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Reads the stream to its end and returns the whole text; on an error,
+    /// the text that arrived before it comes with the error.
+    pub fn into_text(mut self) -> Result<String, Box<PartialText>> {
+        let mut text = String::new();
+        while let Some(chunk) = self.next_chunk() {
+            match chunk {
+                Ok(chunk) => text.push_str(chunk),
+                Err(error) => return Err(Box::new(PartialText { text, error })),
+            }
+        }
+        Ok(text)
     }
 
     pub(crate) fn with_secrets(mut self, secrets: Arc<Secrets>) -> ChatStream {
@@ -136,14 +176,21 @@ impl ChatStream {
         if self.state != State::Streaming {
             return None;
         }
-        let step = match &mut self.source {
-            Source::Events(_) => self.next_event_chunk(),
-            Source::Text {
-                text,
-                pos,
-                piece_chars,
-            } => Ok(next_piece(text, pos, *piece_chars, &mut self.chunk)),
-            Source::Released => Ok(false),
+        let step = if self.cancel.is_cancelled() {
+            Err(Error::Aborted("the stream was cancelled".into()))
+        } else {
+            match &mut self.source {
+                Source::Events(_) => self.next_event_chunk(),
+                Source::Text {
+                    text,
+                    pos,
+                    piece_chars,
+                } => match next_piece(text, pos, *piece_chars, &mut self.chunk) {
+                    false if self.then_error.is_some() => Err(self.then_error.take().unwrap()),
+                    more => Ok(more),
+                },
+                Source::Released => Ok(false),
+            }
         };
         match step {
             Ok(true) => Some(Ok(&self.chunk)),
@@ -156,6 +203,9 @@ impl ChatStream {
                 self.state = State::Failed;
                 self.release();
                 Some(Err(match &self.secrets {
+                    _ if self.cancel.is_cancelled() => {
+                        Error::Aborted("the stream was cancelled".into())
+                    }
                     Some(secrets) => secrets.redact(err),
                     None => err,
                 }))
@@ -204,7 +254,11 @@ impl ChatStream {
             let Source::Events(body) = &mut self.source else {
                 return Ok(false);
             };
-            let read = body.read(&mut self.buffer).map_err(Error::from_io)?;
+            let buffer = &mut self.buffer;
+            let read = self
+                .cancel
+                .enter(|| body.read(buffer))
+                .map_err(Error::from_io)?;
             self.start = 0;
             self.end = read;
             if read == 0 {
@@ -242,13 +296,16 @@ impl ChatStream {
     /// the connection can be pooled; gives up past a small limit.
     fn drain(&mut self) {
         if let Source::Events(body) = &mut self.source {
-            let mut drained = 0;
-            while drained <= DRAIN_LIMIT_BYTES {
-                match body.read(&mut self.buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => drained += n,
+            let buffer = &mut self.buffer;
+            self.cancel.enter(|| {
+                let mut drained = 0;
+                while drained <= DRAIN_LIMIT_BYTES {
+                    match body.read(buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => drained += n,
+                    }
                 }
-            }
+            });
         }
     }
 
@@ -259,6 +316,32 @@ impl ChatStream {
         self.buffer = Box::default();
         self.start = 0;
         self.end = 0;
+    }
+}
+
+/// The text a stream delivered before it failed, and the error.
+#[derive(Debug)]
+pub struct PartialText {
+    /// The content that arrived before the error.
+    pub text: String,
+    /// Why the stream ended early.
+    pub error: Error,
+}
+
+impl std::fmt::Display for PartialText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (after {} bytes of text)",
+            self.error,
+            self.text.len()
+        )
+    }
+}
+
+impl std::error::Error for PartialText {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

@@ -12,17 +12,23 @@
 //! - `timeout_per_read`: each read, of the response head and of the body,
 //!   so a stream that keeps sending is never cut, and one that goes silent
 //!   fails after one timeout.
+//!
+//! Each TCP connection is wrapped in a [`CallTransport`], which makes the
+//! calls cancellable and writes each request in one go.
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ureq::config::RedirectAuthHeaders;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{ConnectionDetails, Connector, DefaultConnector, Transport};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, NextTimeout, ShutdownHandle, TcpConnector, Transport,
+};
 use ureq::Agent;
 
+use crate::cancel::{cancelled_io_error, with_current, CancelState};
 use crate::Error;
 
 /// The `User-Agent` header: the library and its version.
@@ -66,7 +72,10 @@ pub(crate) fn agent(settings: &AgentSettings) -> Agent {
         .max_idle_age(Duration::from_secs(4));
     #[cfg(feature = "tls")]
     let config = config.tls_config(tls_config(settings.ca_pem.as_deref()));
-    let connector = DefaultConnector::new().chain(NoteConnects);
+    #[cfg(feature = "tls")]
+    let connector = TcpWithCancel.chain(ureq::unversioned::transport::RustlsConnector::default());
+    #[cfg(not(feature = "tls"))]
+    let connector = TcpWithCancel;
     Agent::with_parts(config.build(), connector, DefaultResolver::default())
 }
 
@@ -124,23 +133,171 @@ pub(crate) fn connections_opened() -> u64 {
     CONNECTIONS_OPENED.with(Cell::get)
 }
 
-/// A pass-through connector at the end of ureq's chain that counts the
-/// connections opened on this thread (connections are made on the
-/// caller's thread: the library starts none).
+/// ureq's TCP connector, with each connection wrapped in a [`CallTransport`]
+/// and counted.
 #[derive(Debug)]
-struct NoteConnects;
+struct TcpWithCancel;
 
-impl<In: Transport> Connector<In> for NoteConnects {
-    type Out = In;
+type TcpOut = <TcpConnector as Connector<()>>::Out;
+
+impl Connector<()> for TcpWithCancel {
+    type Out = CallTransport<TcpOut>;
 
     fn connect(
         &self,
-        _: &ConnectionDetails,
-        chained: Option<In>,
+        details: &ConnectionDetails,
+        _: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        if chained.is_some() {
-            CONNECTIONS_OPENED.with(|c| c.set(c.get() + 1));
+        // ureq hands the socket's shutdown handle to its pool through
+        // `register_shutdown`; a copy of it is what a cancel shuts down.
+        let socket: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
+        let register = Arc::clone(&details.register_shutdown);
+        let keep = Arc::clone(&socket);
+        let details = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: Arc::clone(&details.current_time),
+            run_connector: Arc::clone(&details.run_connector),
+            register_shutdown: Arc::new(move |handle: Weak<dyn ShutdownHandle>| {
+                *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+                register(handle)
+            }),
+        };
+        let Some(tcp) = Connector::<()>::connect(&TcpConnector::default(), &details, None)? else {
+            return Ok(None);
+        };
+        CONNECTIONS_OPENED.with(|c| c.set(c.get() + 1));
+        let socket = socket.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(Some(CallTransport::new(tcp, socket)))
+    }
+}
+
+/// A TCP connection as the calls see it: cancellable, and writing each
+/// request in one go.
+///
+/// - Cancel: each read and write first attaches the connection to the
+///   current call's [`CancelToken`](crate::CancelToken) and checks it, so a
+///   cancel shuts down exactly the socket in use, and a cancelled call does
+///   no more I/O.
+/// - One write per request: ureq writes the head and the body separately
+///   (two packets, and a delayed ACK on some servers); the bytes are held
+///   here and sent together when the response is first awaited.
+#[derive(Debug)]
+pub(crate) struct CallTransport<T> {
+    inner: T,
+    socket: Option<Weak<dyn ShutdownHandle>>,
+    /// The token the connection is attached to.
+    attached: Option<Arc<CancelState>>,
+    /// Request bytes not written yet, and the timeout to write them with.
+    pending: Vec<u8>,
+    pending_timeout: NextTimeout,
+}
+
+/// Held request bytes are written once they reach this size.
+const MAX_PENDING_BYTES: usize = 64 * 1024;
+
+impl<T: Transport> CallTransport<T> {
+    fn new(inner: T, socket: Option<Weak<dyn ShutdownHandle>>) -> Self {
+        CallTransport {
+            inner,
+            socket,
+            attached: None,
+            pending: Vec::new(),
+            pending_timeout: NextTimeout::default(),
         }
-        Ok(chained)
+    }
+
+    /// Attaches the connection to the current call's token, and fails if
+    /// that token is cancelled.
+    fn check_cancel(&mut self) -> Result<(), ureq::Error> {
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
+        with_current(|current| {
+            let same = match (&self.attached, current) {
+                (Some(a), Some(c)) => Arc::ptr_eq(a, c),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                if let Some(previous) = self.attached.take() {
+                    previous.detach(socket);
+                }
+                self.attached = current.cloned();
+            }
+            // Again on every I/O: the call's token lets go of the
+            // connection between two reads of a stream.
+            if let Some(state) = current {
+                state.attach(socket);
+            }
+        });
+        match &self.attached {
+            Some(state) if state.is_cancelled() => Err(cancelled_io_error()),
+            _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), ureq::Error> {
+        let mut sent = 0;
+        while sent < self.pending.len() {
+            let output = self.inner.buffers().output();
+            let n = output.len().min(self.pending.len() - sent);
+            output[..n].copy_from_slice(&self.pending[sent..sent + n]);
+            self.inner.transmit_output(n, self.pending_timeout)?;
+            sent += n;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+impl<T: Transport> Transport for CallTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.check_cancel()?;
+        let output = &self.inner.buffers().output()[..amount];
+        self.pending.extend_from_slice(output);
+        self.pending_timeout = timeout;
+        if self.pending.len() >= MAX_PENDING_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.pending.is_empty() {
+            self.check_cancel()?;
+            self.flush()?;
+        }
+        if self.buffers().can_use_input() {
+            return Ok(true);
+        }
+        self.await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.check_cancel()?;
+        self.flush()?;
+        let result = self.inner.await_input(timeout);
+        // A cancel during the wait shows below as an end of input or an
+        // error: report it as what it is.
+        self.check_cancel()?;
+        result
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }

@@ -166,7 +166,8 @@ fn not_a_completion(body: &str, parse: &serde_json::Error) -> crate::Error {
         }
     }
     crate::Error::InvalidResponse(format!(
-        "the body is not an OpenAI chat.completion object ({parse}): {}",
+        "the body is not an OpenAI chat.completion object ({}): {}",
+        truncate(&parse.to_string()),
         truncate(body)
     ))
 }
