@@ -83,6 +83,12 @@ typedef enum ModelApiStatus {
 } ModelApiStatus;
 
 /**
+ * A cancel token (the C `ModelApiCancel`): created by the caller, passed
+ * to the `_with` calls, cancelled from any thread.
+ */
+typedef struct ModelApiCancel ModelApiCancel;
+
+/**
  * A client of one server and model (the C `ModelApi`). Opaque to C:
  * created by `modelapi_new` or `modelapi_from_env`, freed by
  * `modelapi_close`.
@@ -309,6 +315,153 @@ enum ModelApiStatus modelapi_stream_open_json(struct ModelApi *api,
 enum ModelApiStatus modelapi_stream_next(struct ModelApiStream *stream,
                                          const char **out_chunk,
                                          size_t *out_len);
+
+/**
+ * Cancels a pull stream. Safe to call from any thread, also while another
+ * thread is blocked inside `modelapi_stream_next` on this stream: that
+ * call returns `MODELAPI_ABORTED` within milliseconds, and the stream's
+ * connection is closed (so the server stops generating). Later
+ * `modelapi_stream_next` calls return `MODELAPI_DONE`. The stream must
+ * still be freed with `modelapi_stream_free`, after every other call on it
+ * has returned.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream (not freed, and not being freed).
+ */
+enum ModelApiStatus modelapi_stream_cancel(struct ModelApiStream *stream);
+
+/**
+ * The `finish_reason` of the stream ("stop", "length", "tool_calls", ...),
+ * or NULL while the server has not sent one. The text belongs to the
+ * stream and stays valid until it is freed.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream, used by this thread only.
+ */
+const char *modelapi_stream_finish_reason(struct ModelApiStream *stream);
+
+/**
+ * The response `id` of the stream (e.g. "chatcmpl-..."), or NULL when
+ * none was seen yet. Valid until the stream is freed.
+ *
+ * # Safety
+ * As `modelapi_stream_finish_reason`.
+ */
+const char *modelapi_stream_id(struct ModelApiStream *stream);
+
+/**
+ * The `model` that answered, as the server named it, or NULL when none
+ * was seen yet. Valid until the stream is freed.
+ *
+ * # Safety
+ * As `modelapi_stream_finish_reason`.
+ */
+const char *modelapi_stream_model(struct ModelApiStream *stream);
+
+/**
+ * The `x-request-id` header of the response, or NULL when there was none.
+ * Valid until the stream is freed.
+ *
+ * # Safety
+ * As `modelapi_stream_finish_reason`.
+ */
+const char *modelapi_stream_request_id(struct ModelApiStream *stream);
+
+/**
+ * The token counts of the stream, when the server sent them (e.g. with
+ * `"stream_options": {"include_usage": true}` in a `_json` request, after
+ * the last chunk): returns 1 and fills the non-NULL out pointers; returns
+ * 0 (and sets them to 0) when there are none, or `stream` is NULL.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; the out
+ * pointers are NULL or writable.
+ */
+int modelapi_stream_usage(struct ModelApiStream *stream,
+                          uint64_t *out_prompt_tokens,
+                          uint64_t *out_completion_tokens,
+                          uint64_t *out_total_tokens);
+
+/**
+ * Creates a cancel token, to pass to `modelapi_complete_with`,
+ * `modelapi_stream_with` or `modelapi_stream_open_with`. Free it with
+ * `modelapi_cancel_free` once no call uses it.
+ */
+struct ModelApiCancel *modelapi_cancel_new(void);
+
+/**
+ * Cancels the calls using `cancel`. Safe from any thread, at any time:
+ * a call blocked on the network (waiting for the server, or between two
+ * chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
+ * connection is closed. The token stays cancelled (later calls with it
+ * return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.
+ *
+ * # Safety
+ * `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_cancel(struct ModelApiCancel *cancel);
+
+/**
+ * Makes a cancelled token usable for new calls.
+ *
+ * # Safety
+ * `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_cancel_reset(struct ModelApiCancel *cancel);
+
+/**
+ * Frees a cancel token. NULL is a no-op. No call may be using it.
+ *
+ * # Safety
+ * `cancel` is NULL or a live token, not used again after this call.
+ */
+void modelapi_cancel_free(struct ModelApiCancel *cancel);
+
+/**
+ * `modelapi_complete_json` that `cancel` can stop from another thread
+ * (`cancel` may be NULL: then it is `modelapi_complete_json`). A
+ * cancelled call returns `MODELAPI_ABORTED`.
+ *
+ * # Safety
+ * As `modelapi_complete_json`; `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_complete_with(struct ModelApi *api,
+                                           const char *messages_json,
+                                           const char *mock_response,
+                                           struct ModelApiCancel *cancel,
+                                           char **out_json,
+                                           char **out_content);
+
+/**
+ * `modelapi_stream_json` that `cancel` can stop from another thread, also
+ * between two chunks (`cancel` may be NULL). A cancelled call returns
+ * `MODELAPI_ABORTED`, after the chunks that arrived.
+ *
+ * # Safety
+ * As `modelapi_stream_json`; `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_stream_with(struct ModelApi *api,
+                                         const char *messages_json,
+                                         const char *mock_response,
+                                         struct ModelApiCancel *cancel,
+                                         ModelApiChunkFn on_chunk,
+                                         void *user_data);
+
+/**
+ * `modelapi_stream_open_json` that `cancel` can stop from another thread
+ * while the request is sent and the answer awaited, and at any later
+ * `modelapi_stream_next` (as `modelapi_stream_cancel` does). `cancel` may
+ * be NULL.
+ *
+ * # Safety
+ * As `modelapi_stream_open_json`; `cancel` is NULL or a live token that
+ * outlives the stream.
+ */
+enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
+                                              const char *messages_json,
+                                              const char *mock_response,
+                                              struct ModelApiCancel *cancel,
+                                              struct ModelApiStream **out_stream);
 
 /**
  * Frees a pull stream. In the middle of a stream its connection is closed

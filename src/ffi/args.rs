@@ -41,6 +41,12 @@ pub(crate) fn required<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Fail
     unsafe { ptr.as_mut() }.ok_or_else(|| Failure::invalid(format!("{name} is NULL")))
 }
 
+/// A required pointer argument that other threads may share.
+pub(crate) fn shared<'a, T>(ptr: *mut T, name: &str) -> Result<&'a T, Failure> {
+    // SAFETY: the C API's rules make every non-NULL handle a live one.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::invalid(format!("{name} is NULL")))
+}
+
 /// The `messages`/`count` pair as messages.
 ///
 /// # Safety

@@ -8,14 +8,16 @@
 mod args;
 mod boundary;
 
-use std::ffi::{c_char, c_int, c_void};
+use std::cell::UnsafeCell;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::fmt;
 use std::time::Duration;
 
 pub use boundary::ModelApiStatus;
 use boundary::{guard, guard_ptr, guard_void, Failure};
 use ModelApiStatus::*;
 
-use crate::{ChatStream, ModelApi};
+use crate::{CancelToken, ChatStream, ModelApi};
 
 /// One chat message: `role` ("system", "user", "assistant", "tool") and
 /// `content`, both NUL-terminated UTF-8, borrowed for the call only.
@@ -46,11 +48,77 @@ pub struct ModelApiHandle {
 
 /// A pull stream: the chunks of one streamed answer, read with
 /// `modelapi_stream_next`. Opaque to C.
-#[derive(Debug)]
 pub struct ModelApiStream {
+    /// Shared with any thread that calls `modelapi_stream_cancel`.
+    cancel: CancelToken,
+    /// Used by one thread at a time (the C API's rule), while another
+    /// thread may cancel: hence a cell, reached only through `&self`.
+    state: UnsafeCell<StreamState>,
+}
+
+// SAFETY: `state` is touched by one thread at a time (the documented rule
+// of the C API); the only part other threads touch is `cancel`, which is
+// `Sync`.
+unsafe impl Sync for ModelApiStream {}
+
+struct StreamState {
     stream: ChatStream,
     /// The current chunk with its NUL, reused from chunk to chunk.
     chunk: Vec<u8>,
+    /// Metadata handed out as C strings: kept until the stream is freed.
+    texts: Vec<CString>,
+}
+
+impl ModelApiStream {
+    fn new(stream: ChatStream) -> ModelApiStream {
+        ModelApiStream {
+            cancel: stream.cancel_token(),
+            state: UnsafeCell::new(StreamState {
+                stream,
+                chunk: Vec::new(),
+                texts: Vec::new(),
+            }),
+        }
+    }
+
+    /// The stream's state, for the one thread using it.
+    ///
+    /// # Safety
+    /// No other reference to the state may be alive (one thread at a time).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn state(&self) -> &mut StreamState {
+        &mut *self.state.get()
+    }
+}
+
+impl StreamState {
+    /// `text` as a C string that lives as long as the stream.
+    fn c_text(&mut self, text: Option<&str>) -> *const c_char {
+        let Some(text) = text else {
+            return std::ptr::null();
+        };
+        if let Some(known) = self.texts.iter().find(|t| t.as_bytes() == text.as_bytes()) {
+            return known.as_ptr();
+        }
+        let owned = CString::new(text.replace('\0', "")).expect("NUL bytes were removed");
+        self.texts.push(owned);
+        self.texts.last().expect("just pushed").as_ptr()
+    }
+}
+
+impl fmt::Debug for ModelApiStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelApiStream")
+            .field("cancel", &self.cancel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cancel token (the C `ModelApiCancel`): created by the caller, passed
+/// to the `_with` calls, cancelled from any thread.
+#[derive(Debug, Default)]
+pub struct ModelApiCancel {
+    token: CancelToken,
 }
 
 /// Creates a client of `model` at `api_base` (e.g. `http://localhost:8000`
@@ -363,24 +431,258 @@ pub unsafe extern "C" fn modelapi_stream_next(
         *out_len = 0;
     }
     guard(|| {
-        let stream = args::required(stream, "stream")?;
+        let handle = args::shared(stream, "stream")?;
         if out_chunk.is_null() {
             return Err(Failure::invalid("out_chunk is NULL"));
         }
         if out_len.is_null() {
             return Err(Failure::invalid("out_len is NULL"));
         }
-        match stream.stream.next_chunk() {
+        let state = handle.state();
+        match state.stream.next_chunk() {
             None => Ok(MODELAPI_DONE),
             Some(Err(err)) => Err(err.into()),
             Some(Ok(chunk)) => {
                 let len = chunk.len();
-                with_nul(&mut stream.chunk, chunk);
-                *out_chunk = stream.chunk.as_ptr().cast();
+                with_nul(&mut state.chunk, chunk);
+                *out_chunk = state.chunk.as_ptr().cast();
                 *out_len = len;
                 Ok(MODELAPI_OK)
             }
         }
+    })
+}
+
+/// Cancels a pull stream. Safe to call from any thread, also while another
+/// thread is blocked inside `modelapi_stream_next` on this stream: that
+/// call returns `MODELAPI_ABORTED` within milliseconds, and the stream's
+/// connection is closed (so the server stops generating). Later
+/// `modelapi_stream_next` calls return `MODELAPI_DONE`. The stream must
+/// still be freed with `modelapi_stream_free`, after every other call on it
+/// has returned.
+///
+/// # Safety
+/// `stream` is NULL or a live stream (not freed, and not being freed).
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_cancel(stream: *mut ModelApiStream) -> ModelApiStatus {
+    guard(|| {
+        args::shared(stream, "stream")?.cancel.cancel();
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// The `finish_reason` of the stream ("stop", "length", "tool_calls", ...),
+/// or NULL while the server has not sent one. The text belongs to the
+/// stream and stays valid until it is freed.
+///
+/// # Safety
+/// `stream` is NULL or a live stream, used by this thread only.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_finish_reason(
+    stream: *mut ModelApiStream,
+) -> *const c_char {
+    stream_text(stream, |meta| meta.finish_reason.as_deref())
+}
+
+/// The response `id` of the stream (e.g. "chatcmpl-..."), or NULL when
+/// none was seen yet. Valid until the stream is freed.
+///
+/// # Safety
+/// As `modelapi_stream_finish_reason`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_id(stream: *mut ModelApiStream) -> *const c_char {
+    stream_text(stream, |meta| meta.id.as_deref())
+}
+
+/// The `model` that answered, as the server named it, or NULL when none
+/// was seen yet. Valid until the stream is freed.
+///
+/// # Safety
+/// As `modelapi_stream_finish_reason`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_model(stream: *mut ModelApiStream) -> *const c_char {
+    stream_text(stream, |meta| meta.model.as_deref())
+}
+
+/// The `x-request-id` header of the response, or NULL when there was none.
+/// Valid until the stream is freed.
+///
+/// # Safety
+/// As `modelapi_stream_finish_reason`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_request_id(stream: *mut ModelApiStream) -> *const c_char {
+    stream_text(stream, |meta| meta.request_id.as_deref())
+}
+
+/// The token counts of the stream, when the server sent them (e.g. with
+/// `"stream_options": {"include_usage": true}` in a `_json` request, after
+/// the last chunk): returns 1 and fills the non-NULL out pointers; returns
+/// 0 (and sets them to 0) when there are none, or `stream` is NULL.
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only; the out
+/// pointers are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_usage(
+    stream: *mut ModelApiStream,
+    out_prompt_tokens: *mut u64,
+    out_completion_tokens: *mut u64,
+    out_total_tokens: *mut u64,
+) -> c_int {
+    let mut known = 0;
+    let mut counts = [0u64; 3];
+    let status = guard(|| {
+        let handle = args::shared(stream, "stream")?;
+        if let Some(usage) = &handle.state().stream.metadata().usage {
+            counts = [
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens,
+            ];
+            known = 1;
+        }
+        Ok(MODELAPI_OK)
+    });
+    if status != MODELAPI_OK {
+        known = 0;
+    }
+    for (out, value) in [out_prompt_tokens, out_completion_tokens, out_total_tokens]
+        .into_iter()
+        .zip(counts)
+    {
+        if !out.is_null() {
+            *out = value;
+        }
+    }
+    known
+}
+
+/// Creates a cancel token, to pass to `modelapi_complete_with`,
+/// `modelapi_stream_with` or `modelapi_stream_open_with`. Free it with
+/// `modelapi_cancel_free` once no call uses it.
+#[no_mangle]
+pub extern "C" fn modelapi_cancel_new() -> *mut ModelApiCancel {
+    guard_ptr(|| Ok(Box::into_raw(Box::default())))
+}
+
+/// Cancels the calls using `cancel`. Safe from any thread, at any time:
+/// a call blocked on the network (waiting for the server, or between two
+/// chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
+/// connection is closed. The token stays cancelled (later calls with it
+/// return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.
+///
+/// # Safety
+/// `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_cancel(cancel: *mut ModelApiCancel) -> ModelApiStatus {
+    guard(|| {
+        args::shared(cancel, "cancel")?.token.cancel();
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Makes a cancelled token usable for new calls.
+///
+/// # Safety
+/// `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_cancel_reset(cancel: *mut ModelApiCancel) -> ModelApiStatus {
+    guard(|| {
+        args::shared(cancel, "cancel")?.token.reset();
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Frees a cancel token. NULL is a no-op. No call may be using it.
+///
+/// # Safety
+/// `cancel` is NULL or a live token, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_cancel_free(cancel: *mut ModelApiCancel) {
+    if !cancel.is_null() {
+        guard_void(|| drop(Box::from_raw(cancel)));
+    }
+}
+
+/// `modelapi_complete_json` that `cancel` can stop from another thread
+/// (`cancel` may be NULL: then it is `modelapi_complete_json`). A
+/// cancelled call returns `MODELAPI_ABORTED`.
+///
+/// # Safety
+/// As `modelapi_complete_json`; `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_complete_with(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    out_json: *mut *mut c_char,
+    out_content: *mut *mut c_char,
+) -> ModelApiStatus {
+    args::clear(out_json);
+    args::clear(out_content);
+    guard(|| {
+        let api = shared(api)?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let completion = api.with_cancel(&token).complete_request(request, mock)?;
+        write_completion(&completion, out_json, out_content);
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// `modelapi_stream_json` that `cancel` can stop from another thread, also
+/// between two chunks (`cancel` may be NULL). A cancelled call returns
+/// `MODELAPI_ABORTED`, after the chunks that arrived.
+///
+/// # Safety
+/// As `modelapi_stream_json`; `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_with(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    on_chunk: ModelApiChunkFn,
+    user_data: *mut c_void,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = shared(api)?;
+        let on_chunk = on_chunk.ok_or_else(|| Failure::invalid("on_chunk is NULL"))?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let stream = api.with_cancel(&token).stream_request(request, mock)?;
+        deliver(stream, on_chunk, user_data)
+    })
+}
+
+/// `modelapi_stream_open_json` that `cancel` can stop from another thread
+/// while the request is sent and the answer awaited, and at any later
+/// `modelapi_stream_next` (as `modelapi_stream_cancel` does). `cancel` may
+/// be NULL.
+///
+/// # Safety
+/// As `modelapi_stream_open_json`; `cancel` is NULL or a live token that
+/// outlives the stream.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_open_with(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    out_stream: *mut *mut ModelApiStream,
+) -> ModelApiStatus {
+    args::clear(out_stream);
+    guard(|| {
+        let api = shared(api)?;
+        required_out(out_stream, "out_stream")?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let stream = api.with_cancel(&token).stream_request(request, mock)?;
+        open(stream, out_stream)
     })
 }
 
@@ -447,6 +749,28 @@ pub extern "C" fn modelapi_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
+/// The token behind a C cancel handle, or a fresh one for NULL.
+unsafe fn token_of(cancel: *mut ModelApiCancel) -> CancelToken {
+    cancel
+        .as_ref()
+        .map_or_else(CancelToken::new, |c| c.token.clone())
+}
+
+/// A metadata text of a stream, as a C string living as long as it.
+unsafe fn stream_text(
+    stream: *mut ModelApiStream,
+    field: impl FnOnce(&crate::StreamMetadata) -> Option<&str>,
+) -> *const c_char {
+    let mut text = std::ptr::null();
+    guard(|| {
+        let state = args::shared(stream, "stream")?.state();
+        let value = field(state.stream.metadata()).map(str::to_string);
+        text = state.c_text(value.as_deref());
+        Ok(MODELAPI_OK)
+    });
+    text
+}
+
 /// A client for a call that may run on several threads at once.
 fn shared<'a>(api: *mut ModelApiHandle) -> Result<&'a ModelApi, Failure> {
     args::required(api, "api").map(|handle| &handle.api)
@@ -483,11 +807,7 @@ unsafe fn open(
     stream: ChatStream,
     out_stream: *mut *mut ModelApiStream,
 ) -> Result<ModelApiStatus, Failure> {
-    let handle = Box::new(ModelApiStream {
-        stream,
-        chunk: Vec::new(),
-    });
-    *out_stream = Box::into_raw(handle);
+    *out_stream = Box::into_raw(Box::new(ModelApiStream::new(stream)));
     Ok(MODELAPI_OK)
 }
 
