@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::sse::Event;
@@ -76,10 +77,10 @@ pub(crate) fn read_event(
         });
     }
     if meta.id.is_none() {
-        meta.id = chunk.id.filter(|s| !s.is_empty()).map(Cow::into_owned);
+        meta.id = chunk.id.0.filter(|s| !s.is_empty()).map(Cow::into_owned);
     }
     if meta.model.is_none() {
-        meta.model = chunk.model.filter(|s| !s.is_empty()).map(Cow::into_owned);
+        meta.model = chunk.model.0.filter(|s| !s.is_empty()).map(Cow::into_owned);
     }
     if chunk.usage.is_some() {
         meta.usage = chunk.usage;
@@ -88,15 +89,76 @@ pub(crate) fn read_event(
         return Ok(ChunkEvent::Nothing);
     };
     // llama.cpp and others send `"finish_reason": ""` on ordinary chunks.
-    if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
-        meta.finish_reason = Some(reason.into_owned());
-    }
-    match choice.delta.and_then(|d| d.content) {
-        Some(text) if !text.is_empty() => {
-            content.push_str(&text);
-            Ok(ChunkEvent::Content)
+    if let Some(reason) = choice.finish_reason.0.filter(|r| !r.is_empty()) {
+        if meta.finish_reason.as_deref() != Some(&*reason) {
+            meta.finish_reason = Some(reason.into_owned());
         }
-        _ => Ok(ChunkEvent::Nothing),
+    }
+    let Some(raw) = choice.delta.and_then(|d| d.content) else {
+        return Ok(ChunkEvent::Nothing);
+    };
+    let raw = raw.get();
+    if raw == "null" {
+        return Ok(ChunkEvent::Nothing);
+    }
+    let Some(quoted) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return Err(Error::InvalidResponse(format!(
+            "delta.content is not a string: {}",
+            truncate(raw)
+        )));
+    };
+    unescape_into(quoted, content);
+    Ok(if content.is_empty() {
+        ChunkEvent::Nothing
+    } else {
+        ChunkEvent::Content
+    })
+}
+
+/// Appends the text of a JSON string's body (between its quotes, already
+/// validated by the parser) to `out`, resolving its escapes. A `\u` escape
+/// of a lone surrogate becomes U+FFFD.
+fn unescape_into(body: &str, out: &mut String) {
+    let mut rest = body;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let mut chars = rest[at + 1..].chars();
+        let escape = chars.next().unwrap_or('\\');
+        rest = chars.as_str();
+        match escape {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'u' => {
+                let (unit, tail) = hex4(rest);
+                rest = tail;
+                let c = match unit {
+                    Some(high @ 0xD800..=0xDBFF) => match rest.strip_prefix("\\u").map(hex4) {
+                        Some((Some(low @ 0xDC00..=0xDFFF), tail)) => {
+                            rest = tail;
+                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                        }
+                        _ => None,
+                    },
+                    Some(unit) => char::from_u32(unit),
+                    None => None,
+                };
+                out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            // `\"`, `\\` and `\/` stand for themselves.
+            other => out.push(other),
+        }
+    }
+    out.push_str(rest);
+}
+
+/// The value of four hex digits at the start of `text`, and what follows.
+fn hex4(text: &str) -> (Option<u32>, &str) {
+    match text.get(..4).map(|h| u32::from_str_radix(h, 16)) {
+        Some(Ok(unit)) => (Some(unit), &text[4..]),
+        _ => (None, text),
     }
 }
 
@@ -142,9 +204,9 @@ fn error_text(error: &Value) -> String {
 #[derive(Deserialize)]
 struct WireChunk<'a> {
     #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
+    id: Text<'a>,
     #[serde(borrow, default)]
-    model: Option<Cow<'a, str>>,
+    model: Text<'a>,
     #[serde(borrow, default)]
     choices: FirstChoice<'a>,
     #[serde(default)]
@@ -160,13 +222,56 @@ struct WireChoice<'a> {
     #[serde(borrow, default)]
     delta: Option<WireDelta<'a>>,
     #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
+    finish_reason: Text<'a>,
 }
 
 #[derive(Deserialize)]
 struct WireDelta<'a> {
+    /// The JSON text of the content, unescaped by [`unescape_into`] straight
+    /// into the stream's buffer: no allocation, escapes or not.
     #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
+    content: Option<&'a RawValue>,
+}
+
+/// An optional string that borrows from the event's text unless it has
+/// JSON escapes. (serde's own `Option<Cow<str>>` always allocates.)
+#[derive(Default)]
+struct Text<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Borrowed(text))))
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Some(Cow::Owned(text.to_string()))))
+            }
+
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Text(None))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+
+        deserializer.deserialize_option(TextVisitor(std::marker::PhantomData))
+    }
 }
 
 /// The choice with index 0 of a `choices` array (or the first one, when
@@ -274,6 +379,41 @@ mod tests {
         assert!(
             matches!(r, Err(Error::Server { ref message, .. }) if message == "upstream went away")
         );
+    }
+
+    #[test]
+    fn escapes_are_resolved_like_serde_does() {
+        for text in [
+            "plain",
+            "a\nb\tc\"d\\e/f",
+            "é ✓ 🦀 \u{1}\u{8}\u{c}",
+            "\u{7f}\u{2028}",
+            "",
+        ] {
+            let json = serde_json::to_string(text).unwrap();
+            let ascii = json
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() {
+                        c.to_string()
+                    } else {
+                        c.encode_utf16(&mut [0; 2])
+                            .iter()
+                            .map(|u| format!("\\u{u:04x}"))
+                            .collect()
+                    }
+                })
+                .collect::<String>();
+            for form in [json, ascii, r#""a\/b""#.to_string()] {
+                let expected: String = serde_json::from_str(&form).unwrap();
+                let mut out = String::new();
+                unescape_into(&form[1..form.len() - 1], &mut out);
+                assert_eq!(out, expected, "{form}");
+            }
+        }
+        let mut out = String::new();
+        unescape_into(r"lone \ud800 and \udc00 surrogates", &mut out);
+        assert_eq!(out, "lone \u{fffd} and \u{fffd} surrogates");
     }
 
     #[test]

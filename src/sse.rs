@@ -246,6 +246,11 @@ impl SseDecoder {
                 self.push_data(value)?;
             }
             "event" => {
+                // Decoding can grow a line (an invalid byte becomes a
+                // three-byte U+FFFD): the cap holds for the decoded text.
+                if value.len() > self.max_event_bytes {
+                    return Err(self.too_large());
+                }
                 self.event_type.clear();
                 self.event_type.push_str(value);
             }
@@ -386,6 +391,18 @@ mod tests {
         let mut decoder = SseDecoder::new(16);
         assert!(decoder.decode(b"data: 0123456789\n").is_ok());
         assert!(decoder.decode(b"data: 0123456789\n").is_err());
+    }
+
+    #[test]
+    fn the_cap_holds_for_decoded_text() {
+        // 13 bytes in, but six invalid bytes decode to 18 bytes of U+FFFD.
+        let mut decoder = SseDecoder::new(16);
+        assert!(decoder
+            .decode(b"event: \xff\xff\xff\xff\xff\xff\n")
+            .is_err());
+        // A line that ends within one input is held to the cap too.
+        let mut decoder = SseDecoder::new(16);
+        assert!(decoder.decode(b": 0123456789abcdef\n").is_err());
     }
 
     #[test]

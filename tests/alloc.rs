@@ -1,0 +1,77 @@
+//! Zero heap allocations per chunk in steady state, on the allocation-free
+//! path (`ChatStream::next_chunk`, which the callback form and the C API
+//! use); counted by a counting global allocator, on this thread only.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::server::{Reply, TestServer};
+use common::{stream_events, user};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Allocations per chunk over chunks 1,000..N of a stream of `pieces`.
+fn steady_state_allocations(piece: &str) -> (u64, u64) {
+    const CHUNKS: usize = 20_000;
+    let pieces: Vec<String> = (0..CHUNKS).map(|_| piece.to_string()).collect();
+    let events = stream_events(&pieces.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = TestServer::start(move |_| {
+        Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+    });
+    let api = common::client(&server.url());
+    let mut stream = api.stream(&user("hi"), None).unwrap();
+    let mut seen = 0;
+    let (mut first, mut last) = (0, 0);
+    while let Some(chunk) = stream.next_chunk() {
+        assert_eq!(chunk.unwrap(), piece);
+        seen += 1;
+        // From chunk 1,000 to the last one: the stream's end (which
+        // records the finish_reason) is not per chunk.
+        match seen {
+            1_000 => first = allocations(),
+            CHUNKS => last = allocations(),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, CHUNKS);
+    (last - first, (CHUNKS - 1_000) as u64)
+}
+
+#[test]
+fn no_allocation_per_chunk() {
+    for piece in ["token ", "é ✓ 🦀", "line\nbreak \"quoted\" \\ tab\t"] {
+        let (allocs, chunks) = steady_state_allocations(piece);
+        eprintln!("{piece:?}: {allocs} allocations over {chunks} chunks");
+        assert_eq!(
+            allocs, 0,
+            "{piece:?}: {allocs} allocations over {chunks} chunks"
+        );
+    }
+}
