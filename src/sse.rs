@@ -119,7 +119,10 @@ impl SseDecoder {
     /// Returns the number of bytes consumed and the event, if one was
     /// completed; feed the rest of `input` (from the returned offset) in the
     /// next call. Without an event, all of `input` was consumed.
-    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Event<'_>>), EventTooLarge> {
+    pub fn decode<'a>(
+        &'a mut self,
+        input: &'a [u8],
+    ) -> Result<(usize, Option<Event<'a>>), EventTooLarge> {
         self.clear_dispatched();
         let mut pos = 0;
         while pos < input.len() {
@@ -131,7 +134,7 @@ impl SseDecoder {
                 }
             }
             let rest = &input[pos..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(end) = find_line_end(rest) else {
                 if self.line.len() + rest.len() > self.max_event_bytes {
                     return Err(self.too_large());
                 }
@@ -141,6 +144,18 @@ impl SseDecoder {
             self.after_cr = rest[end] == b'\r';
             if self.line.len() + end > self.max_event_bytes {
                 return Err(self.too_large());
+            }
+            if self.line.is_empty() && !self.has_data && self.event_type.is_empty() {
+                if let Some((data, used, after_cr)) = single_data_event(rest, end) {
+                    self.after_cr = after_cr;
+                    return Ok((
+                        pos + used,
+                        Some(Event {
+                            event_type: "",
+                            data,
+                        }),
+                    ));
+                }
             }
             let dispatch = if self.line.is_empty() {
                 self.process_line(&rest[..end])?
@@ -230,7 +245,12 @@ impl SseDecoder {
         if line[0] == b':' {
             return Ok(false);
         }
-        let text: Cow<'_, str> = String::from_utf8_lossy(line);
+        // Valid UTF-8 (the usual case) is checked by the fast validator;
+        // only a line with invalid bytes takes the replacing decoder.
+        let text: Cow<'_, str> = match std::str::from_utf8(line) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match text.find(':') {
             Some(colon) => {
                 let value = &text[colon + 1..];
@@ -272,6 +292,53 @@ impl SseDecoder {
         self.has_data = true;
         Ok(())
     }
+}
+
+/// The usual event, `data: <value>` and a blank line, when both lines are
+/// in `rest` (the first ending at `end`): its data, borrowed in place (no
+/// copy), the bytes it spans, and whether it ended with a CR. `None` sends
+/// the line down the general path.
+fn single_data_event(rest: &[u8], end: usize) -> Option<(&str, usize, bool)> {
+    let value = rest[..end].strip_prefix(b"data:")?;
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    let mut next = end + 1;
+    if rest[end] == b'\r' {
+        match rest.get(next) {
+            Some(b'\n') => next += 1,
+            None => return None, // a CRLF may be split: let the general path see
+            _ => {}
+        }
+    }
+    let blank_line_end = *rest.get(next)?;
+    if blank_line_end != b'\n' && blank_line_end != b'\r' {
+        return None;
+    }
+    let data = std::str::from_utf8(value).ok().filter(|d| !d.is_empty())?;
+    Some((data, next + 1, blank_line_end == b'\r'))
+}
+
+/// The position of the first `\n` or `\r` in `bytes`, eight bytes at a
+/// time: this search runs over every byte of a stream.
+fn find_line_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    const CR: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    // Whether a word has a zero byte (the classic bit trick).
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        if has_zero(word ^ LF) || has_zero(word ^ CR) {
+            break;
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|i| offset + i)
 }
 
 #[cfg(test)]
@@ -391,6 +458,25 @@ mod tests {
         let mut decoder = SseDecoder::new(16);
         assert!(decoder.decode(b"data: 0123456789\n").is_ok());
         assert!(decoder.decode(b"data: 0123456789\n").is_err());
+    }
+
+    #[test]
+    fn line_end_search() {
+        let mut text = vec![b'x'; 40];
+        assert_eq!(find_line_end(&text), None);
+        for at in 0..40 {
+            for end in [b'\n', b'\r'] {
+                text[at] = end;
+                assert_eq!(find_line_end(&text), Some(at));
+                assert_eq!(find_line_end(&text[..at]), None);
+                text[at] = b'x';
+            }
+        }
+        // Bytes that differ from LF or CR by one bit are not line ends.
+        assert_eq!(
+            find_line_end(&[0x0b, 0x0c, 0x8a, 0x8d, 0x0e, 0x09, 0x00, 0xff, 0x2a]),
+            None
+        );
     }
 
     #[test]
