@@ -4,6 +4,10 @@
 //! a server sends is lost, and [`ChatCompletion::raw_json`] hands out the
 //! body exactly as it arrived.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -45,16 +49,13 @@ impl Message {
 }
 
 /// Token counts of a request, as the server reported them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     /// Tokens in the prompt.
-    #[serde(default, deserialize_with = "lenient_u64")]
     pub prompt_tokens: u64,
     /// Tokens in the answer.
-    #[serde(default, deserialize_with = "lenient_u64")]
     pub completion_tokens: u64,
     /// Their sum.
-    #[serde(default, deserialize_with = "lenient_u64")]
     pub total_tokens: u64,
     /// Every other field (`prompt_tokens_details`, ...).
     #[serde(flatten)]
@@ -62,13 +63,11 @@ pub struct Usage {
 }
 
 /// The message of a [`Choice`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ResponseMessage {
     /// Usually `assistant`.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub role: String,
     /// The text; `None` when the server sent `null` or nothing (tool calls).
-    #[serde(default)]
     pub content: Option<String>,
     /// Every other field (`tool_calls`, `refusal`, `reasoning_content`, ...).
     #[serde(flatten)]
@@ -76,16 +75,13 @@ pub struct ResponseMessage {
 }
 
 /// One choice of a [`ChatCompletion`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Choice {
     /// Position of the choice.
-    #[serde(default, deserialize_with = "lenient_u64")]
     pub index: u64,
     /// The answer.
-    #[serde(default)]
     pub message: ResponseMessage,
     /// Why generation stopped: `stop`, `length`, `tool_calls`, ...
-    #[serde(default)]
     pub finish_reason: Option<String>,
     /// Every other field (`logprobs`, ...).
     #[serde(flatten)]
@@ -98,24 +94,19 @@ pub struct Choice {
 /// Fields a server leaves out or sends as `null` take their default value;
 /// fields this type does not name are kept in `extra`; the body as it
 /// arrived is [`raw_json`](Self::raw_json).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatCompletion {
     /// `chatcmpl-...`
-    #[serde(default, deserialize_with = "lenient_string")]
     pub id: String,
     /// `chat.completion`
-    #[serde(default, deserialize_with = "lenient_string")]
     pub object: String,
     /// Unix time of creation.
-    #[serde(default, deserialize_with = "lenient_u64")]
     pub created: u64,
     /// The model that answered.
-    #[serde(default, deserialize_with = "lenient_string")]
     pub model: String,
     /// The answers; usually one.
     pub choices: Vec<Choice>,
     /// Token counts, when the server sent them.
-    #[serde(default)]
     pub usage: Option<Usage>,
     /// Every other field (`system_fingerprint`, `service_tier`, ...).
     #[serde(flatten)]
@@ -185,25 +176,252 @@ pub(crate) fn truncate(text: &str) -> String {
     format!("{}... ({} bytes in all)", &text[..end], text.len())
 }
 
-/// A string that may also arrive as `null` or a number.
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => s,
-        Value::Null => String::new(),
-        other => other.to_string(),
-    })
+// Deserialization of the response types: one pass over the JSON, each
+// named field into its type, every other field into `extra`. (serde's
+// `flatten` would buffer the whole object first.) Counts and texts are
+// lenient: `null`, a float or a numeric string where a count belongs does
+// not fail the answer.
+
+/// Generates `Deserialize` for a response type with an `extra` map: the
+/// listed fields are read with the given types, the rest kept in `extra`;
+/// `required` fields must be present.
+macro_rules! deserialize_with_extra {
+    ($ty:ident { $($field:ident: $kind:ty),* $(,)? } required: [$($required:ident),*]) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+
+                impl<'de> Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        const NAMES: &[&str] = &[$(stringify!($field)),*];
+                        let mut out = $ty::default();
+                        // Bit i: field NAMES[i] was present.
+                        let mut seen = 0u64;
+                        while let Some(key) = map.next_key::<Key<'de>>()? {
+                            match &*key.0 {
+                                $(stringify!($field) => {
+                                    out.$field = map.next_value::<$kind>()?.into();
+                                    seen |= 1 << const { position(NAMES, stringify!($field)) };
+                                })*
+                                other => {
+                                    out.extra.insert(other.to_string(), map.next_value()?);
+                                }
+                            }
+                        }
+                        $(if seen & (1 << const { position(NAMES, stringify!($required)) }) == 0 {
+                            return Err(de::Error::missing_field(stringify!($required)));
+                        })*
+                        let _ = seen;
+                        Ok(out)
+                    }
+                }
+
+                deserializer.deserialize_map(ObjectVisitor)
+            }
+        }
+    };
 }
 
-/// A count that may also arrive as `null`, a float or a numeric string.
-fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-            .unwrap_or(0),
-        Value::String(s) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    })
+deserialize_with_extra!(Usage {
+    prompt_tokens: LenientU64,
+    completion_tokens: LenientU64,
+    total_tokens: LenientU64,
+} required: []);
+
+deserialize_with_extra!(ResponseMessage {
+    role: LenientString,
+    content: Option<String>,
+} required: []);
+
+deserialize_with_extra!(Choice {
+    index: LenientU64,
+    message: ResponseMessage,
+    finish_reason: Option<String>,
+} required: []);
+
+deserialize_with_extra!(ChatCompletion {
+    id: LenientString,
+    object: LenientString,
+    created: LenientU64,
+    model: LenientString,
+    choices: Vec<Choice>,
+    usage: Option<Usage>,
+} required: [choices]);
+
+/// The index of `name` in `names` (for the macro above, at compile time).
+const fn position(names: &[&str], name: &str) -> usize {
+    let mut i = 0;
+    while i < names.len() {
+        let (a, b) = (names[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a field name")
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_string())))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A text that may also arrive as `null` (empty), a number or a boolean
+/// (its JSON text), or another JSON value (its JSON text).
+struct LenientString(String);
+
+impl From<LenientString> for String {
+    fn from(text: LenientString) -> String {
+        text.0
+    }
+}
+
+impl<'de> Deserialize<'de> for LenientString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = LenientString;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E>(self, text: &str) -> Result<LenientString, E> {
+                Ok(LenientString(text.to_string()))
+            }
+
+            fn visit_string<E>(self, text: String) -> Result<LenientString, E> {
+                Ok(LenientString(text))
+            }
+
+            fn visit_unit<E>(self) -> Result<LenientString, E> {
+                Ok(LenientString(String::new()))
+            }
+
+            fn visit_bool<E>(self, v: bool) -> Result<LenientString, E> {
+                Ok(LenientString(v.to_string()))
+            }
+
+            fn visit_u64<E>(self, v: u64) -> Result<LenientString, E> {
+                Ok(LenientString(v.to_string()))
+            }
+
+            fn visit_i64<E>(self, v: i64) -> Result<LenientString, E> {
+                Ok(LenientString(v.to_string()))
+            }
+
+            fn visit_f64<E>(self, v: f64) -> Result<LenientString, E> {
+                Ok(LenientString(v.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientString, A::Error> {
+                let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(LenientString(value.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LenientString, A::Error> {
+                let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(LenientString(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+/// A count that may also arrive as `null`, a float, a numeric string or
+/// anything else (0).
+struct LenientU64(u64);
+
+impl From<LenientU64> for u64 {
+    fn from(count: LenientU64) -> u64 {
+        count.0
+    }
+}
+
+impl<'de> Deserialize<'de> for LenientU64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+
+        impl<'de> Visitor<'de> for CountVisitor {
+            type Value = LenientU64;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count")
+            }
+
+            fn visit_u64<E>(self, v: u64) -> Result<LenientU64, E> {
+                Ok(LenientU64(v))
+            }
+
+            fn visit_i64<E>(self, v: i64) -> Result<LenientU64, E> {
+                Ok(LenientU64(v.max(0) as u64))
+            }
+
+            fn visit_f64<E>(self, v: f64) -> Result<LenientU64, E> {
+                Ok(LenientU64(if v >= 0.0 { v as u64 } else { 0 }))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<LenientU64, E> {
+                Ok(LenientU64(v.trim().parse().unwrap_or(0)))
+            }
+
+            fn visit_unit<E>(self) -> Result<LenientU64, E> {
+                Ok(LenientU64(0))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<LenientU64, E> {
+                Ok(LenientU64(0))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientU64, A::Error> {
+                de::IgnoredAny::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(LenientU64(0))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LenientU64, A::Error> {
+                de::IgnoredAny::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(LenientU64(0))
+            }
+        }
+
+        deserializer.deserialize_any(CountVisitor)
+    }
 }
 
 #[cfg(test)]
