@@ -1,0 +1,811 @@
+// hpp_test.cpp: the C++17 interface (include/modelapi.hpp), checked against
+// the local test server that c_api_test uses.
+//
+//   hpp_test <base_url>
+//
+// base_url is a test server that answers by model name:
+//   "ok"            complete: "Hello from the test server" ("temperature=<v>"
+//                   when the request has a temperature); stream: "Hello",
+//                   " from", " the", " test", " server", finish_reason stop,
+//                   model "test-model", id "chatcmpl-1", header x-request-id
+//                   "req-hpp-1", and a usage event (3 + 5 = 8 tokens) when
+//                   stream_options.include_usage is true
+//   "unauthorized"  HTTP 401, {"error":{"message":"Invalid API key provided",...}}
+//   "long"          a stream of 1000 chunks "x", 10 ms apart
+//   "stream-error"  a stream of one chunk "partial", then an error event
+//                   "model overloaded"
+//   "slow"          no answer for 5 s (then the connection is closed)
+//
+// Output (stdout), TAP-like, one line per check:
+//   ok <n> - <description>
+//   not ok <n> - <description>: <details>
+// and last, alone on its line:
+//   <passed> passed, <failed> failed
+// Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage.
+//
+// Everything is freed by the RAII types, so valgrind --leak-check=full and
+// LeakSanitizer report no leaks.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "modelapi.hpp"
+
+namespace {
+
+// ---- what the types promise, checked at compile time ----------------------
+
+static_assert(!std::is_copy_constructible_v<modelapi::Client>, "Client is move-only");
+static_assert(!std::is_copy_assignable_v<modelapi::Client>, "Client is move-only");
+static_assert(std::is_nothrow_move_constructible_v<modelapi::Client>, "Client moves");
+static_assert(std::is_nothrow_move_assignable_v<modelapi::Client>, "Client moves");
+static_assert(!std::is_copy_constructible_v<modelapi::Stream>, "Stream is move-only");
+static_assert(!std::is_copy_assignable_v<modelapi::Stream>, "Stream is move-only");
+static_assert(std::is_nothrow_move_constructible_v<modelapi::Stream>, "Stream moves");
+static_assert(std::is_nothrow_move_assignable_v<modelapi::Stream>, "Stream moves");
+static_assert(!std::is_copy_constructible_v<modelapi::Cancel>, "Cancel is not copyable");
+static_assert(!std::is_move_constructible_v<modelapi::Cancel>, "Cancel stays where it is");
+static_assert(std::is_base_of_v<std::runtime_error, modelapi::Error>, "Error is a runtime_error");
+static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::iterator>::iterator_category,
+                             std::input_iterator_tag>,
+              "Stream::iterator is an input iterator");
+static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::iterator>::value_type,
+                             std::string_view>,
+              "a chunk is a std::string_view");
+
+// ---- the test harness -----------------------------------------------------
+
+int tests_run = 0;
+int tests_passed = 0;
+int tests_failed = 0;
+
+// Reports one check; details are printed only when it failed.
+bool check(bool ok, const std::string &description, const std::string &details = "")
+{
+    tests_run++;
+    if (ok) {
+        tests_passed++;
+        std::printf("ok %d - %s\n", tests_run, description.c_str());
+    } else {
+        tests_failed++;
+        std::printf("not ok %d - %s: %s\n", tests_run, description.c_str(), details.c_str());
+    }
+    std::fflush(stdout);
+    return ok;
+}
+
+bool contains(std::string_view haystack, std::string_view needle)
+{
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+std::string show(const std::optional<std::string_view> &text)
+{
+    return text ? "\"" + std::string(*text) + "\"" : std::string("(none)");
+}
+
+std::string describe(const modelapi::Error &e)
+{
+    return std::string(modelapi::status_name(e.status())) + " (http " +
+           std::to_string(e.http_status()) + "): " + e.what();
+}
+
+std::string join(const std::vector<std::string> &pieces)
+{
+    std::string text;
+    for (const std::string &p : pieces) {
+        text += p;
+    }
+    return text;
+}
+
+// What a piece of code threw.
+struct Outcome {
+    std::optional<modelapi::Error> error;  // a modelapi::Error
+    std::string other;                     // what() of any other exception
+    bool threw_other = false;
+
+    std::string describe() const
+    {
+        if (error) {
+            return ::describe(*error);
+        }
+        return threw_other ? "other exception: " + other : std::string("no exception");
+    }
+    bool failed_with(ModelApiStatus status) const { return error && error->status() == status; }
+};
+
+template <class F>
+Outcome outcome_of(F &&f)
+{
+    Outcome out;
+    try {
+        f();
+    } catch (const modelapi::Error &e) {
+        out.error = e;
+    } catch (const std::exception &e) {
+        out.threw_other = true;
+        out.other = e.what();
+    } catch (...) {
+        out.threw_other = true;
+        out.other = "(not a std::exception)";
+    }
+    return out;
+}
+
+using Clock = std::chrono::steady_clock;
+
+long long ms_between(Clock::time_point a, Clock::time_point b)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
+// Runs body on this thread while another thread calls cancel() after delay.
+// latency_ms: from that cancel() to body's end (negative: body ended first).
+struct CancelRun {
+    Outcome outcome;
+    long long latency_ms = -1;
+};
+
+template <class CancelFn, class Body>
+CancelRun cancel_after(std::chrono::milliseconds delay, CancelFn &&cancel, Body &&body)
+{
+    std::atomic<Clock::rep> cancelled_at{0};
+    std::thread canceller([&] {
+        std::this_thread::sleep_for(delay);
+        cancelled_at = Clock::now().time_since_epoch().count();
+        cancel();  // the thread-safe part of the interface
+    });
+    CancelRun run;
+    run.outcome = outcome_of(body);
+    const Clock::time_point returned = Clock::now();
+    canceller.join();
+    run.latency_ms =
+        ms_between(Clock::time_point(Clock::duration(cancelled_at.load())), returned);
+    return run;
+}
+
+std::string base_url;
+
+const std::vector<modelapi::Message> HELLO{modelapi::user("Say hello")};
+const std::vector<std::string> OK_CHUNKS{"Hello", " from", " the", " test", " server"};
+
+// A client of the test server; fails fast rather than hang.
+modelapi::Client test_client(std::string_view model,
+                             std::optional<std::string_view> api_key = std::nullopt)
+{
+    modelapi::Client client(model, base_url, api_key);
+    client.timeout(std::chrono::seconds(10));
+    return client;
+}
+
+// ---- the checks -------------------------------------------------------------
+
+void version_checks()
+{
+    check(modelapi::version() == MODELAPI_VERSION, "modelapi::version() equals MODELAPI_VERSION",
+          std::string(modelapi::version()));
+    check(std::string_view(modelapi::status_name(MODELAPI_ABORTED)) == "MODELAPI_ABORTED" &&
+              std::string_view(modelapi::status_name(MODELAPI_SERVER_ERROR)) ==
+                  "MODELAPI_SERVER_ERROR",
+          "modelapi::status_name names the statuses");
+}
+
+void message_checks()
+{
+    const modelapi::Message s = modelapi::system("be brief");
+    const modelapi::Message u = modelapi::user("hi");
+    const modelapi::Message a = modelapi::assistant("hello");
+    check(s.role == "system" && s.content == "be brief" && u.role == "user" &&
+              a.role == "assistant" && a.content == "hello",
+          "system/user/assistant make messages of their role");
+
+    const std::string json = modelapi::to_json(
+        {modelapi::user("a\"b\\c\nd\te\x01"), modelapi::assistant("caf\xc3\xa9")});
+    const std::string expected =
+        "[{\"role\":\"user\",\"content\":\"a\\\"b\\\\c\\nd\\te\\u0001\"},"
+        "{\"role\":\"assistant\",\"content\":\"caf\xc3\xa9\"}]";
+    check(json == expected, "to_json escapes quotes, backslashes and control characters",
+          json);
+    check(modelapi::to_json({}) == "[]", "to_json of no messages is []",
+          modelapi::to_json({}));
+}
+
+void constructor_checks()
+{
+    Outcome out = outcome_of([] { modelapi::Client client("ok", "ftp://x"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT) && contains(out.error->what(), "api_base"),
+          "Client(\"ok\", \"ftp://x\") throws INVALID_ARGUMENT naming api_base", out.describe());
+
+    out = outcome_of([] { modelapi::Client client(static_cast<ModelApi *>(nullptr)); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "adopting a NULL ModelApi* throws",
+          out.describe());
+
+    // The key as a C string: NULL (an unset variable) is no key.
+    const char *no_key = std::getenv("MODELAPI_HPP_TEST_UNSET_VARIABLE");
+    std::string answer;
+    out = outcome_of(
+        [&] { answer = modelapi::Client("ok", base_url, no_key).complete(HELLO).content; });
+    check(!out.error && answer == "Hello from the test server",
+          "Client(model, base, (const char *)NULL): no key", out.describe());
+    out = outcome_of(
+        [] { modelapi::Client("unauthorized", base_url, "sk-hpp-literal").complete(HELLO); });
+    check(out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 401,
+          "Client(model, base, \"sk-...\"): the key is sent", out.describe());
+
+    unsetenv("MODEL_API_URL");
+    out = outcome_of([] { modelapi::Client client = modelapi::Client::from_env(); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT) && contains(out.error->what(), "MODEL_API_URL"),
+          "Client::from_env() without MODEL_API_URL throws, naming it", out.describe());
+
+    setenv("MODEL_API_URL", base_url.c_str(), 1);
+    setenv("MODEL_NAME", "ok", 1);
+    std::string content;
+    out = outcome_of([&] { content = modelapi::Client::from_env().complete(HELLO).content; });
+    unsetenv("MODEL_API_URL");
+    unsetenv("MODEL_NAME");
+    check(!out.error && !out.threw_other && content == "Hello from the test server",
+          "Client::from_env() with MODEL_API_URL and MODEL_NAME asks that server",
+          out.describe() + ", content \"" + content + "\"");
+
+    // DEBUG_MOCK_RESPONSES is read when a client is created.
+    setenv("DEBUG_MOCK_RESPONSES", "[\"A canned reply\", \"A canned stream\"]", 1);
+    std::string canned;
+    std::string streamed;
+    out = outcome_of([&] {
+        const modelapi::Client client = test_client("ok");
+        canned = client.complete(HELLO).content;
+        for (std::string_view chunk : client.stream(HELLO)) {
+            streamed += chunk;
+        }
+    });
+    unsetenv("DEBUG_MOCK_RESPONSES");
+    check(!out.error && canned == "A canned reply" && streamed == "A canned stream",
+          "DEBUG_MOCK_RESPONSES: complete and stream get the canned replies",
+          out.describe() + ", \"" + canned + "\", \"" + streamed + "\"");
+}
+
+void complete_checks(const modelapi::Client &ok)
+{
+    modelapi::Completion answer;
+    Outcome out = outcome_of([&] { answer = ok.complete(HELLO); });
+    check(!out.error && answer.content == "Hello from the test server",
+          "complete on \"ok\": the exact content", out.describe() + ", \"" + answer.content + "\"");
+    check(contains(answer.json, "\"chat.completion\"") && contains(answer.json, "chatcmpl-9"),
+          "Completion::json is the server's chat.completion object", answer.json);
+
+    out = outcome_of([&] { answer = ok.complete({modelapi::system("Be brief."), modelapi::user("hi")}); });
+    check(!out.error && answer.content == "Hello from the test server",
+          "complete with a braced list of messages", out.describe());
+
+    out = outcome_of([&] {
+        answer = ok.complete_json(
+            "{\"messages\": " + modelapi::to_json(HELLO) + ", \"temperature\": 0.5}");
+    });
+    check(!out.error && answer.content == "temperature=0.5",
+          "complete_json with a request object passes temperature through",
+          out.describe() + ", \"" + answer.content + "\"");
+
+    out = outcome_of([&] { answer = ok.complete_json("[{\"role\":\"user\",\"content\":\"x\"}]"); });
+    check(!out.error && answer.content == "Hello from the test server",
+          "complete_json with a message array", out.describe());
+
+    out = outcome_of([&] { answer = ok.complete_json("not json"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "complete_json(\"not json\") throws INVALID_ARGUMENT",
+          out.describe());
+
+    out = outcome_of([&] { answer = ok.complete(HELLO, "a mock reply"); });
+    check(!out.error && answer.content == "Hello from the test server",
+          "complete with a mock_response (this server ignores it)", out.describe());
+}
+
+void http_error_checks(const modelapi::Client &unauthorized)
+{
+    Outcome out = outcome_of([&] { unauthorized.complete(HELLO); });
+    check(out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 401,
+          "complete answered 401: Error with MODELAPI_HTTP_ERROR and http_status() 401",
+          out.describe());
+    check(out.error && contains(out.error->what(), "Invalid API key provided") &&
+              !contains(out.error->what(), "sk-hpp-secret"),
+          "what() is the server's message, without the API key", out.describe());
+
+    out = outcome_of([&] { modelapi::Stream stream = unauthorized.stream(HELLO); });
+    check(out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 401,
+          "stream() answered 401 throws when it is opened", out.describe());
+
+    int chunks = 0;
+    out = outcome_of([&] { unauthorized.stream(HELLO, [&](std::string_view) { chunks++; }); });
+    check(out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 401 && chunks == 0,
+          "the callback stream() answered 401 throws, no chunk", out.describe());
+
+    // The error is a copy: later failures on this thread do not change it.
+    modelapi_set_max_retries(nullptr, 1);
+    check(out.error && contains(out.error->what(), "Invalid API key provided"),
+          "an Error keeps its message after later failures", out.describe());
+
+    const ModelApiStatus status = modelapi_set_timeout_ms(nullptr, 1000);
+    const modelapi::Error last = modelapi::Error::last(status);
+    check(last.status() == MODELAPI_INVALID_ARGUMENT && contains(last.what(), "api") &&
+              last.http_status() == 0,
+          "Error::last builds the error of a failed C call", describe(last));
+}
+
+void range_for_checks(const modelapi::Client &ok)
+{
+    std::vector<std::string> chunks;
+    std::optional<std::string_view> finish_reason;
+    std::optional<std::string_view> model;
+    std::optional<std::string_view> id;
+    std::optional<std::string_view> request_id;
+    std::optional<modelapi::Usage> usage;
+    std::optional<std::string_view> after;
+    bool begin_is_end = false;
+    bool finish_unknown_before = false;
+
+    Outcome out = outcome_of([&] {
+        modelapi::Stream stream = ok.stream(HELLO);
+        finish_unknown_before = !stream.finish_reason().has_value();
+        for (std::string_view chunk : stream) {
+            chunks.emplace_back(chunk);  // copied: valid until the next chunk only
+        }
+        finish_reason = stream.finish_reason();
+        model = stream.model();
+        id = stream.id();
+        request_id = stream.request_id();
+        usage = stream.usage();
+        after = stream.next();
+        begin_is_end = stream.begin() == stream.end();
+        // The views live as long as the stream: compare them here.
+        check(finish_reason == "stop" && model == "test-model" && id == "chatcmpl-1" &&
+                  request_id == "req-hpp-1",
+              "after the stream: finish_reason \"stop\", model \"test-model\", id, request_id",
+              show(finish_reason) + " " + show(model) + " " + show(id) + " " + show(request_id));
+    });
+    check(!out.error && chunks == OK_CHUNKS,
+          "range-for over stream(\"ok\") gives the five chunks",
+          out.describe() + ", \"" + join(chunks) + "\"");
+    check(finish_unknown_before, "finish_reason() is unknown before the stream is read");
+    check(!usage.has_value(), "usage() is none when the server sent none");
+    check(!after.has_value() && begin_is_end,
+          "after the end: next() is nullopt and begin() == end()");
+
+    // The pull form, with usage asked for.
+    chunks.clear();
+    out = outcome_of([&] {
+        modelapi::Stream stream = ok.stream_json(
+            "{\"messages\": " + modelapi::to_json(HELLO) +
+            ", \"stream_options\": {\"include_usage\": true}}");
+        while (std::optional<std::string_view> chunk = stream.next()) {
+            chunks.emplace_back(*chunk);
+        }
+        usage = stream.usage();
+    });
+    check(!out.error && chunks == OK_CHUNKS, "stream_json + next() until nullopt",
+          out.describe() + ", \"" + join(chunks) + "\"");
+    check(usage && usage->prompt_tokens == 3 && usage->completion_tokens == 5 &&
+              usage->total_tokens == 8,
+          "usage() after stream_options.include_usage: 3 + 5 = 8",
+          usage ? std::to_string(usage->total_tokens) : std::string("(none)"));
+
+    // The iterator's other operators.
+    std::string first;
+    std::size_t second_size = 0;
+    std::string rest;
+    out = outcome_of([&] {
+        modelapi::Stream stream = ok.stream(HELLO);
+        modelapi::Stream::iterator it = stream.begin();
+        first = *it++;  // a copy of "Hello"; it moves to " from"
+        second_size = it->size();
+        for (++it; it != stream.end(); ++it) {
+            rest += *it;
+        }
+    });
+    check(!out.error && first == "Hello" && second_size == 5 && rest == " the test server",
+          "it++ returns the chunk it was at, -> and ++it work",
+          out.describe() + ", \"" + first + "\", " + std::to_string(second_size) + ", \"" +
+              rest + "\"");
+
+    // break, then a new loop: it goes on with the next chunk.
+    chunks.clear();
+    out = outcome_of([&] {
+        modelapi::Stream stream = ok.stream(HELLO);
+        for (std::string_view chunk : stream) {
+            chunks.emplace_back(chunk);
+            break;
+        }
+        for (std::string_view chunk : stream) {
+            chunks.emplace_back(chunk);
+        }
+    });
+    check(!out.error && chunks == OK_CHUNKS,
+          "a loop left with break, then started again, delivers each chunk once",
+          out.describe() + ", \"" + join(chunks) + "\"");
+
+    // A range-for over the temporary.
+    std::string text;
+    out = outcome_of([&] {
+        for (std::string_view chunk : ok.stream({modelapi::user("hi")})) {
+            text += chunk;
+        }
+    });
+    check(!out.error && text == "Hello from the test server",
+          "range-for directly over client.stream(...)", out.describe());
+}
+
+// A free function as a callback.
+std::string free_function_text;
+void append_to_free_function_text(std::string_view chunk)
+{
+    free_function_text += chunk;
+}
+
+void callback_checks(const modelapi::Client &ok, const modelapi::Client &long_api)
+{
+    std::vector<std::string> chunks;
+    bool completed = false;
+    Outcome out = outcome_of([&] {
+        completed = ok.stream(HELLO, [&](std::string_view chunk) { chunks.emplace_back(chunk); });
+    });
+    check(!out.error && completed && chunks == OK_CHUNKS,
+          "callback stream (void callback) gives the five chunks, returns true",
+          out.describe() + ", \"" + join(chunks) + "\"");
+
+    out = outcome_of([&] { completed = ok.stream(HELLO, &append_to_free_function_text); });
+    check(!out.error && completed && free_function_text == "Hello from the test server",
+          "a function pointer as the callback", out.describe());
+
+    // false stops the stream: not an error.
+    std::string text;
+    completed = true;
+    const Clock::time_point started = Clock::now();
+    out = outcome_of([&] {
+        completed = long_api.stream(HELLO, [&](std::string_view chunk) {
+            text += chunk;
+            return text.size() < 3;
+        });
+    });
+    long long ms = ms_between(started, Clock::now());
+    check(!out.error && !completed && text == "xxx" && ms < 5000,
+          "a callback returning false after 3 chunks of \"long\": stream() returns false",
+          out.describe() + ", \"" + text + "\", " + std::to_string(ms) + " ms");
+
+    // An exception from the callback stops the stream and comes out unchanged.
+    int calls = 0;
+    out = outcome_of([&] {
+        long_api.stream(HELLO, [&](std::string_view) {
+            if (++calls == 2) {
+                throw std::logic_error("boom from the callback");
+            }
+        });
+    });
+    check(!out.error && out.threw_other && out.other == "boom from the callback" && calls == 2,
+          "an exception thrown by the callback comes out of stream() unchanged",
+          out.describe() + ", " + std::to_string(calls) + " calls");
+
+    std::string answer;
+    out = outcome_of([&] { answer = long_api.complete(HELLO).content; });
+    check(!out.error && answer == "Hello from the test server",
+          "the client stays usable after the callback's exception", out.describe());
+
+    // The JSON form, with a const callable.
+    text.clear();
+    const auto collect = [&text](std::string_view chunk) { text += chunk; };
+    out = outcome_of([&] { completed = ok.stream_json(modelapi::to_json(HELLO), collect); });
+    check(!out.error && completed && text == "Hello from the test server",
+          "stream_json with a callback", out.describe());
+}
+
+void stream_error_checks(const modelapi::Client &stream_error)
+{
+    std::vector<std::string> chunks;
+    std::optional<std::string_view> after;
+    Outcome out = outcome_of([&] {
+        modelapi::Stream stream = stream_error.stream(HELLO);
+        const Outcome inner = outcome_of([&] {
+            for (std::string_view chunk : stream) {
+                chunks.emplace_back(chunk);
+            }
+        });
+        after = stream.next();
+        if (inner.error) {
+            throw *inner.error;
+        }
+    });
+    check(out.failed_with(MODELAPI_SERVER_ERROR) && contains(out.error->what(), "model overloaded") &&
+              chunks == std::vector<std::string>{"partial"},
+          "a mid-stream error throws from operator++ after the chunk \"partial\"",
+          out.describe() + ", \"" + join(chunks) + "\"");
+    check(!after.has_value(), "after the error, next() is nullopt");
+
+    chunks.clear();
+    out = outcome_of([&] {
+        stream_error.stream(HELLO, [&](std::string_view chunk) { chunks.emplace_back(chunk); });
+    });
+    check(out.failed_with(MODELAPI_SERVER_ERROR) && chunks == std::vector<std::string>{"partial"},
+          "the callback stream() throws the mid-stream error after \"partial\"",
+          out.describe() + ", \"" + join(chunks) + "\"");
+}
+
+void cancel_checks(const modelapi::Client &ok, const modelapi::Client &long_api,
+                   const modelapi::Client &slow)
+{
+    using std::chrono::milliseconds;
+
+    // A Cancel from another thread stops a range-for between two chunks.
+    {
+        modelapi::Cancel cancel;
+        std::size_t chunks = 0;
+        const CancelRun run = cancel_after(milliseconds(150), [&] { cancel.cancel(); }, [&] {
+            for (std::string_view chunk : long_api.stream(HELLO, cancel)) {
+                chunks += chunk == "x" ? 1 : 0;
+            }
+        });
+        check(run.outcome.failed_with(MODELAPI_ABORTED) && run.outcome.error->cancelled() &&
+                  chunks > 0 && chunks < 1000 && run.latency_ms >= 0 && run.latency_ms < 2000,
+              "Cancel::cancel() from another thread: the range-for throws MODELAPI_ABORTED",
+              run.outcome.describe() + ", " + std::to_string(chunks) + " chunks, " +
+                  std::to_string(run.latency_ms) + " ms after the cancel");
+
+        // The token stays cancelled until reset().
+        Outcome out = outcome_of([&] { ok.complete(HELLO, cancel); });
+        check(out.failed_with(MODELAPI_ABORTED), "a cancelled token fails complete() at once",
+              out.describe());
+        out = outcome_of([&] { modelapi::Stream stream = ok.stream(HELLO, cancel); });
+        check(out.failed_with(MODELAPI_ABORTED), "a cancelled token fails stream() at once",
+              out.describe());
+
+        cancel.reset();
+        std::string answer;
+        std::string text;
+        out = outcome_of([&] {
+            answer = ok.complete(HELLO, cancel).content;
+            for (std::string_view chunk : ok.stream(HELLO, cancel)) {
+                text += chunk;
+            }
+        });
+        check(!out.error && answer == "Hello from the test server" &&
+                  text == "Hello from the test server",
+              "after reset(), complete and stream with the token work", out.describe());
+    }
+
+    // Stream::cancel() from another thread.
+    {
+        std::size_t chunks = 0;
+        modelapi::Stream stream = long_api.stream(HELLO);
+        const CancelRun run = cancel_after(milliseconds(150), [&] { stream.cancel(); }, [&] {
+            for (std::string_view chunk : stream) {
+                chunks += chunk.size();
+            }
+        });
+        check(run.outcome.failed_with(MODELAPI_ABORTED) && chunks > 0 && chunks < 1000 &&
+                  run.latency_ms >= 0 && run.latency_ms < 2000,
+              "Stream::cancel() from another thread: the range-for throws MODELAPI_ABORTED",
+              run.outcome.describe() + ", " + std::to_string(chunks) + " chunks, " +
+                  std::to_string(run.latency_ms) + " ms after the cancel");
+        check(!stream.next().has_value(), "after the cancel, next() is nullopt");
+    }
+
+    // A callback stream with a Cancel.
+    {
+        modelapi::Cancel cancel;
+        std::size_t chunks = 0;
+        const CancelRun run = cancel_after(milliseconds(150), [&] { cancel.cancel(); }, [&] {
+            long_api.stream(HELLO, [&](std::string_view) { chunks++; }, cancel);
+        });
+        check(run.outcome.failed_with(MODELAPI_ABORTED) && chunks > 0 && chunks < 1000 &&
+                  run.latency_ms >= 0 && run.latency_ms < 2000,
+              "a callback stream with a Cancel: MODELAPI_ABORTED after the chunks that arrived",
+              run.outcome.describe() + ", " + std::to_string(chunks) + " chunks, " +
+                  std::to_string(run.latency_ms) + " ms after the cancel");
+    }
+
+    // A complete() waiting for a server that does not answer.
+    {
+        modelapi::Cancel cancel;
+        const CancelRun run = cancel_after(milliseconds(150), [&] { cancel.cancel(); },
+                                           [&] { slow.complete(HELLO, cancel); });
+        check(run.outcome.failed_with(MODELAPI_ABORTED) && run.latency_ms >= 0 &&
+                  run.latency_ms < 2000,
+              "Cancel stops a complete() waiting for the answer",
+              run.outcome.describe() + ", " + std::to_string(run.latency_ms) +
+                  " ms after the cancel");
+    }
+}
+
+void move_checks()
+{
+    Outcome out = outcome_of([] {
+        modelapi::Client a = test_client("ok");
+        ModelApi *handle = a.get();
+        modelapi::Client b = std::move(a);
+        check(a.get() == nullptr && b.get() == handle,
+              "a moved Client hands its handle over");
+        check(b.complete(HELLO).content == "Hello from the test server",
+              "the Client moved to works");
+        const Outcome moved_from = outcome_of([&] { a.complete(HELLO); });
+        check(moved_from.failed_with(MODELAPI_INVALID_ARGUMENT),
+              "a moved-from Client throws INVALID_ARGUMENT", moved_from.describe());
+
+        modelapi::Client c = test_client("unauthorized");
+        c = std::move(b);  // closes c's own client
+        check(c.complete(HELLO).content == "Hello from the test server",
+              "move assignment closes the old client and takes the new one");
+
+        modelapi::Client adopted(c.release());
+        check(c.get() == nullptr && adopted.complete(HELLO).content == "Hello from the test server",
+              "release() and the adopting constructor pass the handle on");
+
+        // Streams.
+        modelapi::Stream s = adopted.stream(HELLO);
+        const std::optional<std::string_view> first = s.next();
+        check(first == "Hello", "the first chunk before the move", show(first));
+        modelapi::Stream t = std::move(s);
+        check(s.get() == nullptr && !s.next().has_value() && s.begin() == s.end() &&
+                  !s.finish_reason().has_value() && !s.usage().has_value(),
+              "a moved-from Stream is empty");
+        std::string rest;
+        for (std::string_view chunk : t) {
+            rest += chunk;
+        }
+        check(rest == " from the test server" && t.finish_reason() == "stop",
+              "the Stream moved to goes on where it was", rest);
+
+        // Move assignment over a half-read stream frees it (closing its
+        // connection at once).
+        modelapi::Client long_api = test_client("long");
+        modelapi::Stream u = long_api.stream(HELLO);
+        check(u.next() == "x", "a chunk of \"long\"");
+        const Clock::time_point started = Clock::now();
+        u = adopted.stream(HELLO);
+        const long long ms = ms_between(started, Clock::now());
+        std::string text;
+        for (std::string_view chunk : u) {
+            text += chunk;
+        }
+        check(text == "Hello from the test server" && ms < 2000,
+              "move assignment over a half-read stream frees it at once",
+              text + ", " + std::to_string(ms) + " ms");
+
+        ModelApiStream *raw = t.release();
+        check(raw != nullptr && t.get() == nullptr, "Stream::release() gives the handle up");
+        modelapi_stream_free(raw);
+
+        modelapi::Stream empty;
+        check(empty.begin() == empty.end() && !empty.id().has_value(),
+              "a default-constructed Stream is empty");
+        empty.cancel();  // harmless
+    });
+    check(!out.error && !out.threw_other, "move checks ran without an exception", out.describe());
+}
+
+void setter_checks()
+{
+    modelapi::Client client = test_client("ok");
+
+    Outcome out = outcome_of([&] { client.timeout(std::chrono::milliseconds(0)); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "timeout(0 ms) throws INVALID_ARGUMENT",
+          out.describe());
+    out = outcome_of([&] { client.timeout(std::chrono::milliseconds(-5)); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "a negative timeout throws INVALID_ARGUMENT",
+          out.describe());
+    out = outcome_of([&] { client.header("bad name", "v"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT),
+          "header(\"bad name\", ...) throws INVALID_ARGUMENT", out.describe());
+    out = outcome_of([&] { client.ca_file("/nonexistent/modelapi-ca.pem"); });
+    check(out.error && out.error->status() != MODELAPI_OK,
+          "ca_file of a missing file throws", out.describe());
+
+    modelapi::Client *same = nullptr;
+    std::string answer;
+    out = outcome_of([&] {
+        same = &client.timeout(std::chrono::seconds(5))
+                    .max_retries(1)
+                    .header("X-Example-Test", "hpp_test");
+        answer = client.complete(HELLO).content;
+    });
+    check(!out.error && same == &client && answer == "Hello from the test server",
+          "the setters chain and the client works after them", out.describe());
+}
+
+void thread_checks(const modelapi::Client &ok)
+{
+    // One Client, several threads at once (its calls are const).
+    constexpr int threads = 4;
+    std::vector<std::string> answers(threads);
+    std::vector<std::string> streamed(threads);
+    std::vector<std::thread> workers;
+    for (int i = 0; i < threads; i++) {
+        workers.emplace_back([&, i] {
+            const auto slot = static_cast<std::size_t>(i);
+            try {
+                answers[slot] = ok.complete({modelapi::user("thread " + std::to_string(i))}).content;
+                for (std::string_view chunk : ok.stream(HELLO)) {
+                    streamed[slot] += chunk;
+                }
+            } catch (const std::exception &e) {
+                answers[slot] = std::string("error: ") + e.what();
+            }
+        });
+    }
+    for (std::thread &worker : workers) {
+        worker.join();
+    }
+    bool all = true;
+    std::string details;
+    for (int i = 0; i < threads; i++) {
+        const auto slot = static_cast<std::size_t>(i);
+        if (answers[slot] != "Hello from the test server" ||
+            streamed[slot] != "Hello from the test server") {
+            all = false;
+            details += answers[slot] + " | " + streamed[slot] + "; ";
+        }
+    }
+    check(all, "one Client used by 4 threads at once", details);
+}
+
+int run_checks()
+{
+    version_checks();
+    message_checks();
+    constructor_checks();
+
+    std::optional<modelapi::Client> ok;
+    std::optional<modelapi::Client> unauthorized;
+    std::optional<modelapi::Client> long_api;
+    std::optional<modelapi::Client> stream_error;
+    std::optional<modelapi::Client> slow;
+    const Outcome out = outcome_of([&] {
+        ok.emplace(test_client("ok"));
+        unauthorized.emplace(test_client("unauthorized", "sk-hpp-secret"));
+        long_api.emplace(test_client("long"));
+        stream_error.emplace(test_client("stream-error"));
+        slow.emplace(test_client("slow"));
+    });
+    if (!check(!out.error && !out.threw_other, "the clients of the test server are created",
+               out.describe())) {
+        std::printf("Bail out! cannot create the clients\n");
+        return 1;
+    }
+    complete_checks(*ok);
+    http_error_checks(*unauthorized);
+    range_for_checks(*ok);
+    callback_checks(*ok, *long_api);
+    stream_error_checks(*stream_error);
+    cancel_checks(*ok, *long_api, *slow);
+    move_checks();
+    setter_checks();
+    thread_checks(*ok);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s <base_url of the test server>\n", argv[0]);
+        return 2;
+    }
+    base_url = argv[1];
+    // The checks talk to the server: no canned replies from the caller.
+    unsetenv("DEBUG_MOCK_RESPONSES");
+
+    const Outcome out = outcome_of([] { run_checks(); });
+    check(!out.error && !out.threw_other, "no exception escaped the checks", out.describe());
+
+    std::printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed == 0 ? 0 : 1;
+}
