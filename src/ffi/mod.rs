@@ -288,16 +288,14 @@ pub unsafe extern "C" fn modelapi_complete_json(
     out_json: *mut *mut c_char,
     out_content: *mut *mut c_char,
 ) -> ModelApiStatus {
-    args::clear(out_json);
-    args::clear(out_content);
-    guard(|| {
-        let api = shared(api)?;
-        let request = args::request_json(messages_json)?;
-        let mock = args::optional_str(mock_response, "mock_response")?;
-        let completion = api.complete_request(request, mock)?;
-        write_completion(&completion, out_json, out_content);
-        Ok(MODELAPI_OK)
-    })
+    modelapi_complete_with(
+        api,
+        messages_json,
+        mock_response,
+        std::ptr::null_mut(),
+        out_json,
+        out_content,
+    )
 }
 
 /// A streamed chat completion, handed to `on_chunk` chunk by chunk on this
@@ -344,14 +342,14 @@ pub unsafe extern "C" fn modelapi_stream_json(
     on_chunk: ModelApiChunkFn,
     user_data: *mut c_void,
 ) -> ModelApiStatus {
-    guard(|| {
-        let api = shared(api)?;
-        let on_chunk = on_chunk.ok_or_else(|| Failure::invalid("on_chunk is NULL"))?;
-        let request = args::request_json(messages_json)?;
-        let mock = args::optional_str(mock_response, "mock_response")?;
-        let stream = api.stream_request(request, mock)?;
-        deliver(stream, on_chunk, user_data)
-    })
+    modelapi_stream_with(
+        api,
+        messages_json,
+        mock_response,
+        std::ptr::null_mut(),
+        on_chunk,
+        user_data,
+    )
 }
 
 /// Opens a pull stream: the request is sent (and retried when that is
@@ -394,15 +392,13 @@ pub unsafe extern "C" fn modelapi_stream_open_json(
     mock_response: *const c_char,
     out_stream: *mut *mut ModelApiStream,
 ) -> ModelApiStatus {
-    args::clear(out_stream);
-    guard(|| {
-        let api = shared(api)?;
-        required_out(out_stream, "out_stream")?;
-        let request = args::request_json(messages_json)?;
-        let mock = args::optional_str(mock_response, "mock_response")?;
-        let stream = api.stream_request(request, mock)?;
-        open(stream, out_stream)
-    })
+    modelapi_stream_open_with(
+        api,
+        messages_json,
+        mock_response,
+        std::ptr::null_mut(),
+        out_stream,
+    )
 }
 
 /// The next chunk of a pull stream. Returns `MODELAPI_OK` with the chunk in
