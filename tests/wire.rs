@@ -334,3 +334,13 @@ fn invalid_arguments_are_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn clients_are_shared_and_streams_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<ModelApi>();
+    send_sync::<modelapi::CancelToken>();
+    send::<modelapi::ChatStream>();
+    send_sync::<Error>();
+}
