@@ -1,5 +1,6 @@
 //! [`ModelApi`], its builder, and the request/retry loop.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::ops::ControlFlow;
@@ -10,7 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use ureq::http::{HeaderName, HeaderValue, Response};
+use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::Body;
 
 use crate::cancel::CancelToken;
@@ -56,7 +58,11 @@ const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 pub struct ModelApi {
     model: String,
     endpoint: String,
+    /// `endpoint`, parsed once.
+    endpoint_uri: Uri,
     api_key: Option<String>,
+    /// `Bearer <api_key>`, built once and marked sensitive.
+    authorization: Option<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     settings: AgentSettings,
     max_retries: u32,
@@ -141,8 +147,10 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        let request = request_from_messages(messages)?;
-        self.complete_request(request, mock_response)
+        self.run_complete(
+            self.messages_body(messages, mock_response, false),
+            &CancelToken::new(),
+        )
     }
 
     /// Like [`complete`](Self::complete), with a whole request body:
@@ -154,7 +162,10 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        self.run_complete(request, mock_response, &CancelToken::new())
+        self.run_complete(
+            self.request_body(request, mock_response, false),
+            &CancelToken::new(),
+        )
     }
 
     /// Calls that `cancel` can stop from another thread:
@@ -163,14 +174,16 @@ impl ModelApi {
         Cancellable { api: self, cancel }
     }
 
+    /// Makes one completion call with a request `body` built by
+    /// [`messages_body`](Self::messages_body) or
+    /// [`request_body`](Self::request_body).
     fn run_complete(
         &self,
-        request: Map<String, Value>,
-        mock_response: Option<&str>,
+        body: Result<Vec<u8>, Error>,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
         self.ensure_open()?;
-        let body = self.request_body(request, mock_response, false)?;
+        let body = body?;
         check_cancel(cancel)?;
         if let Some(reply) = self.canned.take() {
             return self.canned.completion(&self.model, body.len(), &reply);
@@ -195,8 +208,10 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        let request = request_from_messages(messages)?;
-        self.stream_request(request, mock_response)
+        self.run_stream(
+            self.messages_body(messages, mock_response, true),
+            &CancelToken::new(),
+        )
     }
 
     /// Like [`stream`](Self::stream), with a whole request body (see
@@ -207,17 +222,21 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        self.run_stream(request, mock_response, &CancelToken::new())
+        self.run_stream(
+            self.request_body(request, mock_response, true),
+            &CancelToken::new(),
+        )
     }
 
+    /// Opens one stream with a request `body` (see
+    /// [`run_complete`](Self::run_complete)).
     fn run_stream(
         &self,
-        request: Map<String, Value>,
-        mock_response: Option<&str>,
+        body: Result<Vec<u8>, Error>,
         cancel: &CancelToken,
     ) -> Result<ChatStream, Error> {
         self.ensure_open()?;
-        let body = self.request_body(request, mock_response, true)?;
+        let body = body?;
         check_cancel(cancel)?;
         let stream = if let Some(reply) = self.canned.take() {
             self.canned.stream(&self.model, body.len(), reply)?
@@ -339,6 +358,42 @@ impl ModelApi {
         }
     }
 
+    /// The JSON body of a request for `messages`, written straight from
+    /// them (no JSON tree in between), after checking they are OpenAI
+    /// messages as far as a client can tell.
+    fn messages_body<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+        stream: bool,
+    ) -> Result<Vec<u8>, Error> {
+        let unserializable = |e: serde_json::Error| {
+            Error::InvalidArgument(format!("messages cannot be serialized: {e}"))
+        };
+        let mut body = Vec::with_capacity(256);
+        body.extend_from_slice(b"{\"model\":");
+        serde_json::to_writer(&mut body, &self.model).map_err(unserializable)?;
+        body.extend_from_slice(b",\"messages\":");
+        let start = body.len();
+        serde_json::to_writer(&mut body, messages).map_err(unserializable)?;
+        if serde_json::from_slice::<Vec<MessageShape<'_>>>(&body[start..]).is_err() {
+            // Not OpenAI messages: the slow path says which one and why.
+            let messages: Value = serde_json::from_slice(&body[start..]).map_err(unserializable)?;
+            check_messages(Some(&messages))?;
+        }
+        body.extend_from_slice(if stream {
+            b",\"stream\":true"
+        } else {
+            b",\"stream\":false"
+        });
+        if let Some(mock) = mock_response {
+            body.extend_from_slice(b",\"mock_response\":");
+            serde_json::to_writer(&mut body, mock).map_err(unserializable)?;
+        }
+        body.push(b'}');
+        Ok(body)
+    }
+
     /// The JSON body of a request.
     fn request_body(
         &self,
@@ -429,17 +484,27 @@ impl ModelApi {
         &self,
         agent: &ureq::Agent,
         body: &[u8],
-        accept: &str,
+        accept: &'static str,
     ) -> Result<Response<Body>, SendError> {
         let mut url = self.endpoint.clone();
         let mut same_origin = true;
+        let mut same_url = true;
         for _ in 0..=MAX_REDIRECTS {
+            let uri = if same_url {
+                self.endpoint_uri.clone()
+            } else {
+                url.parse().map_err(|_| {
+                    SendError::Final(Error::InvalidResponse(format!(
+                        "the redirect location {url:?} is not a URL"
+                    )))
+                })?
+            };
             let mut request = agent
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("Accept", accept);
-            if let (Some(key), true) = (&self.api_key, same_origin) {
-                request = request.header("Authorization", format!("Bearer {key}"));
+                .post(uri)
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .header(ACCEPT, HeaderValue::from_static(accept));
+            if let (Some(authorization), true) = (&self.authorization, same_origin) {
+                request = request.header(AUTHORIZATION, authorization);
             }
             for (name, value) in &self.headers {
                 if same_origin || !is_credential_header(name.as_str()) {
@@ -472,6 +537,7 @@ impl ModelApi {
                 ))));
             }
             same_origin &= origin(&next) == origin(&self.endpoint);
+            same_url = false;
             url = next;
         }
         Err(SendError::Final(Error::Transport(format!(
@@ -555,8 +621,8 @@ impl Cancellable<'_> {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        let request = request_from_messages(messages)?;
-        self.api.run_complete(request, mock_response, self.cancel)
+        let body = self.api.messages_body(messages, mock_response, false);
+        self.api.run_complete(body, self.cancel)
     }
 
     /// [`ModelApi::complete_request`], cancellable.
@@ -565,7 +631,8 @@ impl Cancellable<'_> {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        self.api.run_complete(request, mock_response, self.cancel)
+        let body = self.api.request_body(request, mock_response, false);
+        self.api.run_complete(body, self.cancel)
     }
 
     /// [`ModelApi::stream`], cancellable: the token stops the opening of
@@ -575,8 +642,8 @@ impl Cancellable<'_> {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        let request = request_from_messages(messages)?;
-        self.api.run_stream(request, mock_response, self.cancel)
+        let body = self.api.messages_body(messages, mock_response, true);
+        self.api.run_stream(body, self.cancel)
     }
 
     /// [`ModelApi::stream_request`], cancellable.
@@ -585,7 +652,8 @@ impl Cancellable<'_> {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        self.api.run_stream(request, mock_response, self.cancel)
+        let body = self.api.request_body(request, mock_response, true);
+        self.api.run_stream(body, self.cancel)
     }
 
     /// [`ModelApi::stream_with`], cancellable.
@@ -761,15 +829,20 @@ impl ModelApiBuilder {
         let endpoint = endpoint(&self.api_base)?;
         check_timeout(self.timeout)?;
         let api_key = self.api_key.filter(|k| !k.is_empty());
-        if let Some(key) = &api_key {
-            if HeaderValue::from_str(&format!("Bearer {key}")).is_err() {
-                return Err(Error::InvalidArgument(
-                    "api_key holds characters not allowed in an HTTP header \
-                     (a line break or a control character?)"
-                        .into(),
-                ));
+        let authorization = match &api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    Error::InvalidArgument(
+                        "api_key holds characters not allowed in an HTTP header \
+                         (a line break or a control character?)"
+                            .into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
             }
-        }
+            None => None,
+        };
         let mut secrets = Secrets::new(api_key.as_deref());
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
@@ -799,8 +872,10 @@ impl ModelApiBuilder {
         };
         Ok(ModelApi {
             model: self.model,
+            endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
             endpoint,
             api_key,
+            authorization,
             headers,
             agent: RwLock::new(Some(transport::agent(&settings))),
             settings,
@@ -940,14 +1015,13 @@ fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Er
     Ok((name, value))
 }
 
-/// A request body holding `messages`, after checking they are in OpenAI
-/// format as far as a client can tell: each an object with a `role`.
-fn request_from_messages<M: Serialize>(messages: &[M]) -> Result<Map<String, Value>, Error> {
-    let messages = serde_json::to_value(messages)
-        .map_err(|e| Error::InvalidArgument(format!("messages cannot be serialized: {e}")))?;
-    let mut request = Map::new();
-    request.insert("messages".into(), messages);
-    Ok(request)
+/// What every OpenAI message has: a `role` string (`content` is optional,
+/// e.g. an assistant message with `tool_calls`).
+#[derive(serde::Deserialize)]
+struct MessageShape<'a> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    role: Cow<'a, str>,
 }
 
 fn check_messages(messages: Option<&Value>) -> Result<(), Error> {
@@ -986,12 +1060,16 @@ fn is_json(response: &Response<Body>) -> bool {
 
 /// Reads a whole body of at most `limit` bytes as text.
 fn read_body(response: &mut Response<Body>, limit: u64) -> Result<String, Error> {
-    let bytes = response
+    // Sized by Content-Length up front (within the cap): one allocation.
+    let expected = response.body().content_length().unwrap_or(0).min(limit);
+    let mut bytes = Vec::with_capacity(expected as usize);
+    response
         .body_mut()
         .with_config()
         .limit(limit)
-        .read_to_vec()
-        .map_err(Error::from_ureq)?;
+        .reader()
+        .read_to_end(&mut bytes)
+        .map_err(Error::from_io)?;
     // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams, so
     // the rest of the answer is not lost.
     Ok(String::from_utf8(bytes)

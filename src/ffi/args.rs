@@ -110,10 +110,8 @@ pub(crate) fn clear<T>(out: *mut *mut T) {
 /// A string for C, freed with `modelapi_string_free`. C strings end at the
 /// first NUL, so NUL characters (JSON `\u0000`) are left out.
 pub(crate) fn c_string(text: &str) -> *mut c_char {
-    let text = if text.contains('\0') {
-        CString::new(text.replace('\0', ""))
-    } else {
-        CString::new(text)
-    };
-    text.expect("NUL characters were removed").into_raw()
+    CString::new(text)
+        .or_else(|_| CString::new(text.replace('\0', "")))
+        .expect("NUL characters were removed")
+        .into_raw()
 }
