@@ -1,0 +1,323 @@
+//! A loopback OpenAI-shaped chat server for the benchmark (no dependencies).
+//!
+//! `POST .../chat/completions`, HTTP/1.1 with keep-alive:
+//!
+//! - `"stream": false` (or absent): a fixed `chat.completion` JSON with a
+//!   `Content-Length`;
+//! - `"stream": true`: Server-Sent Events with chunked transfer encoding: a
+//!   role chunk, N content chunks of `"tok "`, a finish chunk and
+//!   `data: [DONE]`. N is the request's `max_tokens`, else the
+//!   `X-Bench-Chunks` header, else 50.
+//!
+//! Every byte it sends is computed once at start; a stream is written as
+//! HTTP chunks of about 32 KiB, each holding many events, so one `write`
+//! carries ~150 events and the server stays far from being the bottleneck.
+//! One thread per connection (the benchmark uses one at a time).
+//!
+//! Usage: `bench-server [--port N] [--exit-on-stdin-eof]`. It prints
+//! `PORT <n>` on stdout once it listens on 127.0.0.1. `--describe` prints
+//! the sizes a client must see (JSON) and exits.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+/// The content of every stream chunk.
+pub const PIECE: &str = "tok ";
+/// Target size of one HTTP chunk of a stream.
+const BATCH_BYTES: usize = 32 * 1024;
+const DEFAULT_CHUNKS: u64 = 50;
+
+const ID: &str = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT";
+const MODEL: &str = "gpt-4o-mini-2024-07-18";
+const CREATED: u64 = 1741569952;
+const FINGERPRINT: &str = "fp_06737a9306";
+/// The content of the non-streamed answer.
+pub const ANSWER: &str = "Hello! How can I assist you today? This is the benchmark's fixed answer.";
+
+struct Canned {
+    completion: Vec<u8>,
+    stream_head: Vec<u8>,
+    /// One HTTP chunk holding `per_batch` content events.
+    batch: Vec<u8>,
+    per_batch: u64,
+    event: Vec<u8>,
+    /// The finish event and `[DONE]` as one HTTP chunk, then the last chunk.
+    end: Vec<u8>,
+}
+
+fn http_chunk(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn chunk_event(delta: &str, finish_reason: &str) -> Vec<u8> {
+    format!(
+        "data: {{\"id\":\"{ID}\",\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\
+         \"model\":\"{MODEL}\",\"system_fingerprint\":\"{FINGERPRINT}\",\"choices\":[{{\"index\":0,\
+         \"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish_reason}}}]}}\n\n"
+    )
+    .into_bytes()
+}
+
+impl Canned {
+    fn new() -> Canned {
+        let body = format!(
+            "{{\"id\":\"{ID}\",\"object\":\"chat.completion\",\"created\":{CREATED},\"model\":\"{MODEL}\",\
+             \"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{ANSWER}\",\
+             \"refusal\":null,\"annotations\":[]}},\"logprobs\":null,\"finish_reason\":\"stop\"}}],\
+             \"usage\":{{\"prompt_tokens\":19,\"completion_tokens\":17,\"total_tokens\":36,\
+             \"prompt_tokens_details\":{{\"cached_tokens\":0,\"audio_tokens\":0}},\
+             \"completion_tokens_details\":{{\"reasoning_tokens\":0,\"audio_tokens\":0,\
+             \"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}},\
+             \"service_tier\":\"default\",\"system_fingerprint\":\"{FINGERPRINT}\"}}"
+        );
+        let mut completion = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: keep-alive\r\nx-request-id: req_bench0001\r\nopenai-processing-ms: 1\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        completion.extend_from_slice(body.as_bytes());
+
+        let event = chunk_event(&format!("{{\"content\":\"{PIECE}\"}}"), "null");
+        let per_batch = (BATCH_BYTES / event.len()).max(1) as u64;
+        let batch = http_chunk(&event.repeat(per_batch as usize));
+
+        let mut stream_head =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
+            transfer-encoding: chunked\r\ncache-control: no-cache\r\nconnection: keep-alive\r\n\
+            x-request-id: req_bench0001\r\n\r\n"
+                .to_vec();
+        stream_head.extend(http_chunk(&chunk_event(
+            "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+            "null",
+        )));
+
+        let mut finish = chunk_event("{}", "\"stop\"");
+        finish.extend_from_slice(b"data: [DONE]\n\n");
+        let mut end = http_chunk(&finish);
+        end.extend_from_slice(b"0\r\n\r\n");
+
+        Canned {
+            completion,
+            stream_head,
+            batch,
+            per_batch,
+            event,
+            end,
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The value after `"key"` and a colon in a JSON text, whitespace skipped
+/// (good enough for the flat request bodies of the clients).
+fn json_value<'a>(body: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let quoted = format!("\"{key}\"");
+    let at = find(body, quoted.as_bytes())? + quoted.len();
+    let rest = &body[at..];
+    let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
+    let rest = rest.strip_prefix(b":")?;
+    Some(&rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..])
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&s[..digits]).ok()?.parse().ok()
+}
+
+/// Reads more bytes into `buf`; 0 at the end of the connection.
+fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut tmp = [0u8; 16 * 1024];
+    let n = s.read(&mut tmp)?;
+    buf.extend_from_slice(&tmp[..n]);
+    Ok(n)
+}
+
+/// A chunked request body decoded from `buf[from..]`: (body, bytes used),
+/// or None when more bytes are needed.
+fn dechunk(buf: &[u8], from: usize) -> Option<(Vec<u8>, usize)> {
+    let mut at = from;
+    let mut body = Vec::new();
+    loop {
+        let line_end = at + find(&buf[at..], b"\r\n")?;
+        let size_text = std::str::from_utf8(&buf[at..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            // Trailers, then an empty line.
+            loop {
+                let end = at + find(&buf[at..], b"\r\n")?;
+                let empty = end == at;
+                at = end + 2;
+                if empty {
+                    return Some((body, at));
+                }
+            }
+        }
+        if buf.len() < at + size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+    }
+}
+
+fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if read_more(&mut s, &mut buf)? == 0 {
+                return Ok(());
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or("");
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let (mut content_length, mut chunked, mut close, mut expect, mut header_chunks) =
+            (0usize, false, false, false, None);
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            match name.as_str() {
+                "content-length" => content_length = value.parse().unwrap_or(0),
+                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                "expect" => expect = value.eq_ignore_ascii_case("100-continue"),
+                "x-bench-chunks" => header_chunks = value.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        if expect {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let (body, used) = loop {
+            if chunked {
+                if let Some(done) = dechunk(&buf, head_end) {
+                    break done;
+                }
+            } else if buf.len() >= head_end + content_length {
+                let end = head_end + content_length;
+                break (buf[head_end..end].to_vec(), end);
+            }
+            if read_more(&mut s, &mut buf)? == 0 {
+                return Ok(());
+            }
+        };
+        buf.drain(..used);
+
+        if method != "POST" || !path.ends_with("/chat/completions") {
+            let msg = b"{\"error\":{\"message\":\"not found\",\"type\":\"invalid_request_error\"}}";
+            let mut out = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                msg.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(msg);
+            s.write_all(&out)?;
+        } else if json_value(&body, "stream").is_some_and(|v| v.starts_with(b"true")) {
+            let n = json_value(&body, "max_tokens")
+                .and_then(parse_u64)
+                .or(header_chunks)
+                .unwrap_or(DEFAULT_CHUNKS);
+            write_stream(&mut s, canned, n)?;
+        } else {
+            s.write_all(&canned.completion)?;
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
+    let mut pending = c.stream_head.clone();
+    for _ in 0..n / c.per_batch {
+        if pending.is_empty() {
+            s.write_all(&c.batch)?;
+        } else {
+            pending.extend_from_slice(&c.batch);
+            s.write_all(&pending)?;
+            pending.clear();
+        }
+    }
+    let rest = (n % c.per_batch) as usize;
+    if rest > 0 {
+        pending.extend(http_chunk(&c.event.repeat(rest)));
+    }
+    pending.extend_from_slice(&c.end);
+    s.write_all(&pending)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut port = 0u16;
+    let mut watch_stdin = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--port" => {
+                i += 1;
+                port = args.get(i).and_then(|p| p.parse().ok()).expect("--port N");
+            }
+            "--exit-on-stdin-eof" => watch_stdin = true,
+            "--describe" => {
+                // For the runner: what a client must receive.
+                let c = Canned::new();
+                println!(
+                    "{{\"piece_bytes\":{},\"answer_bytes\":{},\"event_bytes\":{},\"events_per_write\":{},\"completion_response_bytes\":{}}}",
+                    PIECE.len(),
+                    ANSWER.len(),
+                    c.event.len(),
+                    c.per_batch,
+                    c.completion.len()
+                );
+                return;
+            }
+            other => {
+                eprintln!("usage: bench-server [--port N] [--exit-on-stdin-eof] (got {other})");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    if watch_stdin {
+        // The runner holds our stdin: when it goes away, so do we.
+        std::thread::spawn(|| {
+            let mut line = String::new();
+            let stdin = io::stdin();
+            let mut lock = stdin.lock();
+            while lock.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                line.clear();
+            }
+            std::process::exit(0);
+        });
+    }
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
+    println!("PORT {}", listener.local_addr().expect("local addr").port());
+    io::stdout().flush().ok();
+    let canned = Arc::new(Canned::new());
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let canned = Arc::clone(&canned);
+        std::thread::spawn(move || {
+            let _ = serve(conn, &canned);
+        });
+    }
+}
