@@ -93,12 +93,13 @@ def build(args):
     sh(nice + ["cargo", "build", "--release", "--lib"])
     # The server and the Rust client, in bench/target.
     sh(nice + ["cargo", "build", "--release"], cwd=BENCH)
-    if not args.quick or not os.path.exists(os.path.join(NOTLS_DIR, "release", "libmodelapi.so")):
+    if not args.quick or not os.path.exists(os.path.join(NOTLS_DIR, "min-size", "libmodelapi.so")):
         if args.quick:
             log("bench: --quick: skipping the --no-default-features build")
         else:
-            sh(nice + ["cargo", "build", "--release", "--no-default-features", "--lib",
-                       "--target-dir", NOTLS_DIR])
+            # The plain-HTTP build, in the crate's size profile.
+            sh(nice + ["cargo", "build", "--profile", "min-size", "--no-default-features",
+                       "--lib", "--target-dir", NOTLS_DIR])
     cflags = ["-O2", "-Wall", "-Wextra", "-Werror"]
     src = os.path.join(BENCH, "clients")
     sh(["cc"] + cflags + ["-o", os.path.join(BUILD, "raw-c"), os.path.join(src, "raw.c")])
@@ -249,6 +250,15 @@ def rss_vs_length(args, p, base, pin, desc):
 
 # ---------------------------------------------------------------- sizes
 
+def hand_notes():
+    """bench/NOTES.md, written by hand, closes the report."""
+    path = os.path.join(BENCH, "NOTES.md")
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return "\n" + f.read()
+
+
 def sizes(notls_rebuilt=True):
     def stripped(path, name):
         if not os.path.exists(path):
@@ -262,7 +272,7 @@ def sizes(notls_rebuilt=True):
     res = {
         "so_tls": stripped(os.path.join(ROOT, "target", "release", "libmodelapi.so"),
                            "libmodelapi.tls.stripped.so"),
-        "so_notls": stripped(os.path.join(NOTLS_DIR, "release", "libmodelapi.so"),
+        "so_notls": stripped(os.path.join(NOTLS_DIR, "min-size", "libmodelapi.so"),
                              "libmodelapi.notls.stripped.so"),
         "notls_rebuilt": notls_rebuilt,
         "c_static_exe": stripped(os.path.join(BUILD, "modelapi-c"), "modelapi-c.stripped"),
@@ -657,7 +667,7 @@ def report(d):
     w("| artefact | stripped | unstripped |")
     w("|---|---:|---:|")
     labels = {"so_tls": "`libmodelapi.so`, default features (TLS: rustls + webpki roots)",
-              "so_notls": "`libmodelapi.so`, `--no-default-features` (no TLS)",
+              "so_notls": "`libmodelapi.so`, `--no-default-features --profile min-size` (no TLS)",
               "c_static_exe": "the `modelapi-c` client, statically linked with `libmodelapi.a`"}
     for k, label in labels.items():
         s = size_info.get(k)
@@ -792,7 +802,7 @@ def main():
         with open(data_path) as f:
             data = json.load(f)
         with open(out_path, "w") as f:
-            f.write(report(data))
+            f.write(report(data) + hand_notes())
         log(f"bench: wrote {os.path.relpath(out_path, ROOT)} from {data_path}")
         return
 
@@ -833,7 +843,7 @@ def main():
         with open(data_path, "w") as f:
             json.dump(data, f, indent=1)
         with open(out_path, "w") as f:
-            f.write(report(data))
+            f.write(report(data) + hand_notes())
         log(f"bench: wrote {os.path.relpath(out_path, ROOT)} in {elapsed / 60:.1f} min")
     finally:
         stop_all()
