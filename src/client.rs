@@ -1019,9 +1019,9 @@ fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Er
 /// e.g. an assistant message with `tool_calls`).
 #[derive(serde::Deserialize)]
 struct MessageShape<'a> {
-    #[serde(borrow)]
-    #[allow(dead_code)]
-    role: Cow<'a, str>,
+    // Only its presence and type are checked.
+    #[serde(borrow, rename = "role")]
+    _role: Cow<'a, str>,
 }
 
 fn check_messages(messages: Option<&Value>) -> Result<(), Error> {

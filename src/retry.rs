@@ -55,18 +55,42 @@ pub(crate) fn server_delay(
     now: SystemTime,
 ) -> Option<Duration> {
     let from_ms = retry_after_ms
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms > 0.0)
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+        .and_then(|v| decimal(v, 1_000))
+        .filter(|micros| *micros > 0)
+        .map(Duration::from_micros);
     let delay = from_ms.or_else(|| {
         let value = retry_after?.trim();
-        match value.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-            Ok(_) => None,
-            Err(_) => http_date(value)?.duration_since(now).ok(),
+        match decimal(value, 1_000_000) {
+            Some(micros) if micros > 0 => Some(Duration::from_micros(micros)),
+            Some(_) => None,
+            None => http_date(value)?.duration_since(now).ok(),
         }
     })?;
     (!delay.is_zero() && delay <= MAX_RETRY_AFTER).then_some(delay)
+}
+
+/// A non-negative decimal number of units (`12`, `0.5`, `250.75`) in
+/// millionths of a second, given how many millionths one unit is. Parsed by
+/// hand: a float parser would add 10 KiB to the library for this alone.
+fn decimal(text: &str, micros_per_unit: u64) -> Option<u64> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut micros = whole.checked_mul(micros_per_unit)?;
+    let mut scale = micros_per_unit;
+    for digit in fraction.bytes().take(12) {
+        scale /= 10;
+        micros = micros.checked_add(u64::from(digit - b'0') * scale)?;
+    }
+    Some(micros)
 }
 
 /// A number in [0, 1) from the standard library's per-process random keys.
@@ -144,6 +168,17 @@ mod tests {
         ] {
             let d = backoff(base, attempt).as_millis();
             assert!(d <= full && d >= full * 3 / 4, "attempt {attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(decimal("250", 1_000), Some(250_000));
+        assert_eq!(decimal(" 0.5 ", 1_000_000), Some(500_000));
+        assert_eq!(decimal("1.25", 1_000), Some(1_250));
+        assert_eq!(decimal(".5", 1_000_000), Some(500_000));
+        for bad in ["", ".", "-1", "1e3", "soon", "1.2.3", "Sun, 06 Nov 1994"] {
+            assert_eq!(decimal(bad, 1_000), None, "{bad}");
         }
     }
 

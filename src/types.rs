@@ -346,7 +346,8 @@ impl<'de> Deserialize<'de> for LenientString {
             }
 
             fn visit_f64<E>(self, v: f64) -> Result<LenientString, E> {
-                Ok(LenientString(v.to_string()))
+                // serde_json's float formatting: no second one in the library.
+                Ok(LenientString(Value::from(v).to_string()))
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientString, A::Error> {
