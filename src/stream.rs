@@ -173,6 +173,24 @@ impl ChatStream {
     /// This is the allocation-free way to read a stream; the [`Iterator`]
     /// impl copies each chunk into a `String`.
     pub fn next_chunk(&mut self) -> Option<Result<&str, Error>> {
+        match self.advance()? {
+            Ok(()) => Some(Ok(&self.chunk[..self.chunk.len() - 1])),
+            Err(err) => Some(Err(err)),
+        }
+    }
+
+    /// [`next_chunk`](Self::next_chunk) for C: the chunk's bytes followed
+    /// by a NUL, handed out in place.
+    pub(crate) fn next_chunk_with_nul(&mut self) -> Option<Result<&[u8], Error>> {
+        match self.advance()? {
+            Ok(()) => Some(Ok(self.chunk.as_bytes())),
+            Err(err) => Some(Err(err)),
+        }
+    }
+
+    /// Moves to the next chunk, which is then in `self.chunk` followed by a
+    /// NUL (so C can have it without a copy).
+    fn advance(&mut self) -> Option<Result<(), Error>> {
         if self.state != State::Streaming {
             return None;
         }
@@ -193,7 +211,10 @@ impl ChatStream {
             }
         };
         match step {
-            Ok(true) => Some(Ok(&self.chunk)),
+            Ok(true) => {
+                self.chunk.push('\0');
+                Some(Ok(()))
+            }
             Ok(false) => {
                 self.state = State::Finished;
                 self.release();

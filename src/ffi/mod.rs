@@ -63,8 +63,6 @@ unsafe impl Sync for ModelApiStream {}
 
 struct StreamState {
     stream: ChatStream,
-    /// The current chunk with its NUL, reused from chunk to chunk.
-    chunk: Vec<u8>,
     /// Metadata handed out as C strings: kept until the stream is freed.
     texts: Vec<CString>,
 }
@@ -75,7 +73,6 @@ impl ModelApiStream {
             cancel: stream.cancel_token(),
             state: UnsafeCell::new(StreamState {
                 stream,
-                chunk: Vec::new(),
                 texts: Vec::new(),
             }),
         }
@@ -434,15 +431,13 @@ pub unsafe extern "C" fn modelapi_stream_next(
         if out_len.is_null() {
             return Err(Failure::invalid("out_len is NULL"));
         }
-        let state = handle.state();
-        match state.stream.next_chunk() {
+        match handle.state().stream.next_chunk_with_nul() {
             None => Ok(MODELAPI_DONE),
             Some(Err(err)) => Err(err.into()),
             Some(Ok(chunk)) => {
-                let len = chunk.len();
-                with_nul(&mut state.chunk, chunk);
-                *out_chunk = state.chunk.as_ptr().cast();
-                *out_len = len;
+                // The chunk's text and its NUL, in the stream's own buffer.
+                *out_chunk = chunk.as_ptr().cast();
+                *out_len = chunk.len() - 1;
                 Ok(MODELAPI_OK)
             }
         }
@@ -779,13 +774,6 @@ fn required_out<T>(out: *mut *mut T, name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Copies `text` and a NUL into `buffer`, reusing its allocation.
-fn with_nul(buffer: &mut Vec<u8>, text: &str) {
-    buffer.clear();
-    buffer.extend_from_slice(text.as_bytes());
-    buffer.push(0);
-}
-
 unsafe fn write_completion(
     completion: &crate::ChatCompletion,
     out_json: *mut *mut c_char,
@@ -813,12 +801,9 @@ unsafe fn deliver(
     on_chunk: unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> c_int,
     user_data: *mut c_void,
 ) -> Result<ModelApiStatus, Failure> {
-    let mut buffer = Vec::new();
-    while let Some(chunk) = stream.next_chunk() {
+    while let Some(chunk) = stream.next_chunk_with_nul() {
         let chunk = chunk?;
-        let len = chunk.len();
-        with_nul(&mut buffer, chunk);
-        let verdict = on_chunk(user_data, buffer.as_ptr().cast(), len);
+        let verdict = on_chunk(user_data, chunk.as_ptr().cast(), chunk.len() - 1);
         if verdict != 0 {
             return Err(crate::Error::Aborted(format!(
                 "the chunk callback returned {verdict}: the stream was stopped"
