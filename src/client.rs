@@ -147,10 +147,8 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        self.run_complete(
-            self.messages_body(messages, mock_response, false),
-            &CancelToken::new(),
-        )
+        self.with_cancel(&CancelToken::new())
+            .complete(messages, mock_response)
     }
 
     /// Like [`complete`](Self::complete), with a whole request body:
@@ -162,10 +160,8 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatCompletion, Error> {
-        self.run_complete(
-            self.request_body(request, mock_response, false),
-            &CancelToken::new(),
-        )
+        self.with_cancel(&CancelToken::new())
+            .complete_request(request, mock_response)
     }
 
     /// Calls that `cancel` can stop from another thread:
@@ -208,10 +204,8 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        self.run_stream(
-            self.messages_body(messages, mock_response, true),
-            &CancelToken::new(),
-        )
+        self.with_cancel(&CancelToken::new())
+            .stream(messages, mock_response)
     }
 
     /// Like [`stream`](Self::stream), with a whole request body (see
@@ -222,10 +216,8 @@ impl ModelApi {
         request: Map<String, Value>,
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
-        self.run_stream(
-            self.request_body(request, mock_response, true),
-            &CancelToken::new(),
-        )
+        self.with_cancel(&CancelToken::new())
+            .stream_request(request, mock_response)
     }
 
     /// Opens one stream with a request `body` (see
@@ -289,8 +281,8 @@ impl ModelApi {
         M: Serialize,
         F: FnMut(&str) -> ControlFlow<()>,
     {
-        let stream = self.stream(messages, mock_response)?;
-        drive(stream, on_chunk)
+        self.with_cancel(&CancelToken::new())
+            .stream_with(messages, mock_response, on_chunk)
     }
 
     /// Closes the client: idle pooled connections are released now, and
