@@ -217,3 +217,61 @@ fn replies_are_shared_by_threads_and_each_used_once() {
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique, replies.iter().collect::<HashSet<_>>());
 }
+
+#[test]
+fn every_error_sentinel_is_an_error_offline() {
+    let sentinels: Vec<String> = modelapi::error_sentinels().map(str::to_string).collect();
+    assert!(sentinels.len() >= 3, "{sentinels:?}");
+    // Each sentinel twice: once for complete, once for stream.
+    let replies: Vec<String> = sentinels
+        .iter()
+        .flat_map(|s| [s.clone(), s.clone()])
+        .collect();
+    let api = ModelApi::builder("m", "http://127.0.0.1:9")
+        .mock_responses(replies)
+        .build()
+        .unwrap();
+    for sentinel in &sentinels {
+        let err = api.complete(&user("hi"), None).unwrap_err();
+        let (chunks, stream_err) = match api.stream(&user("hi"), None) {
+            Err(err) => (Vec::new(), err),
+            Ok(stream) => match stream.into_text() {
+                Ok(text) => panic!("{sentinel}: the stream ended well with {text:?}"),
+                Err(partial) => (vec![partial.text], partial.error),
+            },
+        };
+        match sentinel.as_str() {
+            "Exception: mock_streaming_error" => {
+                assert!(matches!(err, Error::Server { .. }), "{err:?}");
+                assert!(matches!(stream_err, Error::Server { .. }), "{stream_err:?}");
+                assert_eq!(
+                    chunks,
+                    [modelapi::MOCK_TEXT_BEFORE_ERROR],
+                    "text before the error"
+                );
+            }
+            name => {
+                let status = err.status().unwrap_or_else(|| panic!("{name}: {err:?}"));
+                assert!(matches!(status, 400..=599), "{name}: {status}");
+                assert_eq!(stream_err.status(), Some(status), "{name}");
+                assert!(err.to_string().contains(name), "{name}: {err}");
+                assert!(chunks.is_empty());
+            }
+        }
+    }
+    assert_eq!(api.mock_responses_left(), 0);
+    let statuses: Vec<u16> = ["litellm.RateLimitError", "litellm.InternalServerError"]
+        .iter()
+        .map(|name| {
+            let api = ModelApi::builder("m", "http://127.0.0.1:9")
+                .mock_responses(vec![name.to_string()])
+                .build()
+                .unwrap();
+            api.complete(&user("hi"), None)
+                .unwrap_err()
+                .status()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(statuses, [429, 500]);
+}
