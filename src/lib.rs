@@ -94,6 +94,12 @@ pub mod __fuzz {
         Ok(Some(content).filter(|c| !c.is_empty()))
     }
 
+    /// Whether the fast chunk reader read `data` (`Ok(true)`) or left it to
+    /// serde_json (`Ok(false)`); `Err` says how the two readers disagree.
+    pub fn chunk_fast_reader_agrees(data: &str) -> Result<bool, String> {
+        crate::chunk::check_fast_reader(data)
+    }
+
     /// Parses a non-streamed response body.
     pub fn completion(body: &str) -> Result<crate::ChatCompletion, crate::Error> {
         crate::ChatCompletion::from_body(body.to_string())

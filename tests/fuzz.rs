@@ -11,6 +11,9 @@
 //! Targets:
 //! - `sse_decoder`: [`SseDecoder`], whole and cut into random pieces;
 //! - `chunk_and_completion`: the event and body parsers (`modelapi::__fuzz`);
+//! - `fast_chunk_reader`: the one-pass chunk reader against serde_json, on
+//!   chunks generated from the fields servers send (with wrong types,
+//!   repeated and escaped keys, odd numbers) and on mutations of them;
 //! - `ffi_messages_json`: `modelapi_complete_json` / `modelapi_stream_open_json`
 //!   with canned replies (the only test here that changes the environment).
 //!
@@ -739,6 +742,187 @@ fn chunk_and_completion() {
                 }
             }
         }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Target 2b: the fast chunk reader agrees with serde_json
+// ---------------------------------------------------------------------------
+
+const CHUNK_KEYS: &[&str] = &[
+    "id",
+    "model",
+    "choices",
+    "choices",
+    "usage",
+    "error",
+    "object",
+    "created",
+    "system_fingerprint",
+];
+const CHOICE_KEYS: &[&str] = &["index", "delta", "delta", "finish_reason", "logprobs"];
+const DELTA_KEYS: &[&str] = &[
+    "content",
+    "content",
+    "role",
+    "tool_calls",
+    "reasoning_content",
+];
+/// Keys that spell a field in another way, or are unusual.
+const ODD_KEYS: &[&str] = &["i\\u0064", "\\u0063ontent", "x", "", "\\\"", "Index", "id "];
+const NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "7",
+    "-0",
+    "-1",
+    "01",
+    "00",
+    "1.5",
+    "1.",
+    ".5",
+    "1e5",
+    "1E+5",
+    "1e-5",
+    "1e",
+    "-",
+    "+1",
+    "0.0",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999",
+    "1700000000",
+];
+const SCALARS: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "nul",
+    "nulll",
+    "True",
+    "\"\"",
+    "\"stop\"",
+    "\"a\\u0062c\"",
+    "\"\\ud800\"",
+    "\"\\x\"",
+    "\"\\u12\"",
+    "\"tab\tin\"",
+    "{}",
+    "[]",
+    "[1,]",
+    "{,}",
+];
+
+/// Whitespace, mostly none; sometimes a form feed, which JSON does not allow.
+fn space(rng: &mut Rng) -> &'static str {
+    if rng.one_in(3) {
+        rng.pick(&[" ", "\n", "\t", "\r\n ", "  ", "\u{c}"])
+    } else {
+        ""
+    }
+}
+
+/// Any value: scalars, numbers, strings, and small nested arrays/objects.
+fn random_json(rng: &mut Rng, depth: usize) -> String {
+    match rng.below(8) {
+        0 | 1 => rng.pick(NUMBERS).to_string(),
+        2 | 3 => rng.pick(SCALARS).to_string(),
+        4 => serde_json::to_string(&random_text(rng)).unwrap(),
+        5 if depth < 3 => {
+            let n = rng.below(4);
+            let items: Vec<String> = (0..n).map(|_| random_json(rng, depth + 1)).collect();
+            format!("[{}]", items.join(","))
+        }
+        6 if depth < 3 => random_object(rng, &["a", "content", "index"], |rng, _| {
+            random_json(rng, depth + 1)
+        }),
+        _ => format!("\"{}\"", rng.pick(&["chatcmpl-1", "stop", "gpt-4o", "é🦀"])),
+    }
+}
+
+/// An object of keys mostly from `keys`, each valued by `value`; keys may
+/// repeat.
+fn random_object(
+    rng: &mut Rng,
+    keys: &[&str],
+    mut value: impl FnMut(&mut Rng, &str) -> String,
+) -> String {
+    let n = rng.below(7);
+    let mut fields = Vec::new();
+    for _ in 0..n {
+        let key = if rng.one_in(12) {
+            rng.pick(ODD_KEYS)
+        } else {
+            rng.pick(keys)
+        };
+        let (a, b, c) = (space(rng), space(rng), space(rng));
+        fields.push(format!("{a}\"{key}\"{b}:{c}{}", value(rng, key)));
+    }
+    format!("{{{}{}}}", fields.join(","), space(rng))
+}
+
+fn choice_value(rng: &mut Rng, key: &str) -> String {
+    match key {
+        "delta" if !rng.one_in(6) => random_object(rng, DELTA_KEYS, |rng, key| match key {
+            "content" if !rng.one_in(4) => serde_json::to_string(&random_text(rng)).unwrap(),
+            _ => random_json(rng, 1),
+        }),
+        "index" if !rng.one_in(3) => rng.pick(&["0", "1", "2", "null"]).to_string(),
+        _ => random_json(rng, 1),
+    }
+}
+
+/// A chunk built from the fields servers send, with values of every type.
+fn random_chunk(rng: &mut Rng) -> String {
+    random_object(rng, CHUNK_KEYS, |rng, key| match key {
+        "choices" if !rng.one_in(6) => {
+            let n = rng.below(4);
+            let choices: Vec<String> = (0..n)
+                .map(|_| random_object(rng, CHOICE_KEYS, choice_value))
+                .collect();
+            format!("[{}]", choices.join(","))
+        }
+        "usage" | "error" if rng.one_in(2) => "null".into(),
+        _ => random_json(rng, 1),
+    })
+}
+
+/// Checks that where the fast reader answers, serde_json answers the same.
+fn check_fast_reader(data: &str) -> &'static str {
+    let data = data.trim_ascii();
+    let verdict = no_panic("fast chunk reader", data.as_bytes(), || {
+        modelapi::__fuzz::chunk_fast_reader_agrees(data)
+    });
+    match verdict {
+        Ok(true) => "read by the fast reader",
+        Ok(false) => "left to serde_json",
+        Err(why) => panic!("the readers disagree on {:?}: {why}", show(data.as_bytes())),
+    }
+}
+
+#[test]
+fn fast_chunk_reader() {
+    let mut corpus = corpus_of(CHUNK_CORPUS);
+    corpus.push(br#"{"id":"chatcmpl-AbC","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":"tok "},"logprobs":null,"finish_reason":null}]}"#.to_vec());
+    fuzz_loop("fast chunk reader", |rng| {
+        let data = match rng.below(4) {
+            0 => random_chunk(rng),
+            1 => {
+                let content = random_text(rng);
+                let chunk = valid_chunk(rng, &content).into_bytes();
+                let mut data = chunk.clone();
+                mutate_once(rng, &mut data, &[chunk]);
+                String::from_utf8_lossy(&data).into_owned()
+            }
+            2 => {
+                let chunk = random_chunk(rng).into_bytes();
+                let mut data = chunk.clone();
+                mutate_once(rng, &mut data, &[chunk]);
+                String::from_utf8_lossy(&data).into_owned()
+            }
+            _ => String::from_utf8_lossy(&mutated(rng, &corpus)).into_owned(),
+        };
+        check_fast_reader(&data)
     });
 }
 

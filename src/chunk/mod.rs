@@ -1,8 +1,11 @@
 //! The data of one streamed event: a `chat.completion.chunk` (content and
 //! metadata), `[DONE]`, or an error the server reports inside the stream.
 //!
-//! Parsing borrows from the event's text wherever it can, so a chunk whose
-//! content has no JSON escapes costs no allocation.
+//! The usual chunk is read by [`scan`], a one-pass reader made for its
+//! shape; the others (errors, usage, unusual encodings) by serde_json.
+//! Both borrow from the event's text, so a chunk costs no allocation.
+
+mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +15,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use self::scan::{Choice, Chunk};
 use crate::sse::Event;
 use crate::types::{truncate, Usage};
 use crate::Error;
@@ -63,56 +67,86 @@ pub(crate) fn read_event(
     if data == "[DONE]" {
         return Ok(ChunkEvent::Done);
     }
-    let chunk: WireChunk<'_> = serde_json::from_str(data).map_err(|e| {
+    match scan::read_chunk(data) {
+        Some(chunk) => Ok(take_chunk(chunk, content, meta)),
+        None => read_with_serde(data, content, meta),
+    }
+}
+
+/// The general path, for the chunks [`scan::read_chunk`] leaves to
+/// serde_json: errors, usage, escapes in metadata, invalid JSON.
+fn read_with_serde(
+    data: &str,
+    content: &mut String,
+    meta: &mut StreamMetadata,
+) -> Result<ChunkEvent, Error> {
+    let mut wire = parse_wire(data)?;
+    if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(Error::Server {
+            message: error_message(error),
+            body: truncate(data),
+        });
+    }
+    if let Some(usage) = wire.usage.take() {
+        meta.usage = Some(usage);
+    }
+    Ok(take_chunk(wire.chunk()?, content, meta))
+}
+
+fn parse_wire(data: &str) -> Result<WireChunk<'_>, Error> {
+    serde_json::from_str(data).map_err(|e| {
         Error::InvalidResponse(format!(
             "a streamed event is not valid JSON ({}): {}",
             truncate(&e.to_string()),
             truncate(data)
         ))
-    })?;
-    if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
-        return Err(Error::Server {
-            message: error_message(&error),
-            body: truncate(data),
-        });
-    }
+    })
+}
+
+/// Records a chunk's metadata and puts choice 0's content in `content`.
+fn take_chunk(chunk: Chunk<'_>, content: &mut String, meta: &mut StreamMetadata) -> ChunkEvent {
     if meta.id.is_none() {
-        meta.id = chunk.id.0.filter(|s| !s.is_empty()).map(Cow::into_owned);
+        meta.id = chunk.id.filter(|s| !s.is_empty()).map(str::to_owned);
     }
     if meta.model.is_none() {
-        meta.model = chunk.model.0.filter(|s| !s.is_empty()).map(Cow::into_owned);
+        meta.model = chunk.model.filter(|s| !s.is_empty()).map(str::to_owned);
     }
-    if chunk.usage.is_some() {
-        meta.usage = chunk.usage;
-    }
-    let Some(choice) = chunk.choices.0 else {
-        return Ok(ChunkEvent::Nothing);
+    let Some(choice) = chunk.choice else {
+        return ChunkEvent::Nothing;
     };
     // llama.cpp and others send `"finish_reason": ""` on ordinary chunks.
-    if let Some(reason) = choice.finish_reason.0.filter(|r| !r.is_empty()) {
-        if meta.finish_reason.as_deref() != Some(&*reason) {
-            meta.finish_reason = Some(reason.into_owned());
+    if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+        if meta.finish_reason.as_deref() != Some(reason) {
+            meta.finish_reason = Some(reason.to_owned());
         }
     }
-    let Some(raw) = choice.delta.and_then(|d| d.content) else {
-        return Ok(ChunkEvent::Nothing);
+    let Some(body) = choice.content else {
+        return ChunkEvent::Nothing;
     };
-    let raw = raw.get();
-    if raw == "null" {
-        return Ok(ChunkEvent::Nothing);
-    }
-    let Some(quoted) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
-        return Err(Error::InvalidResponse(format!(
-            "delta.content is not a string: {}",
-            truncate(raw)
-        )));
-    };
-    unescape_into(quoted, content);
-    Ok(if content.is_empty() {
+    unescape_into(body, content);
+    if content.is_empty() {
         ChunkEvent::Nothing
     } else {
         ChunkEvent::Content
-    })
+    }
+}
+
+/// For the differential fuzz test: `Ok(true)` when the fast reader read
+/// `data` and serde_json reads the same from it, `Ok(false)` when the fast
+/// reader left it to serde_json, `Err` (saying how) when they disagree.
+pub(crate) fn check_fast_reader(data: &str) -> Result<bool, String> {
+    let Some(fast) = scan::read_chunk(data) else {
+        return Ok(false);
+    };
+    let wire = parse_wire(data).map_err(|e| format!("serde_json failed: {e}"))?;
+    if wire.usage.is_some() || wire.error.as_ref().is_some_and(|e| !e.is_null()) {
+        return Err("serde_json found usage or an error".into());
+    }
+    match wire.chunk() {
+        Ok(slow) if slow == fast => Ok(true),
+        Ok(slow) => Err(format!("fast: {fast:?}, serde_json: {slow:?}")),
+        Err(e) => Err(format!("serde_json failed: {e}")),
+    }
 }
 
 /// Appends the text of a JSON string's body (between its quotes, already
@@ -213,6 +247,37 @@ struct WireChunk<'a> {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<Value>,
+}
+
+impl<'a> WireChunk<'a> {
+    /// What the stream needs, as the fast reader gives it.
+    fn chunk(&self) -> Result<Chunk<'_>, Error> {
+        let choice = match &self.choices.0 {
+            None => None,
+            Some(choice) => Some(Choice {
+                finish_reason: choice.finish_reason.0.as_deref(),
+                content: match choice.delta.as_ref().and_then(|d| d.content) {
+                    None => None,
+                    Some(raw) if raw.get() == "null" => None,
+                    Some(raw) => Some(string_body(raw.get())?),
+                },
+            }),
+        };
+        Ok(Chunk {
+            id: self.id.0.as_deref(),
+            model: self.model.0.as_deref(),
+            choice,
+        })
+    }
+}
+
+/// The text between the quotes of `raw`, a JSON string.
+fn string_body(raw: &str) -> Result<&str, Error> {
+    raw.strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(|| {
+            Error::InvalidResponse(format!("delta.content is not a string: {}", truncate(raw)))
+        })
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,519 @@
+//! A one-pass reader for the usual `chat.completion.chunk`, the event that
+//! makes up nearly every stream.
+//!
+//! serde_json spends most of a chunk's time in its general machinery
+//! (visitors, seeds, setting up each string) rather than in the bytes. This
+//! reader walks the event once, validates its JSON as strictly as
+//! serde_json does, and picks out what the stream needs: `id`, `model`, and
+//! choice 0's `finish_reason` and `delta.content`.
+//!
+//! It handles the usual shape only. On anything else it gives up (`None`)
+//! and the caller parses the event with serde_json, which decides and words
+//! the error: a key or a metadata string with escapes, a non-null `usage` or
+//! `error`, a repeated field, a value of an unexpected type, deep nesting,
+//! or invalid JSON. So where this reader answers, serde_json answers the
+//! same; `tests/fuzz.rs` checks that differentially.
+
+/// What the stream needs from one chunk, borrowed from the event's text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Chunk<'a> {
+    pub id: Option<&'a str>,
+    pub model: Option<&'a str>,
+    /// The choice with `index` 0 (or the first one, when the server leaves
+    /// `index` out).
+    pub choice: Option<Choice<'a>>,
+}
+
+/// Choice 0 of a chunk.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Choice<'a> {
+    pub finish_reason: Option<&'a str>,
+    /// `delta.content`: the JSON text between the string's quotes, escapes
+    /// not yet resolved.
+    pub content: Option<&'a str>,
+}
+
+/// Reads `data` (a trimmed event) when it is a chunk of the usual shape;
+/// `None` sends it to serde_json.
+pub(crate) fn read_chunk(data: &str) -> Option<Chunk<'_>> {
+    let mut reader = Reader {
+        text: data,
+        bytes: data.as_bytes(),
+        pos: 0,
+    };
+    let mut chunk = Chunk::default();
+    let mut seen = Seen::default();
+    reader.object(|r, key| {
+        match key {
+            Key::Plain("id") => {
+                seen.first(ID)?;
+                chunk.id = r.plain_string_or_null()?;
+            }
+            Key::Plain("model") => {
+                seen.first(MODEL)?;
+                chunk.model = r.plain_string_or_null()?;
+            }
+            Key::Plain("choices") => {
+                seen.first(CHOICES)?;
+                chunk.choice = r.choices()?;
+            }
+            // Left to serde_json unless null: rare, and an error needs
+            // its words.
+            Key::Plain("usage") => {
+                seen.first(USAGE)?;
+                r.null()?;
+            }
+            Key::Plain("error") => {
+                seen.first(ERROR)?;
+                r.null()?;
+            }
+            Key::Plain(_) => r.skip_value(0)?,
+            Key::Escaped => return None,
+        }
+        Some(())
+    })?;
+    reader.skip_whitespace();
+    (reader.pos == data.len()).then_some(chunk)
+}
+
+/// How deep skipped values may nest before the reader gives up (serde_json
+/// itself allows 128).
+const MAX_DEPTH: u32 = 32;
+
+/// A key of an object: its text, unless it has escapes (then it might
+/// spell a field name in another way, and the reader gives up on it where
+/// field names matter).
+enum Key<'a> {
+    Plain(&'a str),
+    Escaped,
+}
+
+/// The known fields of one object seen so far, a bit each: serde rejects
+/// a repeated field.
+#[derive(Default)]
+struct Seen(u8);
+
+impl Seen {
+    fn first(&mut self, field: u8) -> Option<()> {
+        let repeated = self.0 & field != 0;
+        self.0 |= field;
+        (!repeated).then_some(())
+    }
+}
+
+// The bits of `Seen`, for a chunk, a choice and a delta.
+const ID: u8 = 1;
+const MODEL: u8 = 2;
+const CHOICES: u8 = 4;
+const USAGE: u8 = 8;
+const ERROR: u8 = 16;
+const INDEX: u8 = 1;
+const DELTA: u8 = 2;
+const FINISH_REASON: u8 = 4;
+const CONTENT: u8 = 1;
+
+struct Reader<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        let next = *self.bytes.get(self.pos)?;
+        // Compact JSON, the usual kind, has no whitespace to skip.
+        if next > b' ' {
+            return Some(next);
+        }
+        self.skip_whitespace();
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// Consumes `byte` (after whitespace) if it is next.
+    fn eat(&mut self, byte: u8) -> bool {
+        let next = self.peek() == Some(byte);
+        self.pos += usize::from(next);
+        next
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.eat(byte).then_some(())
+    }
+
+    /// An object, handing each field to `field`, which must consume its
+    /// value.
+    fn object(&mut self, mut field: impl FnMut(&mut Self, Key<'a>) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return None;
+            }
+            let (key, escaped) = self.string()?;
+            self.expect(b':')?;
+            field(
+                self,
+                if escaped {
+                    Key::Escaped
+                } else {
+                    Key::Plain(key)
+                },
+            )?;
+            if !self.eat(b',') {
+                return self.expect(b'}');
+            }
+        }
+    }
+
+    /// An array, handing each element to `element`, which must consume it.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            if !self.eat(b',') {
+                return self.expect(b']');
+            }
+        }
+    }
+
+    /// The string whose opening quote is at the current position: its text
+    /// between the quotes, and whether it has escapes.
+    fn string(&mut self) -> Option<(&'a str, bool)> {
+        let bytes = self.bytes;
+        let start = self.pos + 1;
+        let mut escaped = false;
+        let mut at = start;
+        loop {
+            at = find_string_special(bytes, at)?;
+            match bytes[at] {
+                b'"' => {
+                    self.pos = at + 1;
+                    // Both ends are ASCII quotes: char boundaries.
+                    return Some((self.text.get(start..at)?, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    at += 1 + escape_len(&bytes[at + 1..])?;
+                }
+                // A control character, which JSON strings may not hold.
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes, or `null`.
+    fn plain_string_or_null(&mut self) -> Option<Option<&'a str>> {
+        match self.peek()? {
+            b'n' => self.null().map(|()| None),
+            b'"' => match self.string()? {
+                (text, false) => Some(Some(text)),
+                (_, true) => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn null(&mut self) -> Option<()> {
+        self.literal("null")
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        self.skip_whitespace();
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word.as_bytes()).then(|| self.pos = end)
+    }
+
+    /// Any JSON value, validated and skipped.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' if depth < MAX_DEPTH => self.object(|r, _| r.skip_value(depth + 1)),
+            b'[' if depth < MAX_DEPTH => self.array(|r| r.skip_value(depth + 1)),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.null(),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// A number, by JSON's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)?
+    /// ([eE] [+-]? [0-9]+)?`.
+    fn skip_number(&mut self) -> Option<()> {
+        let bytes = self.bytes;
+        let mut at = self.pos + usize::from(bytes.get(self.pos) == Some(&b'-'));
+        match bytes.get(at)? {
+            b'0' => at += 1,
+            b'1'..=b'9' => at = digits_end(bytes, at),
+            _ => return None,
+        }
+        if bytes.get(at) == Some(&b'.') {
+            let end = digits_end(bytes, at + 1);
+            if end == at + 1 {
+                return None;
+            }
+            at = end;
+        }
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
+            }
+            let end = digits_end(bytes, at);
+            if end == at {
+                return None;
+            }
+            at = end;
+        }
+        self.pos = at;
+        Some(())
+    }
+
+    /// `choices`: `null`, or an array of choice objects; the one with index
+    /// 0 (or, without indexes, the first) is kept.
+    fn choices(&mut self) -> Option<Option<Choice<'a>>> {
+        if self.peek()? == b'n' {
+            return self.null().map(|()| None);
+        }
+        let mut found = None;
+        let mut position = 0u64;
+        self.array(|r| {
+            let (index, choice) = r.choice()?;
+            if found.is_none() && index.unwrap_or(position) == 0 {
+                found = Some(choice);
+            }
+            position += 1;
+            Some(())
+        })?;
+        Some(found)
+    }
+
+    /// One choice object: its `index` and what the stream needs of it.
+    fn choice(&mut self) -> Option<(Option<u64>, Choice<'a>)> {
+        let mut index = None;
+        let mut choice = Choice::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                Key::Plain("index") => {
+                    seen.first(INDEX)?;
+                    index = r.index()?;
+                }
+                Key::Plain("delta") => {
+                    seen.first(DELTA)?;
+                    choice.content = r.delta_content()?;
+                }
+                Key::Plain("finish_reason") => {
+                    seen.first(FINISH_REASON)?;
+                    choice.finish_reason = r.plain_string_or_null()?;
+                }
+                Key::Plain(_) => r.skip_value(0)?,
+                Key::Escaped => return None,
+            }
+            Some(())
+        })?;
+        Some((index, choice))
+    }
+
+    /// `index`: `null` or an unsigned integer written plainly.
+    fn index(&mut self) -> Option<Option<u64>> {
+        if self.peek()? == b'n' {
+            return self.null().map(|()| None);
+        }
+        let bytes = self.bytes;
+        let end = digits_end(bytes, self.pos);
+        let digits = &bytes[self.pos..end];
+        let plain = match digits {
+            [] => false,
+            [b'0', _, ..] => false,
+            _ => !matches!(bytes.get(end), Some(b'.' | b'e' | b'E')),
+        };
+        if !plain || digits.len() > 19 {
+            return None;
+        }
+        self.pos = end;
+        let value = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        Some(Some(value))
+    }
+
+    /// `delta`: `null`, or an object whose `content` is a string or `null`.
+    fn delta_content(&mut self) -> Option<Option<&'a str>> {
+        if self.peek()? == b'n' {
+            return self.null().map(|()| None);
+        }
+        let mut content = None;
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                Key::Plain("content") => {
+                    seen.first(CONTENT)?;
+                    content = match r.peek()? {
+                        b'n' => r.null().map(|()| None)?,
+                        b'"' => Some(r.string()?.0),
+                        _ => return None,
+                    };
+                }
+                Key::Plain(_) => r.skip_value(0)?,
+                Key::Escaped => return None,
+            }
+            Some(())
+        })?;
+        Some(content)
+    }
+}
+
+/// Where the run of ASCII digits starting at `at` ends.
+fn digits_end(bytes: &[u8], at: usize) -> usize {
+    let run = bytes.get(at..).unwrap_or_default();
+    at + run.iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// How many bytes follow the backslash of a valid escape: `\"`, `\\`, `\/`,
+/// `\b`, `\f`, `\n`, `\r`, `\t`, or `\u` and four hex digits.
+fn escape_len(after_backslash: &[u8]) -> Option<usize> {
+    match after_backslash.first()? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(1),
+        b'u' => after_backslash
+            .get(1..5)?
+            .iter()
+            .all(u8::is_ascii_hexdigit)
+            .then_some(5),
+        _ => None,
+    }
+}
+
+/// The position, from `at` on, of the first byte that ends a run of plain
+/// string text: a quote, a backslash or a control character. Eight bytes at
+/// a time: this search runs over most bytes of a stream.
+#[inline]
+fn find_string_special(bytes: &[u8], mut at: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    while let Some(word) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // The high bit of each byte that is below 0x20, a quote or a
+        // backslash (the bit trick that finds a zero byte, applied three
+        // ways). Bits above the lowest one may be false alarms; the lowest
+        // one is exact.
+        let (quote, backslash) = (word ^ QUOTES, word ^ BACKSLASHES);
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let quote = quote.wrapping_sub(ONES) & !quote;
+        let backslash = backslash.wrapping_sub(ONES) & !backslash;
+        let found = (control | quote | backslash) & HIGHS;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    let found = tail
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    found.map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPENAI: &str = r#"{"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,"model":"gpt-4o-mini","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{"content":"Hel\"lo"},"logprobs":null,"finish_reason":null}]}"#;
+
+    #[test]
+    fn reads_the_usual_chunk() {
+        let chunk = read_chunk(OPENAI).unwrap();
+        assert_eq!(chunk.id, Some("chatcmpl-123"));
+        assert_eq!(chunk.model, Some("gpt-4o-mini"));
+        let choice = chunk.choice.unwrap();
+        assert_eq!(choice.content, Some(r#"Hel\"lo"#));
+        assert_eq!(choice.finish_reason, None);
+    }
+
+    #[test]
+    fn picks_choice_zero() {
+        let chunk = read_chunk(
+            r#"{"choices":[{"index":1,"delta":{"content":"B"}},{"index":0,"delta":{"content":"A"},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        let choice = chunk.choice.unwrap();
+        assert_eq!(choice.content, Some("A"));
+        assert_eq!(choice.finish_reason, Some("stop"));
+        let chunk = read_chunk(r#" { "choices" : [ { "delta" : { } } , {"delta":null} ] } "#);
+        assert_eq!(chunk.unwrap().choice, Some(Choice::default()));
+    }
+
+    #[test]
+    fn gives_up_on_what_serde_json_should_decide() {
+        for data in [
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"usage":{"total_tokens":3}}"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"i\u0064":"a"}"#,
+            r#"{"id":"\u0061"}"#,
+            r#"{"choices":[{"index":-0}]}"#,
+            r#"{"choices":[{"index":1.0}]}"#,
+            r#"{"choices":[{"index":01}]}"#,
+            r#"{"choices":[{"index":99999999999999999999}]}"#,
+            r#"{"choices":[null]}"#,
+            r#"{"choices":{}}"#,
+            r#"{"choices":[{"delta":{"content":1}}]}"#,
+            r#"{"choices":[{"delta":[]}]}"#,
+            r#"{"x":[1,]}"#,
+            r#"{"x":01}"#,
+            r#"{"x":1.}"#,
+            r#"{"x":1e}"#,
+            r#"{"x":"tab	inside"}"#,
+            r#"{"x":"\x"}"#,
+            r#"{"x":"\u12g4"}"#,
+            r#"{"x":tru}"#,
+            r#"{"x":1} x"#,
+            r#"{"x":1,}"#,
+            r#"[]"#,
+            "{\"x\":\u{c}1}",
+            "",
+        ] {
+            assert_eq!(read_chunk(data), None, "{data}");
+        }
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(read_chunk(&deep), None);
+    }
+
+    #[test]
+    fn validates_what_it_skips() {
+        let data = r#"{"a":[true,false,null,-1.5e+3,0,"\u00e9\n",{"b":{}}],"c":-0.0E-1,"usage":null,"error":null}"#;
+        assert_eq!(read_chunk(data), Some(Chunk::default()));
+    }
+
+    #[test]
+    fn string_special_search() {
+        let text = b"0123456789abcdef0123456789";
+        for at in 0..text.len() {
+            for special in [b'"', b'\\', 0x1f, 0] {
+                let mut bytes = text.to_vec();
+                bytes[at] = special;
+                assert_eq!(find_string_special(&bytes, 0), Some(at));
+                assert_eq!(find_string_special(&bytes, at), Some(at));
+            }
+        }
+        assert_eq!(find_string_special(text, 0), None);
+        assert_eq!(find_string_special(text, 3), None);
+        assert_eq!(find_string_special("é✓🦀 \u{7f}".as_bytes(), 0), None);
+    }
+}
