@@ -45,25 +45,25 @@ pub(crate) fn read_chunk(data: &str) -> Option<Chunk<'_>> {
     let mut seen = Seen::default();
     reader.object(|r, key| {
         match key {
-            Key::Plain("id") => {
+            Key::Plain(b"id") => {
                 seen.first(ID)?;
                 chunk.id = r.plain_string_or_null()?;
             }
-            Key::Plain("model") => {
+            Key::Plain(b"model") => {
                 seen.first(MODEL)?;
                 chunk.model = r.plain_string_or_null()?;
             }
-            Key::Plain("choices") => {
+            Key::Plain(b"choices") => {
                 seen.first(CHOICES)?;
                 chunk.choice = r.choices()?;
             }
             // Left to serde_json unless null: rare, and an error needs
             // its words.
-            Key::Plain("usage") => {
+            Key::Plain(b"usage") => {
                 seen.first(USAGE)?;
                 r.null()?;
             }
-            Key::Plain("error") => {
+            Key::Plain(b"error") => {
                 seen.first(ERROR)?;
                 r.null()?;
             }
@@ -84,7 +84,7 @@ const MAX_DEPTH: u32 = 32;
 /// spell a field name in another way, and the reader gives up on it where
 /// field names matter).
 enum Key<'a> {
-    Plain(&'a str),
+    Plain(&'a [u8]),
     Escaped,
 }
 
@@ -160,7 +160,7 @@ impl<'a> Reader<'a> {
             if self.peek() != Some(b'"') {
                 return None;
             }
-            let (key, escaped) = self.string()?;
+            let (key, escaped) = self.string_bytes()?;
             self.expect(b':')?;
             field(
                 self,
@@ -193,26 +193,28 @@ impl<'a> Reader<'a> {
     /// The string whose opening quote is at the current position: its text
     /// between the quotes, and whether it has escapes.
     fn string(&mut self) -> Option<(&'a str, bool)> {
+        let start = self.pos + 1;
+        let (bytes, escaped) = self.string_bytes()?;
+        // Both ends are ASCII quotes, so char boundaries.
+        let text = self.text.get(start..start + bytes.len())?;
+        Some((text, escaped))
+    }
+
+    /// [`string`](Self::string) as bytes, for keys and skipped values:
+    /// no UTF-8 boundary checks.
+    #[inline(always)]
+    fn string_bytes(&mut self) -> Option<(&'a [u8], bool)> {
         let bytes = self.bytes;
         let start = self.pos + 1;
-        let mut escaped = false;
-        let mut at = start;
-        loop {
-            at = find_string_special(bytes, at)?;
-            match bytes[at] {
-                b'"' => {
-                    self.pos = at + 1;
-                    // Both ends are ASCII quotes: char boundaries.
-                    return Some((self.text.get(start..at)?, escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    at += 1 + escape_len(&bytes[at + 1..])?;
-                }
-                // A control character, which JSON strings may not hold.
-                _ => return None,
-            }
+        let end = find_string_special(bytes, start)?;
+        // The usual string has no escapes: it ends at the first special byte.
+        if bytes[end] == b'"' {
+            self.pos = end + 1;
+            return Some((&bytes[start..end], false));
         }
+        let end = escaped_string_end(bytes, end)?;
+        self.pos = end + 1;
+        Some((&bytes[start..end], true))
     }
 
     /// A string without escapes, or `null`.
@@ -240,7 +242,7 @@ impl<'a> Reader<'a> {
     /// Any JSON value, validated and skipped.
     fn skip_value(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.string_bytes().map(drop),
             b'{' if depth < MAX_DEPTH => self.object(|r, _| r.skip_value(depth + 1)),
             b'[' if depth < MAX_DEPTH => self.array(|r| r.skip_value(depth + 1)),
             b't' => self.literal("true"),
@@ -309,15 +311,15 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| {
             match key {
-                Key::Plain("index") => {
+                Key::Plain(b"index") => {
                     seen.first(INDEX)?;
                     index = r.index()?;
                 }
-                Key::Plain("delta") => {
+                Key::Plain(b"delta") => {
                     seen.first(DELTA)?;
                     choice.content = r.delta_content()?;
                 }
-                Key::Plain("finish_reason") => {
+                Key::Plain(b"finish_reason") => {
                     seen.first(FINISH_REASON)?;
                     choice.finish_reason = r.plain_string_or_null()?;
                 }
@@ -361,7 +363,7 @@ impl<'a> Reader<'a> {
         let mut seen = Seen::default();
         self.object(|r, key| {
             match key {
-                Key::Plain("content") => {
+                Key::Plain(b"content") => {
                     seen.first(CONTENT)?;
                     content = match r.peek()? {
                         b'n' => r.null().map(|()| None)?,
@@ -375,6 +377,20 @@ impl<'a> Reader<'a> {
             Some(())
         })?;
         Some(content)
+    }
+}
+
+/// The position of the closing quote of a string, going on from `at`, a
+/// special byte inside it; `None` if the string is invalid.
+fn escaped_string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        match bytes[at] {
+            b'"' => return Some(at),
+            b'\\' => at += 1 + escape_len(&bytes[at + 1..])?,
+            // A control character, which JSON strings may not hold.
+            _ => return None,
+        }
+        at = find_string_special(bytes, at)?;
     }
 }
 
@@ -401,7 +417,7 @@ fn escape_len(after_backslash: &[u8]) -> Option<usize> {
 /// The position, from `at` on, of the first byte that ends a run of plain
 /// string text: a quote, a backslash or a control character. Eight bytes at
 /// a time: this search runs over most bytes of a stream.
-#[inline]
+#[inline(always)]
 fn find_string_special(bytes: &[u8], mut at: usize) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
