@@ -203,6 +203,12 @@ static void argument_checks(ModelApi *ok)
     check(status == MODELAPI_INVALID_ARGUMENT && json == NULL && content == NULL,
           "complete with messages NULL and count 1: INVALID_ARGUMENT",
           "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+    json = GARBAGE;
+    content = GARBAGE;
+    status = modelapi_complete(ok, NULL, 0, NULL, &json, &content);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL && content == NULL,
+          "complete with messages NULL and count 0: INVALID_ARGUMENT too",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
     free_out(json);
     free_out(content);
 

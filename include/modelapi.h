@@ -196,8 +196,8 @@ enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, 
 enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
 
 /**
- * One chat completion. `messages` holds `count` messages (NULL is allowed
- * when `count` is 0); `mock_response` may be NULL (else it is sent for
+ * One chat completion. `messages` holds `count` messages (never NULL,
+ * even when `count` is 0); `mock_response` may be NULL (else it is sent for
  * servers that honour it, e.g. LiteLLM).
  *
  * On `MODELAPI_OK`, `*out_json` receives the server's response JSON and

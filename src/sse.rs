@@ -178,10 +178,16 @@ impl SseDecoder {
         if !self.line.is_empty() && self.take_carried_line(&[])? {
             return Ok(Some(self.dispatch()));
         }
-        if self.data.is_empty() {
+        if self.data.is_empty() && !self.has_error_type() {
             return Ok(None);
         }
         Ok(Some(self.dispatch()))
+    }
+
+    /// Whether the event being built is an error event (as
+    /// [`Event::is_error`] tells).
+    fn has_error_type(&self) -> bool {
+        self.event_type == "error"
     }
 
     /// The data of the event being built, not yet dispatched.
@@ -236,7 +242,9 @@ impl SseDecoder {
     /// Processes one complete line; returns whether it dispatches an event.
     fn process_line(&mut self, line: &[u8]) -> Result<bool, EventTooLarge> {
         if line.is_empty() {
-            if self.data.is_empty() {
+            // The spec drops an event without data; an error event is kept
+            // (an error is never skipped, even one that says nothing).
+            if self.data.is_empty() && !self.has_error_type() {
                 self.reset_event();
                 return Ok(false);
             }
@@ -419,8 +427,22 @@ mod tests {
 
     #[test]
     fn empty_data_does_not_dispatch_and_resets_the_type() {
-        let got = events(b"event: error\n\ndata:\n\ndata: x\n\n", 1);
+        let got = events(b"event: ping\n\ndata:\n\ndata: x\n\n", 1);
         assert_eq!(got, [(String::new(), "x".to_string())]);
+    }
+
+    #[test]
+    fn an_error_event_is_dispatched_even_without_data() {
+        let error = ("error".to_string(), String::new());
+        let x = (String::new(), "x".to_string());
+        for input in [
+            &b"event: error\n\ndata: x\n\n"[..],
+            b"event: error\ndata:\n\ndata: x\n\n",
+            b"error:\n\ndata: x\n\n",
+        ] {
+            assert_eq!(events(input, 1), [error.clone(), x.clone()]);
+        }
+        assert_eq!(events(b"event: error\n", 1), [error]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::cancel::CancelToken;
 use crate::chunk::{self, ChunkEvent, StreamMetadata};
 use crate::client::Secrets;
 use crate::sse::SseDecoder;
+use crate::transport;
 use crate::Error;
 
 /// How many bytes one read of the body may bring.
@@ -289,10 +290,14 @@ impl ChatStream {
                     .finish()
                     .map_err(|e| Error::InvalidResponse(e.to_string()))?;
                 if let Some(event) = event {
-                    match chunk::read_event(&event, &mut self.chunk, &mut self.meta)? {
-                        ChunkEvent::Content => return Ok(true),
-                        ChunkEvent::Done => return Ok(false),
-                        ChunkEvent::Nothing => {}
+                    // This event never got its blank line: data that does
+                    // not parse was cut off, not garbled.
+                    match chunk::read_event(&event, &mut self.chunk, &mut self.meta) {
+                        Ok(ChunkEvent::Content) => return Ok(true),
+                        Ok(ChunkEvent::Done) => return Ok(false),
+                        Ok(ChunkEvent::Nothing) => {}
+                        Err(Error::InvalidResponse(_)) => return Err(truncated()),
+                        Err(err) => return Err(err),
                     }
                 }
                 return self.end_of_body();
@@ -306,19 +311,18 @@ impl ChatStream {
         if self.meta.finish_reason.is_some() {
             return Ok(false);
         }
-        Err(Error::Transport(
-            "the stream was truncated: the connection ended before `data: [DONE]` \
-             or a finish_reason"
-                .into(),
-        ))
+        Err(truncated())
     }
 
     /// Reads what follows `[DONE]` (normally just the end of the body) so
-    /// the connection can be pooled; gives up past a small limit.
+    /// the connection can be pooled; gives up past a small limit, or when
+    /// the end does not come at once (the connection is then closed, not
+    /// waited for).
     fn drain(&mut self) {
         if let Source::Events(body) = &mut self.source {
             let buffer = &mut self.buffer;
             self.cancel.enter(|| {
+                let _short_waits = transport::DrainGuard::new();
                 let mut drained = 0;
                 while drained <= DRAIN_LIMIT_BYTES {
                     match body.read(buffer) {
@@ -338,6 +342,14 @@ impl ChatStream {
         self.start = 0;
         self.end = 0;
     }
+}
+
+fn truncated() -> Error {
+    Error::Transport(
+        "the stream was truncated: the connection ended before `data: [DONE]` \
+         or a finish_reason"
+            .into(),
+    )
 }
 
 /// The text a stream delivered before it failed, and the error.

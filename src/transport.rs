@@ -128,6 +128,43 @@ thread_local! {
     static CONNECTIONS_OPENED: Cell<u64> = const { Cell::new(0) };
 }
 
+thread_local! {
+    /// Set while a finished stream reads the end of its body.
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long a read after `data: [DONE]` waits for the end of the body. It
+/// normally comes in the same packet; a server that holds the body open
+/// costs its connection (closed, not pooled), not the caller's time.
+const DRAIN_WAIT: Duration = Duration::from_millis(200);
+
+/// While alive, every wait for input on this thread lasts at most
+/// [`DRAIN_WAIT`].
+pub(crate) struct DrainGuard(());
+
+impl DrainGuard {
+    pub(crate) fn new() -> DrainGuard {
+        DRAINING.with(|d| d.set(true));
+        DrainGuard(())
+    }
+}
+
+impl Drop for DrainGuard {
+    fn drop(&mut self) {
+        DRAINING.with(|d| d.set(false));
+    }
+}
+
+/// `timeout`, cut to [`DRAIN_WAIT`] while draining.
+fn wait_for_input(mut timeout: NextTimeout) -> NextTimeout {
+    if DRAINING.with(Cell::get) {
+        let cap = DRAIN_WAIT.into();
+        timeout.after = timeout.after.min(cap);
+        timeout.per_read = Some(timeout.per_read.map_or(cap, |t| t.min(cap)));
+    }
+    timeout
+}
+
 /// How many connections this thread has opened so far.
 pub(crate) fn connections_opened() -> u64 {
     CONNECTIONS_OPENED.with(Cell::get)
@@ -286,7 +323,7 @@ impl<T: Transport> Transport for CallTransport<T> {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.check_cancel()?;
         self.flush()?;
-        let result = self.inner.await_input(timeout);
+        let result = self.inner.await_input(wait_for_input(timeout));
         // A cancel during the wait shows below as an end of input or an
         // error: report it as what it is.
         self.check_cancel()?;

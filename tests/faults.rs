@@ -378,26 +378,61 @@ fn redirects_that_would_change_the_method_or_loop_are_errors() {
 
 #[test]
 fn a_stream_cut_mid_event_is_truncated_not_garbled() {
-    let server = faulty(1, || {
-        let event = content_event("whole");
+    let event = content_event("whole");
+    let cut = &event.as_bytes()[..20];
+    // Chunked, and HTTP/1.0 (the body ends where the connection does): the
+    // half event is a truncation (TRANSPORT_ERROR), not invalid JSON.
+    let chunked_cut = [sse_head(), chunked(event.as_bytes()), chunked(cut)].concat();
+    let close_cut = [
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n".as_slice(),
+        event.as_bytes(),
+        cut,
+    ]
+    .concat();
+    for body in [chunked_cut, close_cut] {
+        let server = faulty(1, move || {
+            Reply::script(vec![Step::Write(body.clone()), Step::Close])
+        });
+        let api = client(&server.url());
+        let (chunks, err) = collect(api.stream(&user("hi"), None).unwrap());
+        assert_eq!(chunks, ["whole"]);
+        assert!(matches!(err, Some(Error::Transport(_))), "{err:?}");
+        still_usable(&api);
+    }
+}
+
+#[test]
+fn a_body_held_open_after_done_does_not_hold_the_caller() {
+    let events = stream_events(&["held"]).concat();
+    let server = TestServer::start(move |request| {
+        if request.body_json()["stream"] != true {
+            return Reply::json(200, &completion_body("fine"));
+        }
+        // `[DONE]`, then the end of the chunked body only 3 s later.
         Reply::script(vec![
             Step::Write(sse_head()),
-            Step::Write(chunked(event.as_bytes())),
-            Step::Write(chunked(&event.as_bytes()[..20])),
-            Step::Close,
+            Step::Write(chunked(events.as_bytes())),
+            Step::Sleep(std::time::Duration::from_secs(3)),
+            Step::Write(b"0\r\n\r\n".to_vec()),
         ])
     });
     let api = client(&server.url());
+    let start = std::time::Instant::now();
     let (chunks, err) = collect(api.stream(&user("hi"), None).unwrap());
-    assert_eq!(chunks, ["whole"]);
-    assert!(
-        matches!(
-            err,
-            Some(Error::Transport(_)) | Some(Error::InvalidResponse(_))
-        ),
-        "{err:?}"
+    let took = start.elapsed();
+    assert_eq!(
+        (chunks, err.map(|e| e.to_string())),
+        (vec!["held".to_string()], None)
     );
-    still_usable(&api);
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "the stream ended {took:?} after it began: it waited for the body's end"
+    );
+    // The connection was closed rather than waited for; the next call is fine.
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some("fine")
+    );
 }
 
 #[test]

@@ -474,7 +474,10 @@ fn decode_pieces(pieces: &[&[u8]], max: usize) -> Decoded {
 
 /// Checks one event against the decoder's promises, and copies it.
 fn owned_event(event: modelapi::sse::Event<'_>, max: usize) -> (String, String) {
-    assert!(!event.data.is_empty(), "an event with empty data");
+    assert!(
+        !event.data.is_empty() || event.is_error(),
+        "an event with empty data"
+    );
     assert!(event.data.len() <= max, "event data over the cap");
     assert!(event.event_type.len() <= max, "event type over the cap");
     assert!(!event.data.contains('\r'), "CR in data");

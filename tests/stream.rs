@@ -174,6 +174,15 @@ fn errors_inside_the_stream_carry_the_servers_message() {
             "error: {\"content\": \"slot unavailable\", \"code\": 503}\n\n".to_string(),
             "slot unavailable",
         ),
+        // An error event without data is still an error, never skipped.
+        (
+            "event: error\n\n".to_string(),
+            "the server sent an error event with no data",
+        ),
+        (
+            "event: error\ndata:\n\n".to_string(),
+            "the server sent an error event with no data",
+        ),
     ];
     for (error_event, message) in cases {
         let events = vec![

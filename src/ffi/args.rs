@@ -56,13 +56,13 @@ pub(crate) unsafe fn messages(
     messages: *const ModelApiMessage,
     count: usize,
 ) -> Result<Vec<Message>, Failure> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
     if messages.is_null() {
         return Err(Failure::invalid(format!(
-            "messages is NULL but count is {count}"
+            "messages is NULL (count {count}): pass an array of ModelApiMessage"
         )));
+    }
+    if count == 0 {
+        return Ok(Vec::new());
     }
     std::slice::from_raw_parts(messages, count)
         .iter()

@@ -234,8 +234,8 @@ pub unsafe extern "C" fn modelapi_set_ca_file(
     })
 }
 
-/// One chat completion. `messages` holds `count` messages (NULL is allowed
-/// when `count` is 0); `mock_response` may be NULL (else it is sent for
+/// One chat completion. `messages` holds `count` messages (never NULL,
+/// even when `count` is 0); `mock_response` may be NULL (else it is sent for
 /// servers that honour it, e.g. LiteLLM).
 ///
 /// On `MODELAPI_OK`, `*out_json` receives the server's response JSON and
