@@ -427,7 +427,7 @@ impl ModelApi {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
                 .ok_or(Error::Closed)?;
-            let opened_before = transport::connections_opened();
+            let tried_before = transport::connections_tried();
             let retry_in = match self.send_following_redirects(&agent, body, accept) {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(mut response) => {
@@ -449,7 +449,7 @@ impl ModelApi {
                     // A pooled connection the server had closed: the request
                     // never reached it, and a new connection is made at once
                     // (once per call, not counted as a retry).
-                    let on_pooled_connection = transport::connections_opened() == opened_before;
+                    let on_pooled_connection = transport::connections_tried() == tried_before;
                     if retryable && on_pooled_connection && stale_retry_left {
                         stale_retry_left = false;
                         continue;

@@ -123,9 +123,9 @@ pub(crate) fn load_ca_file(path: &Path) -> Result<Arc<[u8]>, Error> {
 }
 
 thread_local! {
-    /// Connections this thread has opened, so a failed request can tell
-    /// whether it went out on a new connection or on a pooled one.
-    static CONNECTIONS_OPENED: Cell<u64> = const { Cell::new(0) };
+    /// Connections this thread has tried to open, so a failed request can
+    /// tell whether it went out on a new connection or on a pooled one.
+    static CONNECTIONS_TRIED: Cell<u64> = const { Cell::new(0) };
 }
 
 thread_local! {
@@ -165,9 +165,9 @@ fn wait_for_input(mut timeout: NextTimeout) -> NextTimeout {
     timeout
 }
 
-/// How many connections this thread has opened so far.
-pub(crate) fn connections_opened() -> u64 {
-    CONNECTIONS_OPENED.with(Cell::get)
+/// How many connections this thread has tried to open so far.
+pub(crate) fn connections_tried() -> u64 {
+    CONNECTIONS_TRIED.with(Cell::get)
 }
 
 /// ureq's TCP connector, with each connection wrapped in a [`CallTransport`]
@@ -205,10 +205,12 @@ impl Connector<()> for TcpWithCancel {
                 register(handle)
             }),
         };
+        // Counted before the attempt: a refused connect is a new
+        // connection that failed, not a stale pooled one.
+        CONNECTIONS_TRIED.with(|c| c.set(c.get() + 1));
         let Some(tcp) = Connector::<()>::connect(&TcpConnector::default(), &details, None)? else {
             return Ok(None);
         };
-        CONNECTIONS_OPENED.with(|c| c.set(c.get() + 1));
         let socket = socket.lock().unwrap_or_else(|p| p.into_inner()).take();
         Ok(Some(CallTransport::new(tcp, socket)))
     }
