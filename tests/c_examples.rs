@@ -89,7 +89,7 @@ fn examples_talk_to_a_server() {
     let url = server.url();
     let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
     for variant in VARIANTS {
-        for program in ["complete", "stream", "stream_pull"] {
+        for program in ["complete", "stream", "stream_pull", "ask"] {
             let out = run(variant, program, &["Say hello"], &env, "", How::Plain);
             assert_ok(&out, &format!("{variant}/{program}"));
             assert_eq!(
@@ -221,8 +221,12 @@ fn examples_fall_back_to_canned_replies() {
                 "{program}"
             );
         }
+        let env = [("DEBUG_MOCK_RESPONSES", r#"["Canned, from C++."]"#)];
+        let out = run(variant, "ask", &[], &env, "", How::Plain);
+        assert_ok(&out, "ask");
+        assert_eq!(text(&out.stdout), "Canned, from C++.\n");
         // Each program's own canned replies.
-        for program in ["complete", "stream", "stream_pull", "threads", "cancel"] {
+        for program in ["complete", "stream", "stream_pull", "threads", "cancel", "ask"] {
             let out = run(variant, program, &[], &[], "", How::Plain);
             assert_ok(&out, program);
             assert!(
@@ -441,8 +445,10 @@ fn examples_run_clean_under_valgrind() {
     let served = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
     // (program, arguments, environment, standard input)
     type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         ("complete", &[], &served, ""),
+        ("ask", &[], &served, ""),
+        ("ask", &[], &[], ""),
         ("stream", &[], &served, ""),
         ("stream_pull", &[], &served, ""),
         ("threads", &["3"], &served, ""),
@@ -480,6 +486,7 @@ fn examples_run_clean_with_sanitizers() {
             ("stream", &[]),
             ("stream_pull", &[]),
             ("threads", &["4"]),
+            ("ask", &[]),
         ] {
             for env in [&served[..], &[]] {
                 let out = run(variant, program, args, env, "", How::Sanitizers);
