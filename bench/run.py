@@ -123,8 +123,8 @@ def stop_all():
                 pass
 
 
-def start_server(pin):
-    cmd = pin + [SERVER, "--exit-on-stdin-eof"]
+def start_server(pin, vary=False):
+    cmd = pin + [SERVER, "--exit-on-stdin-eof"] + (["--vary"] if vary else [])
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     _children.append(p)
     line = p.stdout.readline()
@@ -208,11 +208,15 @@ def scenario_runs(p):
     def once(c):
         return ["once"], 1, 0
 
-    return [("a", nonstream, complete), ("b", every, stream), ("c", every, streams),
-            ("e", nonstream, once)]
+    # (b2): (b) against the `--vary` server, without the Python clients
+    # (their per-chunk cost is in (b); they would double the run's time).
+    native = [c for c in every if c not in PYTHON]
+    return [("a", nonstream, complete), ("b", every, stream), ("b2", native, stream),
+            ("c", every, streams), ("e", nonstream, once)]
 
 
-def run_all(args, p, base, pin, desc):
+def run_all(args, p, bases, pin, desc):
+    """bases: scenario key -> server URL (the `--vary` server for b2)."""
     runs = []  # every run: dict(rep, scenario, client, seconds, wall, maxrss_kib, ...)
     for rep in range(p["reps"]):
         for key, clients, argf in scenario_runs(p):
@@ -221,7 +225,7 @@ def run_all(args, p, base, pin, desc):
             order = clients[shift:] + clients[:shift]
             for c in order:
                 argv, n, chunks = argf(c)
-                argv = [str(argv[0]), base] + [str(x) for x in argv[1:]]
+                argv = [str(argv[0]), bases.get(key, bases["b"])] + [str(x) for x in argv[1:]]
                 res, wall, rss = run_client(pin, c, argv, args.timeout)
                 check(c, res, argv[0], n, chunks, desc)
                 runs.append(dict(rep=rep, scenario=key, client=c, n=n, chunks=chunks,
@@ -303,7 +307,7 @@ def callgrind_once(name, argv, binary):
     return prof
 
 
-def callgrind(p, base):
+def callgrind(p, base, vary_base):
     """Marginal instruction counts: a profile of N units and one of 2N, and
     their difference, so that process start and client creation cancel out."""
     if not shutil.which("valgrind"):
@@ -324,12 +328,14 @@ def callgrind(p, base):
     result = {}
     for name, binary, lines, scen, n in [
             ("stream", rust, RUST_CLIENT, "stream", p["callgrind_chunks"]),
+            ("stream-vary", rust, RUST_CLIENT, "stream", p["callgrind_chunks"]),
             ("complete", rust, RUST_CLIENT, "complete", p["callgrind_calls"]),
             ("complete-c", c, None, "complete", p["callgrind_calls"])]:
-        small = callgrind_once(f"{name}.{n}", [scen, base, str(n)], binary)
-        big = callgrind_once(f"{name}.{2 * n}", [scen, base, str(2 * n)], binary)
+        url = vary_base if name == "stream-vary" else base
+        small = callgrind_once(f"{name}.{n}", [scen, url, str(n)], binary)
+        big = callgrind_once(f"{name}.{2 * n}", [scen, url, str(2 * n)], binary)
         if lines:
-            callgrind_once(f"{name}.{2 * n}.lines", [scen, base, str(2 * n)], lines + ".lines")
+            callgrind_once(f"{name}.{2 * n}.lines", [scen, url, str(2 * n)], lines + ".lines")
         d = {}
         for kind in ("self", "inclusive"):
             diff = {fn: ir - small[kind].get(fn, 0) for fn, ir in big[kind].items()}
@@ -376,7 +382,7 @@ def per_unit(run, key="seconds"):
     key="cpu_seconds": the client's CPU time instead of wall time."""
     if run["scenario"] == "a":
         return run[key] / run["n"]
-    if run["scenario"] == "b":
+    if run["scenario"] in ("b", "b2"):
         return run[key] / (run["n"] * run["chunks"])
     if run["scenario"] == "c":
         return run[key] / run["n"]
@@ -495,6 +501,7 @@ def report(d):
     size_info, cg, elapsed = d["sizes"], d["callgrind"], d["elapsed"]
     load_before, load_after = d["load_before"], d["load_after"]
     A, B, C, E = (summarize(runs, s) for s in "abce")
+    B2 = summarize(runs, "b2")
     L = []
     w = L.append
     w("# Benchmarks\n")
@@ -511,6 +518,11 @@ def report(d):
               f" floor; `complete` (a) in {A[c]['unit'] * 1e6:.1f} µs ="
               f" **{A[c]['vs_curl']:.2f}× libcurl's time**; 50-chunk streams (c)"
               f" {C[c]['vs_curl']:.2f}× libcurl's time.")
+    if "modelapi-c" in B2 and "modelapi-rs" in B2:
+        w(f"- Chunks that differ beyond their content (b2, OpenAI's `obfuscation` field):"
+          f" {1 / B2['modelapi-c']['vs_curl']:.2f}× libcurl+cJSON from C,"
+          f" {1 / B2['modelapi-rs']['vs_curl']:.2f}× from Rust"
+          f" ({1 / B2['modelapi-rs']['vs_raw']:.2f}× the raw floor).")
     rows_c = {r["chunks"]: r["maxrss_kib"] for r in rss_rows if r["client"] == "modelapi-c"}
     if rows_c:
         w("- C peak RSS while streaming: "
@@ -618,6 +630,23 @@ def report(d):
           f" {spread(s, speed=True)} | {ratio(1 / s['vs_raw'])} | {s['cpu_unit'] * 1e9:,.0f} |"
           f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
     w("")
+
+    if B2:
+        w(f"## (b2) The same stream, chunks that differ beyond their content\n")
+        w("The server started with `--vary`: each content chunk also carries an"
+          " `obfuscation` field whose value (1 to 13 characters) changes from chunk to chunk, as"
+          " OpenAI's chunks do. modelapi's stream reader recognises a chunk that repeats the"
+          " previous one's bytes around new content and reads only the content; here no chunk"
+          " does, so every chunk is read in full (the one-pass reader of `src/chunk/scan.rs`)."
+          " The Python clients are left out (their per-chunk cost is in (b)).\n")
+        w("| client | chunks | chunks/s (median) | ns/chunk | speed × libcurl+cJSON | speed × raw floor"
+          " | client CPU ns/chunk | CPU speed × libcurl | peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c, s in sorted(B2.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['chunks']:,} | {1 / s['unit']:,.0f} | {s['unit'] * 1e9:,.0f} |"
+              f" {spread(s, speed=True)} | {ratio(1 / s['vs_raw'])} | {s['cpu_unit'] * 1e9:,.0f} |"
+              f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
+        w("")
 
     w(f"## (a) {p['complete']:,} sequential `complete` calls on one client\n")
     w("Time ratios: <1× is faster than the reference (in brackets the lowest and highest"
@@ -730,9 +759,12 @@ def report(d):
           " tables, for `callgrind_annotate --auto=yes`.\n")
         for name, d in cg.items():
             n, total = d["n"], d["marginal_total"] or 1
-            unit = "chunk" if name == "stream" else "call"
+            unit = "chunk" if name.startswith("stream") else "call"
             if name == "stream":
                 w(f"### Rust, one stream: {n:,} more chunks (scenario (b) reduced)\n")
+            elif name == "stream-vary":
+                w(f"### Rust, one stream of chunks that differ beyond their content: {n:,} more"
+                  " chunks (scenario (b2) reduced)\n")
             elif name == "complete":
                 w(f"### Rust, `complete`: {n:,} more calls (scenario (a) reduced)\n")
             else:
@@ -823,19 +855,23 @@ def main():
         pin = ["taskset", "-c", str(args.cpu)] if shutil.which("taskset") else []
         load_before = " ".join(open("/proc/loadavg").read().split()[:3])
         server, base = start_server(pin)
-        log(f"bench: server at {base}, pinned to CPU {args.cpu}")
-        runs = run_all(args, p, base, pin, desc)
+        vary_server, vary_base = start_server(pin, vary=True)
+        log(f"bench: servers at {base} and {vary_base} (--vary), pinned to CPU {args.cpu}")
+        runs = run_all(args, p, {"b": base, "b2": vary_base}, pin, desc)
         rss_rows = rss_vs_length(args, p, base, pin, desc)
-        server.stdin.close()
-        server.wait(timeout=10)
+        for srv in (server, vary_server):
+            srv.stdin.close()
+            srv.wait(timeout=10)
         load_after = " ".join(open("/proc/loadavg").read().split()[:3])
         size_info = sizes(notls_rebuilt=not (args.quick or args.no_build))
         cg = None
         if not args.no_callgrind:
             cg_server, cg_base = start_server([])
-            cg = callgrind(p, cg_base)
-            cg_server.stdin.close()
-            cg_server.wait(timeout=10)
+            cg_vary_server, cg_vary_base = start_server([], vary=True)
+            cg = callgrind(p, cg_base, cg_vary_base)
+            for srv in (cg_server, cg_vary_server):
+                srv.stdin.close()
+                srv.wait(timeout=10)
         elapsed = time.time() - started
         data = dict(quick=args.quick, cpu=args.cpu, command=command, plan=p, machine=info,
                     server=desc, runs=runs, rss=rss_rows, sizes=size_info, callgrind=cg,

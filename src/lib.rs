@@ -100,6 +100,13 @@ pub mod __fuzz {
         crate::chunk::check_fast_reader(data)
     }
 
+    /// Whether reading `events` (type and data) in order with one reader,
+    /// which remembers the shape of chunks, gives what reading each alone
+    /// gives: `Ok(n)` when it does (`n` events repeated a remembered chunk).
+    pub fn chunk_reader_memory_agrees(events: &[(&str, &str)]) -> Result<usize, String> {
+        crate::chunk::check_reader_memory(events)
+    }
+
     /// Parses a non-streamed response body.
     pub fn completion(body: &str) -> Result<crate::ChatCompletion, crate::Error> {
         crate::ChatCompletion::from_body(body.to_string())

@@ -325,33 +325,10 @@ fn single_data_event(rest: &[u8], end: usize) -> Option<(&str, usize, bool)> {
     Some((data, next + 1, blank_line_end == b'\r'))
 }
 
-/// The position of the first `\n` or `\r` in `bytes`, sixteen bytes at a
-/// time: this search runs over every byte of a stream.
+/// The position of the first `\n` or `\r` in `bytes`: this search runs
+/// over every byte of a stream, so it is memchr's (vector instructions).
 fn find_line_end(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const LF: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    const CR: u64 = u64::from_ne_bytes([b'\r'; 8]);
-    // Non-zero when a byte of `word` is LF or CR (the bit trick that finds
-    // a zero byte, applied to word ^ LF and word ^ CR).
-    let line_end_in = |word: u64| {
-        let (lf, cr) = (word ^ LF, word ^ CR);
-        ((lf.wrapping_sub(ONES) & !lf) | (cr.wrapping_sub(ONES) & !cr)) & HIGHS
-    };
-    let mut offset = 0;
-    for pair in bytes.chunks_exact(16) {
-        let (a, b) = pair.split_at(8);
-        let a = u64::from_ne_bytes(a.try_into().expect("eight bytes"));
-        let b = u64::from_ne_bytes(b.try_into().expect("eight bytes"));
-        if line_end_in(a) | line_end_in(b) != 0 {
-            break;
-        }
-        offset += 16;
-    }
-    bytes[offset..]
-        .iter()
-        .position(|&b| b == b'\n' || b == b'\r')
-        .map(|i| offset + i)
+    memchr::memchr2(b'\n', b'\r', bytes)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! a time from the response body.
 //!
 //! Data flows one way: body reader → read buffer → [`SseDecoder`] →
-//! [`chunk::read_event`] → the caller. The buffers are allocated once per
+//! [`ChunkReader`] → the caller. The buffers are allocated once per
 //! stream and reused, so memory stays flat however long the stream runs.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crate::cancel::CancelToken;
-use crate::chunk::{self, ChunkEvent, StreamMetadata};
+use crate::chunk::{ChunkEvent, ChunkReader, StreamMetadata};
 use crate::client::Secrets;
 use crate::sse::SseDecoder;
 use crate::transport;
@@ -44,6 +44,8 @@ pub struct ChatStream {
     eof: bool,
     /// The current chunk, handed out by reference.
     chunk: String,
+    /// Interprets the events (and remembers the shape of their chunks).
+    reader: ChunkReader,
     meta: StreamMetadata,
     state: State,
     /// Scrubbed from error texts: a server may echo what it was sent.
@@ -123,6 +125,7 @@ impl ChatStream {
             end: 0,
             eof: false,
             chunk: String::new(),
+            reader: ChunkReader::default(),
             meta,
             state: State::Streaming,
             secrets: None,
@@ -259,7 +262,10 @@ impl ChatStream {
                     .map_err(|e| Error::InvalidResponse(e.to_string()))?;
                 self.start += used;
                 if let Some(event) = event {
-                    match chunk::read_event(&event, &mut self.chunk, &mut self.meta)? {
+                    match self
+                        .reader
+                        .read_event(&event, &mut self.chunk, &mut self.meta)?
+                    {
                         ChunkEvent::Content => return Ok(true),
                         ChunkEvent::Nothing => {}
                         ChunkEvent::Done => {
@@ -292,7 +298,10 @@ impl ChatStream {
                 if let Some(event) = event {
                     // This event never got its blank line: data that does
                     // not parse was cut off, not garbled.
-                    match chunk::read_event(&event, &mut self.chunk, &mut self.meta) {
+                    match self
+                        .reader
+                        .read_event(&event, &mut self.chunk, &mut self.meta)
+                    {
                         Ok(ChunkEvent::Content) => return Ok(true),
                         Ok(ChunkEvent::Done) => return Ok(false),
                         Ok(ChunkEvent::Nothing) => {}

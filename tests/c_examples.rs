@@ -226,7 +226,14 @@ fn examples_fall_back_to_canned_replies() {
         assert_ok(&out, "ask");
         assert_eq!(text(&out.stdout), "Canned, from C++.\n");
         // Each program's own canned replies.
-        for program in ["complete", "stream", "stream_pull", "threads", "cancel", "ask"] {
+        for program in [
+            "complete",
+            "stream",
+            "stream_pull",
+            "threads",
+            "cancel",
+            "ask",
+        ] {
             let out = run(variant, program, &[], &[], "", How::Plain);
             assert_ok(&out, program);
             assert!(

@@ -14,6 +14,10 @@
 //! - `fast_chunk_reader`: the one-pass chunk reader against serde_json, on
 //!   chunks generated from the fields servers send (with wrong types,
 //!   repeated and escaped keys, odd numbers) and on mutations of them;
+//! - `chunk_reader_memory`: a stream's reader, which remembers the bytes
+//!   around the content, against reading each event alone, on runs of
+//!   events that repeat one chunk with other content (hostile content too)
+//!   mixed with changed, finishing, usage and error events;
 //! - `ffi_messages_json`: `modelapi_complete_json` / `modelapi_stream_open_json`
 //!   with canned replies (the only test here that changes the environment).
 //!
@@ -929,6 +933,86 @@ fn fast_chunk_reader() {
     });
 }
 
+/// Content bodies (the text between a string's quotes, as sent) that a
+/// chunk of a remembered shape might carry: valid ones, invalid ones, and
+/// ones that try to close the string and add fields.
+const CONTENT_BODIES: &[&str] = &[
+    "",
+    "tok ",
+    "a\\\"b",
+    "\\n\\t\\u00e9\\ud83e\\udd80",
+    "\\ud800",
+    "é🦀",
+    "a\"b",
+    "\\",
+    "x\\",
+    "\\q",
+    "\\u12",
+    "tab\tin",
+    "\"},\"finish_reason\":\"stop\",\"x\":\"",
+    "x\",\"finish_reason\":\"stop",
+    "x\"}]}, {\"a\":\"",
+    "\"",
+];
+
+/// A run of events as a stream might send them: mostly one chunk shape with
+/// new content each time.
+fn random_run(rng: &mut Rng) -> Vec<(&'static str, String)> {
+    const MARK: &str = "@@CONTENT@@";
+    let template = match rng.below(3) {
+        0 => valid_chunk(rng, MARK),
+        1 => random_chunk(rng).replacen("\"tok \"", &format!("\"{MARK}\""), 1),
+        _ => format!(
+            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"{MARK}"}},"finish_reason":{}}}]}}"#,
+            rng.pick(&["null", "\"\"", "\"stop\""])
+        ),
+    };
+    let mut run = Vec::new();
+    for _ in 0..1 + rng.below(10) {
+        let body = if rng.one_in(3) {
+            rng.pick(CONTENT_BODIES).to_string()
+        } else {
+            let text = serde_json::to_string(&random_text(rng)).unwrap();
+            text[1..text.len() - 1].to_string()
+        };
+        let data = match rng.below(10) {
+            0 => {
+                let mut bytes = template.replace(MARK, &body).into_bytes();
+                let copy = bytes.clone();
+                mutate_once(rng, &mut bytes, &[copy]);
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            1 => {
+                let content = random_text(rng);
+                valid_chunk(rng, &content)
+            }
+            2 => random_chunk(rng),
+            3 => String::from_utf8_lossy(&mutated(rng, &corpus_of(CHUNK_CORPUS))).into_owned(),
+            _ => template.replace(MARK, &body),
+        };
+        let event_type = if rng.one_in(20) { "error" } else { "" };
+        run.push((event_type, data));
+    }
+    run
+}
+
+#[test]
+fn chunk_reader_memory() {
+    fuzz_loop("chunk reader memory", |rng| {
+        let run = random_run(rng);
+        let events: Vec<(&str, &str)> = run.iter().map(|(t, d)| (*t, d.as_str())).collect();
+        let shown = format!("{events:?}");
+        let verdict = no_panic("chunk reader memory", shown.as_bytes(), || {
+            modelapi::__fuzz::chunk_reader_memory_agrees(&events)
+        });
+        match verdict {
+            Ok(0) => "no repeats",
+            Ok(_) => "repeats",
+            Err(why) => panic!("memory changed the reading of {shown}: {why}"),
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Target 3: messages_json through the C API
 // ---------------------------------------------------------------------------
@@ -1300,6 +1384,10 @@ fn server_error_message_is_truncated() {
 fn type_error_quotes_at_most_1_kib() {
     let quoted = serde_json::to_string(&"x".repeat(5000)).unwrap();
     let body = format!(r#"{{"choices":{quoted}}}"#);
-    assert_short(modelapi::__fuzz::chunk("", &body).unwrap_err());
     assert_short(modelapi::__fuzz::completion(&body).unwrap_err());
+    // A chunk's `choices` of another type counts as absent; its content of
+    // another type is an error, quoted short.
+    assert_eq!(modelapi::__fuzz::chunk("", &body).unwrap(), None);
+    let chunk = format!(r#"{{"choices":[{{"delta":{{"content":[{quoted}]}}}}]}}"#);
+    assert_short(modelapi::__fuzz::chunk("", &chunk).unwrap_err());
 }

@@ -7,15 +7,10 @@
 
 mod scan;
 
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
-use self::scan::{Choice, Chunk};
+use self::scan::{Choice, Chunk, Content};
 use crate::sse::Event;
 use crate::types::{truncate, Usage};
 use crate::Error;
@@ -49,28 +44,113 @@ pub(crate) enum ChunkEvent {
     Done,
 }
 
-/// Interprets one event. Content of choice 0 goes to `content` (which is
-/// cleared first); metadata goes to `meta`.
+/// Reads the events of one stream, in order.
+///
+/// A server sends the chunks of one answer in one shape, and most of their
+/// bytes repeat from chunk to chunk: only the content changes (and, for
+/// some servers, `created` once a second). So the reader keeps the bytes
+/// around the content of the last chunk it read in full; a chunk with the
+/// same bytes around a valid JSON string is that chunk again with other
+/// content, and only its content is read. (Replacing the text of one string
+/// token keeps a JSON document's structure: it parses the same way, with
+/// the new string in its place.)
+#[derive(Debug, Default)]
+pub(crate) struct ChunkReader {
+    /// The last chunk read in full that had content and nothing else for
+    /// the metadata but what every chunk repeats (no `finish_reason`): its
+    /// bytes up to the content's opening quote (included), and from its
+    /// closing quote. Empty when there is none.
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+/// Chunks longer than this are not remembered (the copy would cost more
+/// than it saves, and memory stays small).
+const MAX_REMEMBERED_BYTES: usize = 4096;
+
+impl ChunkReader {
+    /// Interprets one event. Content of choice 0 goes to `content` (which
+    /// is cleared first); metadata goes to `meta`.
+    pub(crate) fn read_event(
+        &mut self,
+        event: &Event<'_>,
+        content: &mut String,
+        meta: &mut StreamMetadata,
+    ) -> Result<ChunkEvent, Error> {
+        content.clear();
+        if event.is_error() {
+            return Err(server_error(event.data));
+        }
+        if !event.is_message() {
+            return Ok(ChunkEvent::Nothing);
+        }
+        let data = event.data.trim_ascii();
+        if data == "[DONE]" {
+            return Ok(ChunkEvent::Done);
+        }
+        if let Some(body) = self.repeated_content(data) {
+            // The metadata is the remembered chunk's, already recorded.
+            unescape_into(body, content);
+            return Ok(content_event(content));
+        }
+        match scan::read_chunk(data) {
+            Some(chunk) => {
+                self.remember(data, &chunk);
+                Ok(take_chunk(chunk, content, meta))
+            }
+            None => read_with_serde(data, content, meta),
+        }
+    }
+
+    /// The content of `data` when it is the remembered chunk with another
+    /// content string: its text between the quotes.
+    fn repeated_content<'a>(&self, data: &'a str) -> Option<&'a str> {
+        let bytes = data.as_bytes();
+        let (before, after) = (&self.before[..], &self.after[..]);
+        if before.is_empty() || !bytes.starts_with(before) || !bytes.ends_with(after) {
+            return None;
+        }
+        // The content string ends at its first unescaped quote: that must
+        // be where the remembered bytes take over again.
+        let (end, _) = scan::string_end(bytes, before.len())?;
+        if end + after.len() != bytes.len() {
+            return None;
+        }
+        data.get(before.len()..end)
+    }
+
+    /// Remembers `data` (just read in full as `chunk`) when later chunks
+    /// may repeat it: it had content, and no `finish_reason` to record.
+    fn remember(&mut self, data: &str, chunk: &Chunk<'_>) {
+        self.before.clear();
+        self.after.clear();
+        let Some(choice) = &chunk.choice else {
+            return;
+        };
+        let (Some(Content::Escaped(body)), None | Some("")) =
+            (choice.content, choice.finish_reason)
+        else {
+            return;
+        };
+        if data.len() > MAX_REMEMBERED_BYTES {
+            return;
+        }
+        // `body` is a slice of `data`: where it starts in it.
+        let start = body.as_ptr() as usize - data.as_ptr() as usize;
+        let end = start + body.len();
+        self.before.extend_from_slice(&data.as_bytes()[..start]);
+        self.after.extend_from_slice(&data.as_bytes()[end..]);
+    }
+}
+
+/// Interprets one event on its own (for tests and fuzzing: a stream reads
+/// its events with one [`ChunkReader`]).
 pub(crate) fn read_event(
     event: &Event<'_>,
     content: &mut String,
     meta: &mut StreamMetadata,
 ) -> Result<ChunkEvent, Error> {
-    content.clear();
-    if event.is_error() {
-        return Err(server_error(event.data));
-    }
-    if !event.is_message() {
-        return Ok(ChunkEvent::Nothing);
-    }
-    let data = event.data.trim_ascii();
-    if data == "[DONE]" {
-        return Ok(ChunkEvent::Done);
-    }
-    match scan::read_chunk(data) {
-        Some(chunk) => Ok(take_chunk(chunk, content, meta)),
-        None => read_with_serde(data, content, meta),
-    }
+    ChunkReader::default().read_event(event, content, meta)
 }
 
 /// The general path, for the chunks [`scan::read_chunk`] leaves to
@@ -80,27 +160,37 @@ fn read_with_serde(
     content: &mut String,
     meta: &mut StreamMetadata,
 ) -> Result<ChunkEvent, Error> {
-    let mut wire = parse_wire(data)?;
-    if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
+    let value = parse_event(data)?;
+    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         return Err(Error::Server {
             message: error_message(error),
             body: truncate(data),
         });
     }
-    if let Some(usage) = wire.usage.take() {
-        meta.usage = Some(usage);
+    if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
+        meta.usage =
+            Some(Usage::deserialize(usage).map_err(|e| {
+                Error::InvalidResponse(format!("usage: {}", truncate(&e.to_string())))
+            })?);
     }
-    Ok(take_chunk(wire.chunk()?, content, meta))
+    Ok(take_chunk(chunk_of(&value)?, content, meta))
 }
 
-fn parse_wire(data: &str) -> Result<WireChunk<'_>, Error> {
-    serde_json::from_str(data).map_err(|e| {
+fn parse_event(data: &str) -> Result<Value, Error> {
+    let value: Value = serde_json::from_str(data).map_err(|e| {
         Error::InvalidResponse(format!(
             "a streamed event is not valid JSON ({}): {}",
             truncate(&e.to_string()),
             truncate(data)
         ))
-    })
+    })?;
+    if !value.is_object() {
+        return Err(Error::InvalidResponse(format!(
+            "a streamed event is not a JSON object: {}",
+            truncate(data)
+        )));
+    }
+    Ok(value)
 }
 
 /// Records a chunk's metadata and puts choice 0's content in `content`.
@@ -120,15 +210,50 @@ fn take_chunk(chunk: Chunk<'_>, content: &mut String, meta: &mut StreamMetadata)
             meta.finish_reason = Some(reason.to_owned());
         }
     }
-    let Some(body) = choice.content else {
-        return ChunkEvent::Nothing;
-    };
-    unescape_into(body, content);
+    match choice.content {
+        Some(Content::Escaped(body)) => unescape_into(body, content),
+        Some(Content::Text(text)) => content.push_str(text),
+        None => return ChunkEvent::Nothing,
+    }
+    content_event(content)
+}
+
+fn content_event(content: &str) -> ChunkEvent {
     if content.is_empty() {
         ChunkEvent::Nothing
     } else {
         ChunkEvent::Content
     }
+}
+
+/// For the fuzz tests: reads `events` (type and data) in order with one
+/// reader, and each with a fresh reader, and says where the two differ (in
+/// result, content or metadata); else how many events the first reader
+/// found repeating a remembered chunk.
+pub(crate) fn check_reader_memory(events: &[(&str, &str)]) -> Result<usize, String> {
+    let mut reader = ChunkReader::default();
+    let (mut memo_meta, mut fresh_meta) = (StreamMetadata::default(), StreamMetadata::default());
+    let (mut memo_content, mut fresh_content) = (String::new(), String::new());
+    let mut repeats = 0;
+    for (i, &(event_type, data)) in events.iter().enumerate() {
+        let event = Event { event_type, data };
+        if event.is_message() && reader.repeated_content(data.trim_ascii()).is_some() {
+            repeats += 1;
+        }
+        let memo = reader.read_event(&event, &mut memo_content, &mut memo_meta);
+        let fresh = read_event(&event, &mut fresh_content, &mut fresh_meta);
+        let (memo, fresh) = (
+            memo.map_err(|e| e.to_string()),
+            fresh.map_err(|e| e.to_string()),
+        );
+        if (&memo, &memo_content, &memo_meta) != (&fresh, &fresh_content, &fresh_meta) {
+            return Err(format!(
+                "event {i}: with memory {memo:?} {memo_content:?} {memo_meta:?}, \
+                 fresh {fresh:?} {fresh_content:?} {fresh_meta:?}"
+            ));
+        }
+    }
+    Ok(repeats)
 }
 
 /// For the differential fuzz test: `Ok(true)` when the fast reader read
@@ -138,20 +263,40 @@ pub(crate) fn check_fast_reader(data: &str) -> Result<bool, String> {
     let Some(fast) = scan::read_chunk(data) else {
         return Ok(false);
     };
-    let wire = parse_wire(data).map_err(|e| format!("serde_json failed: {e}"))?;
-    if wire.usage.is_some() || wire.error.as_ref().is_some_and(|e| !e.is_null()) {
+    let value = parse_event(data).map_err(|e| format!("serde_json failed: {e}"))?;
+    if ["usage", "error"]
+        .iter()
+        .any(|k| value.get(k).is_some_and(|v| !v.is_null()))
+    {
         return Err("serde_json found usage or an error".into());
     }
-    match wire.chunk() {
-        Ok(slow) if slow == fast => Ok(true),
-        Ok(slow) => Err(format!("fast: {fast:?}, serde_json: {slow:?}")),
-        Err(e) => Err(format!("serde_json failed: {e}")),
+    let slow = chunk_of(&value).map_err(|e| format!("serde_json failed: {e}"))?;
+    // Content compared as text: the readers hand it over in two forms.
+    let text = |chunk: &Chunk<'_>| {
+        let mut text = String::new();
+        match chunk.choice.as_ref().and_then(|c| c.content) {
+            Some(Content::Escaped(body)) => unescape_into(body, &mut text),
+            Some(Content::Text(t)) => text.push_str(t),
+            None => {}
+        }
+        text
+    };
+    fn meta<'c>(c: &Chunk<'c>) -> (Option<&'c str>, Option<&'c str>, Option<Option<&'c str>>) {
+        (c.id, c.model, c.choice.as_ref().map(|c| c.finish_reason))
+    }
+    let has_content = |c: &Chunk<'_>| c.choice.as_ref().map(|c| c.content.is_some());
+    let fast_view = (meta(&fast), has_content(&fast), text(&fast));
+    if fast_view == (meta(&slow), has_content(&slow), text(&slow)) {
+        Ok(true)
+    } else {
+        Err(format!("fast: {fast:?}, serde_json: {slow:?}"))
     }
 }
 
 /// Appends the text of a JSON string's body (between its quotes, already
 /// validated by the parser) to `out`, resolving its escapes. A `\u` escape
-/// of a lone surrogate becomes U+FFFD.
+/// of a lone surrogate becomes U+FFFD (the readers refuse such events before
+/// they get here: a safety net).
 fn unescape_into(body: &str, out: &mut String) {
     let mut rest = body;
     while let Some(at) = rest.find('\\') {
@@ -235,145 +380,36 @@ fn error_text(error: &Value) -> String {
     }
 }
 
-#[derive(Deserialize)]
-struct WireChunk<'a> {
-    #[serde(borrow, default)]
-    id: Text<'a>,
-    #[serde(borrow, default)]
-    model: Text<'a>,
-    #[serde(borrow, default)]
-    choices: FirstChoice<'a>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-impl<'a> WireChunk<'a> {
-    /// What the stream needs, as the fast reader gives it.
-    fn chunk(&self) -> Result<Chunk<'_>, Error> {
-        let choice = match &self.choices.0 {
-            None => None,
-            Some(choice) => Some(Choice {
-                finish_reason: choice.finish_reason.0.as_deref(),
-                content: match choice.delta.as_ref().and_then(|d| d.content) {
-                    None => None,
-                    Some(raw) if raw.get() == "null" => None,
-                    Some(raw) => Some(string_body(raw.get())?),
-                },
-            }),
-        };
-        Ok(Chunk {
-            id: self.id.0.as_deref(),
-            model: self.model.0.as_deref(),
-            choice,
-        })
-    }
-}
-
-/// The text between the quotes of `raw`, a JSON string.
-fn string_body(raw: &str) -> Result<&str, Error> {
-    raw.strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .ok_or_else(|| {
-            Error::InvalidResponse(format!("delta.content is not a string: {}", truncate(raw)))
-        })
-}
-
-#[derive(Deserialize)]
-struct WireChoice<'a> {
-    #[serde(default)]
-    index: Option<u64>,
-    #[serde(borrow, default)]
-    delta: Option<WireDelta<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Text<'a>,
-}
-
-#[derive(Deserialize)]
-struct WireDelta<'a> {
-    /// The JSON text of the content, unescaped by [`unescape_into`] straight
-    /// into the stream's buffer: no allocation, escapes or not.
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-}
-
-/// An optional string that borrows from the event's text unless it has
-/// JSON escapes. (serde's own `Option<Cow<str>>` always allocates.)
-#[derive(Default)]
-struct Text<'a>(Option<Cow<'a, str>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
-            type Value = Text<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or null")
-            }
-
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Some(Cow::Borrowed(text))))
-            }
-
-            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Text(Some(Cow::Owned(text.to_string()))))
-            }
-
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Text(None))
-            }
-
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Text(None))
-            }
-
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.deserialize_str(self)
-            }
-        }
-
-        deserializer.deserialize_option(TextVisitor(std::marker::PhantomData))
-    }
-}
-
-/// The choice with index 0 of a `choices` array (or the first one, when
-/// the server leaves `index` out), found without collecting the array.
-#[derive(Default)]
-struct FirstChoice<'a>(Option<WireChoice<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ChoicesVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-        impl<'de: 'a, 'a> Visitor<'de> for ChoicesVisitor<'a> {
-            type Value = FirstChoice<'a>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array of choices")
-            }
-
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(FirstChoice(None))
-            }
-
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let mut found = None;
-                let mut position = 0u64;
-                while let Some(choice) = seq.next_element::<WireChoice<'de>>()? {
-                    if found.is_none() && choice.index.unwrap_or(position) == 0 {
-                        found = Some(choice);
-                    }
-                    position += 1;
+/// What the stream needs from `value`, an event parsed by serde_json: choice
+/// 0 is the one with `index` 0, or the first one when the server leaves
+/// `index` out. Metadata of another type than a string counts as absent.
+fn chunk_of(value: &Value) -> Result<Chunk<'_>, Error> {
+    let choices = value.get("choices").and_then(Value::as_array);
+    let choice = (0u64..)
+        .zip(choices.map(Vec::as_slice).unwrap_or_default())
+        .find(|(position, c)| c.get("index").and_then(Value::as_u64).unwrap_or(*position) == 0)
+        .map(|(_, choice)| -> Result<Choice<'_>, Error> {
+            let content = match choice.get("delta").and_then(|d| d.get("content")) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => Some(Content::Text(text)),
+                Some(other) => {
+                    return Err(Error::InvalidResponse(format!(
+                        "delta.content is not a string: {}",
+                        truncate(&other.to_string())
+                    )))
                 }
-                Ok(FirstChoice(found))
-            }
-        }
-
-        deserializer.deserialize_any(ChoicesVisitor(std::marker::PhantomData))
-    }
+            };
+            Ok(Choice {
+                finish_reason: choice.get("finish_reason").and_then(Value::as_str),
+                content,
+            })
+        })
+        .transpose()?;
+    Ok(Chunk {
+        id: value.get("id").and_then(Value::as_str),
+        model: value.get("model").and_then(Value::as_str),
+        choice,
+    })
 }
 
 #[cfg(test)]

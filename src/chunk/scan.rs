@@ -10,9 +10,10 @@
 //! It handles the usual shape only. On anything else it gives up (`None`)
 //! and the caller parses the event with serde_json, which decides and words
 //! the error: a key or a metadata string with escapes, a non-null `usage` or
-//! `error`, a repeated field, a value of an unexpected type, deep nesting,
-//! or invalid JSON. So where this reader answers, serde_json answers the
-//! same; `tests/fuzz.rs` checks that differentially.
+//! `error`, a repeated field, a value of an unexpected type, deep nesting, a
+//! lone surrogate escape (`\ud800`) or a number out of `f64`'s range (which
+//! serde_json refuses), or invalid JSON. So where this reader answers,
+//! serde_json answers the same; `tests/fuzz.rs` checks that differentially.
 
 /// What the stream needs from one chunk, borrowed from the event's text.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -28,9 +29,18 @@ pub(crate) struct Chunk<'a> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Choice<'a> {
     pub finish_reason: Option<&'a str>,
-    /// `delta.content`: the JSON text between the string's quotes, escapes
-    /// not yet resolved.
-    pub content: Option<&'a str>,
+    /// `delta.content`.
+    pub content: Option<Content<'a>>,
+}
+
+/// The text of `delta.content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content<'a> {
+    /// As the event has it: the JSON text between the string's quotes,
+    /// escapes not yet resolved (this reader's).
+    Escaped(&'a str),
+    /// Resolved (serde_json's).
+    Text(&'a str),
 }
 
 /// Reads `data` (a trimmed event) when it is a chunk of the usual shape;
@@ -79,6 +89,10 @@ pub(crate) fn read_chunk(data: &str) -> Option<Chunk<'_>> {
 /// How deep skipped values may nest before the reader gives up (serde_json
 /// itself allows 128).
 const MAX_DEPTH: u32 = 32;
+
+/// Longer numbers are left to serde_json, which refuses those past `f64`'s
+/// range.
+const MAX_NUMBER_DIGITS: usize = 200;
 
 /// A key of an object: its text, unless it has escapes (then it might
 /// spell a field name in another way, and the reader gives up on it where
@@ -204,17 +218,10 @@ impl<'a> Reader<'a> {
     /// no UTF-8 boundary checks.
     #[inline(always)]
     fn string_bytes(&mut self) -> Option<(&'a [u8], bool)> {
-        let bytes = self.bytes;
         let start = self.pos + 1;
-        let end = find_string_special(bytes, start)?;
-        // The usual string has no escapes: it ends at the first special byte.
-        if bytes[end] == b'"' {
-            self.pos = end + 1;
-            return Some((&bytes[start..end], false));
-        }
-        let end = escaped_string_end(bytes, end)?;
+        let (end, escaped) = string_end(self.bytes, start)?;
         self.pos = end + 1;
-        Some((&bytes[start..end], true))
+        Some((&self.bytes[start..end], escaped))
     }
 
     /// A string without escapes, or `null`.
@@ -276,10 +283,16 @@ impl<'a> Reader<'a> {
                 at += 1;
             }
             let end = digits_end(bytes, at);
-            if end == at {
+            // serde_json refuses a number past f64's range; an exponent of
+            // at most two digits cannot get there.
+            if end == at || end - at > 2 {
                 return None;
             }
             at = end;
+        }
+        // ... nor can 200 digits (before the exponent).
+        if at - self.pos > MAX_NUMBER_DIGITS {
+            return None;
         }
         self.pos = at;
         Some(())
@@ -355,7 +368,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `delta`: `null`, or an object whose `content` is a string or `null`.
-    fn delta_content(&mut self) -> Option<Option<&'a str>> {
+    fn delta_content(&mut self) -> Option<Option<Content<'a>>> {
         if self.peek()? == b'n' {
             return self.null().map(|()| None);
         }
@@ -367,7 +380,7 @@ impl<'a> Reader<'a> {
                     seen.first(CONTENT)?;
                     content = match r.peek()? {
                         b'n' => r.null().map(|()| None)?,
-                        b'"' => Some(r.string()?.0),
+                        b'"' => Some(Content::Escaped(r.string()?.0)),
                         _ => return None,
                     };
                 }
@@ -380,13 +393,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The position of the closing quote of the string whose text begins at
+/// `start`, and whether the text has escapes; `None` if the string is
+/// invalid or does not end.
+#[inline(always)]
+pub(crate) fn string_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
+    let end = find_string_special(bytes, start)?;
+    // The usual string has no escapes: it ends at the first special byte.
+    if bytes[end] == b'"' {
+        return Some((end, false));
+    }
+    Some((escaped_string_end(bytes, end)?, true))
+}
+
 /// The position of the closing quote of a string, going on from `at`, a
 /// special byte inside it; `None` if the string is invalid.
 fn escaped_string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
     loop {
         match bytes[at] {
             b'"' => return Some(at),
-            b'\\' => at += 1 + escape_len(&bytes[at + 1..])?,
+            b'\\' => at += escape_len(&bytes[at..])?,
             // A control character, which JSON strings may not hold.
             _ => return None,
         }
@@ -400,18 +426,32 @@ fn digits_end(bytes: &[u8], at: usize) -> usize {
     at + run.iter().take_while(|b| b.is_ascii_digit()).count()
 }
 
-/// How many bytes follow the backslash of a valid escape: `\"`, `\\`, `\/`,
-/// `\b`, `\f`, `\n`, `\r`, `\t`, or `\u` and four hex digits.
-fn escape_len(after_backslash: &[u8]) -> Option<usize> {
-    match after_backslash.first()? {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(1),
-        b'u' => after_backslash
-            .get(1..5)?
-            .iter()
-            .all(u8::is_ascii_hexdigit)
-            .then_some(5),
+/// The length of the escape at the start of `escape` (a backslash first)
+/// when it is valid: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, or
+/// `\u` and four hex digits, where a surrogate must come in a pair
+/// (`\ud83e\udd80`: serde_json refuses a lone one).
+fn escape_len(escape: &[u8]) -> Option<usize> {
+    match escape.get(1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' => match hex4(escape.get(2..6)?)? {
+            0xD800..=0xDBFF => {
+                let low = escape.get(6..12)?;
+                let low_unit = hex4(low.strip_prefix(b"\\u")?)?;
+                (0xDC00..=0xDFFF).contains(&low_unit).then_some(12)
+            }
+            0xDC00..=0xDFFF => None,
+            _ => Some(6),
+        },
         _ => None,
     }
+}
+
+/// The value of four hex digits.
+fn hex4(digits: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u16::from_str_radix(text, 16)
+        .ok()
+        .filter(|_| text.len() == 4 && !text.starts_with('+'))
 }
 
 /// The position, from `at` on, of the first byte that ends a run of plain
@@ -458,7 +498,7 @@ mod tests {
         assert_eq!(chunk.id, Some("chatcmpl-123"));
         assert_eq!(chunk.model, Some("gpt-4o-mini"));
         let choice = chunk.choice.unwrap();
-        assert_eq!(choice.content, Some(r#"Hel\"lo"#));
+        assert_eq!(choice.content, Some(Content::Escaped(r#"Hel\"lo"#)));
         assert_eq!(choice.finish_reason, None);
     }
 
@@ -469,7 +509,7 @@ mod tests {
         )
         .unwrap();
         let choice = chunk.choice.unwrap();
-        assert_eq!(choice.content, Some("A"));
+        assert_eq!(choice.content, Some(Content::Escaped("A")));
         assert_eq!(choice.finish_reason, Some("stop"));
         let chunk = read_chunk(r#" { "choices" : [ { "delta" : { } } , {"delta":null} ] } "#);
         assert_eq!(chunk.unwrap().choice, Some(Choice::default()));
@@ -498,6 +538,13 @@ mod tests {
             r#"{"x":"tab	inside"}"#,
             r#"{"x":"\x"}"#,
             r#"{"x":"\u12g4"}"#,
+            r#"{"x":"\u+123"}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":"\ud800\u0041"}"#,
+            r#"{"x":"\udc00\ud800"}"#,
+            r#"{"choices":[{"delta":{"content":"\ud83e"}}]}"#,
+            r#"{"x":1e400}"#,
+            r#"{"x":1e100}"#,
             r#"{"x":tru}"#,
             r#"{"x":1} x"#,
             r#"{"x":1,}"#,

@@ -14,9 +14,14 @@
 //! carries ~150 events and the server stays far from being the bottleneck.
 //! One thread per connection (the benchmark uses one at a time).
 //!
-//! Usage: `bench-server [--port N] [--exit-on-stdin-eof]`. It prints
-//! `PORT <n>` on stdout once it listens on 127.0.0.1. `--describe` prints
-//! the sizes a client must see (JSON) and exits.
+//! With `--vary`, each content chunk also carries an `obfuscation` field
+//! whose value changes from chunk to chunk (as OpenAI's do): chunks then
+//! differ beyond their content, which clients that recognise a repeated
+//! chunk shape cannot skip.
+//!
+//! Usage: `bench-server [--port N] [--exit-on-stdin-eof] [--vary]`. It
+//! prints `PORT <n>` on stdout once it listens on 127.0.0.1. `--describe`
+//! prints the sizes a client must see (JSON) and exits.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,7 +46,8 @@ struct Canned {
     /// One HTTP chunk holding `per_batch` content events.
     batch: Vec<u8>,
     per_batch: u64,
-    event: Vec<u8>,
+    /// The content events, used in turn (one unless `--vary`).
+    events: Vec<Vec<u8>>,
     /// The finish event and `[DONE]` as one HTTP chunk, then the last chunk.
     end: Vec<u8>,
 }
@@ -54,16 +60,32 @@ fn http_chunk(payload: &[u8]) -> Vec<u8> {
 }
 
 fn chunk_event(delta: &str, finish_reason: &str) -> Vec<u8> {
+    chunk_event_with(delta, finish_reason, "")
+}
+
+/// A chunk event; `extra` (`,"key":value...`) goes after `choices`.
+fn chunk_event_with(delta: &str, finish_reason: &str, extra: &str) -> Vec<u8> {
     format!(
         "data: {{\"id\":\"{ID}\",\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\
          \"model\":\"{MODEL}\",\"system_fingerprint\":\"{FINGERPRINT}\",\"choices\":[{{\"index\":0,\
-         \"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish_reason}}}]}}\n\n"
+         \"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish_reason}}}]{extra}}}\n\n"
     )
     .into_bytes()
 }
 
+/// `--vary`: how many different content events there are, and their
+/// `obfuscation` values (1 to 13 characters, as OpenAI's pad the chunk).
+const VARIANTS: usize = 16;
+
+fn obfuscation(i: usize) -> String {
+    const LETTERS: &[u8] = b"aZ3kQ9xLm2Rt7VbN";
+    (0..1 + (i * 5) % 13)
+        .map(|j| LETTERS[(i * 7 + j * 3) % LETTERS.len()] as char)
+        .collect()
+}
+
 impl Canned {
-    fn new() -> Canned {
+    fn new(vary: bool) -> Canned {
         let body = format!(
             "{{\"id\":\"{ID}\",\"object\":\"chat.completion\",\"created\":{CREATED},\"model\":\"{MODEL}\",\
              \"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{ANSWER}\",\
@@ -82,9 +104,19 @@ impl Canned {
         .into_bytes();
         completion.extend_from_slice(body.as_bytes());
 
-        let event = chunk_event(&format!("{{\"content\":\"{PIECE}\"}}"), "null");
-        let per_batch = (BATCH_BYTES / event.len()).max(1) as u64;
-        let batch = http_chunk(&event.repeat(per_batch as usize));
+        let delta = format!("{{\"content\":\"{PIECE}\"}}");
+        let events: Vec<Vec<u8>> = if vary {
+            (0..VARIANTS)
+                .map(|i| {
+                    let extra = format!(",\"obfuscation\":\"{}\"", obfuscation(i));
+                    chunk_event_with(&delta, "null", &extra)
+                })
+                .collect()
+        } else {
+            vec![chunk_event(&delta, "null")]
+        };
+        let per_batch = (BATCH_BYTES / events[0].len()).max(1) as u64;
+        let batch = http_chunk(&cycle(&events, per_batch as usize));
 
         let mut stream_head =
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
@@ -106,10 +138,15 @@ impl Canned {
             stream_head,
             batch,
             per_batch,
-            event,
+            events,
             end,
         }
     }
+}
+
+/// The first `n` of `events` repeated in turn, concatenated.
+fn cycle(events: &[Vec<u8>], n: usize) -> Vec<u8> {
+    events.iter().cycle().take(n).flatten().copied().collect()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -259,7 +296,7 @@ fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
     }
     let rest = (n % c.per_batch) as usize;
     if rest > 0 {
-        pending.extend(http_chunk(&c.event.repeat(rest)));
+        pending.extend(http_chunk(&cycle(&c.events, rest)));
     }
     pending.extend_from_slice(&c.end);
     s.write_all(&pending)
@@ -269,6 +306,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut port = 0u16;
     let mut watch_stdin = false;
+    let mut vary = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -277,21 +315,24 @@ fn main() {
                 port = args.get(i).and_then(|p| p.parse().ok()).expect("--port N");
             }
             "--exit-on-stdin-eof" => watch_stdin = true,
+            "--vary" => vary = true,
             "--describe" => {
                 // For the runner: what a client must receive.
-                let c = Canned::new();
+                let c = Canned::new(false);
                 println!(
                     "{{\"piece_bytes\":{},\"answer_bytes\":{},\"event_bytes\":{},\"events_per_write\":{},\"completion_response_bytes\":{}}}",
                     PIECE.len(),
                     ANSWER.len(),
-                    c.event.len(),
+                    c.events[0].len(),
                     c.per_batch,
                     c.completion.len()
                 );
                 return;
             }
             other => {
-                eprintln!("usage: bench-server [--port N] [--exit-on-stdin-eof] (got {other})");
+                eprintln!(
+                    "usage: bench-server [--port N] [--exit-on-stdin-eof] [--vary] (got {other})"
+                );
                 std::process::exit(2);
             }
         }
@@ -312,7 +353,7 @@ fn main() {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
     println!("PORT {}", listener.local_addr().expect("local addr").port());
     io::stdout().flush().ok();
-    let canned = Arc::new(Canned::new());
+    let canned = Arc::new(Canned::new(vary));
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let canned = Arc::clone(&canned);
