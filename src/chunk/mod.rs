@@ -2,8 +2,10 @@
 //! metadata), `[DONE]`, or an error the server reports inside the stream.
 //!
 //! The usual chunk is read by [`scan`], a one-pass reader made for its
-//! shape; the others (errors, usage, unusual encodings) by serde_json.
-//! Both borrow from the event's text, so a chunk costs no allocation.
+//! shape, which borrows from the event's text (no allocation); the others
+//! (errors, usage, unusual encodings or types) by serde_json, as a
+//! [`Value`]. A stream's [`ChunkReader`] also recognises a chunk that
+//! repeats the last one around new content, and then reads only that.
 
 mod scan;
 
@@ -154,7 +156,8 @@ pub(crate) fn read_event(
 }
 
 /// The general path, for the chunks [`scan::read_chunk`] leaves to
-/// serde_json: errors, usage, escapes in metadata, invalid JSON.
+/// serde_json: errors, usage, escapes in metadata, unexpected types,
+/// invalid JSON.
 fn read_with_serde(
     data: &str,
     content: &mut String,
@@ -167,11 +170,11 @@ fn read_with_serde(
             body: truncate(data),
         });
     }
-    if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
-        meta.usage =
-            Some(Usage::deserialize(usage).map_err(|e| {
-                Error::InvalidResponse(format!("usage: {}", truncate(&e.to_string())))
-            })?);
+    // A `usage` that is not token counts is metadata lost, not a failed
+    // answer.
+    let usage = value.get("usage").filter(|u| !u.is_null());
+    if let Some(Ok(usage)) = usage.map(Usage::deserialize) {
+        meta.usage = Some(usage);
     }
     Ok(take_chunk(chunk_of(&value)?, content, meta))
 }
@@ -515,6 +518,28 @@ mod tests {
         let mut out = String::new();
         unescape_into(r"lone \ud800 and \udc00 surrogates", &mut out);
         assert_eq!(out, "lone \u{fffd} and \u{fffd} surrogates");
+    }
+
+    #[test]
+    fn unexpected_types_are_ignored_but_content_must_be_a_string() {
+        let (r, c, meta) = read(
+            r#"{"id":7,"model":["m"],"choices":[{"index":"0","delta":{"content":"A"},"finish_reason":1}],"usage":"n/a"}"#,
+        );
+        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Content, "A"));
+        assert_eq!(meta, StreamMetadata::default());
+        // A repeated key: the last one counts.
+        let (r, c, meta) = read(r#"{"id":"x","id":"y","choices":[{"delta":{"content":"B"}}]}"#);
+        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Content, "B"));
+        assert_eq!(meta.id.as_deref(), Some("y"));
+        for data in [
+            r#"{"choices":[{"delta":{"content":{"text":"A"}}}]}"#,
+            r#"{"choices":[{"delta":{"content":"\ud800"}}]}"#,
+            "[1,2]",
+            "null",
+        ] {
+            let (r, _, _) = read(data);
+            assert!(matches!(r, Err(Error::InvalidResponse(_))), "{data}: {r:?}");
+        }
     }
 
     #[test]
