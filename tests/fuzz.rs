@@ -14,10 +14,10 @@
 //! - `fast_chunk_reader`: the one-pass chunk reader against serde_json, on
 //!   chunks generated from the fields servers send (with wrong types,
 //!   repeated and escaped keys, odd numbers) and on mutations of them;
-//! - `chunk_reader_memory`: a stream's reader, which remembers the bytes
-//!   around the content, against reading each event alone, on runs of
-//!   events that repeat one chunk with other content (hostile content too)
-//!   mixed with changed, finishing, usage and error events;
+//! - `chunk_reader_memory`: a stream's reader, which remembers the last
+//!   chunk's shape, against reading each event alone, on runs of events that
+//!   repeat one chunk with other content and other skipped values (hostile
+//!   ones too) mixed with changed, finishing, usage and error events;
 //! - `ffi_messages_json`: `modelapi_complete_json` / `modelapi_stream_open_json`
 //!   with canned replies (the only test here that changes the environment).
 //!
@@ -955,15 +955,48 @@ const CONTENT_BODIES: &[&str] = &[
     "\"",
 ];
 
+/// Values that a repeated chunk may carry in place of a skipped string
+/// (`"obfuscation"`) or number (`"created"`): valid ones, invalid ones,
+/// ones past what serde_json takes, and ones that try to add fields.
+const FREE_STRINGS: &[&str] = &[
+    "\"\"",
+    "\"aZ3k\"",
+    "\"é🦀\\n\"",
+    "\"\\ud800\"",
+    "\"x\",\"finish_reason\":\"stop\"",
+    "\"x\"}],\"usage\":{\"total_tokens\":1},\"y\":\"",
+    "\"unterminated",
+    "7",
+    "null",
+];
+const FREE_NUMBERS: &[&str] = &[
+    "0",
+    "1",
+    "-0",
+    "17000000001",
+    "1.5",
+    "1.5e+10",
+    "1e999",
+    "01",
+    "-",
+    "1.",
+    "2e",
+    "\"1\"",
+    "1,\"finish_reason\":\"stop\"",
+    "99999999999999999999",
+];
+
 /// A run of events as a stream might send them: mostly one chunk shape with
-/// new content each time.
+/// new content each time, and sometimes new values in its skipped fields.
 fn random_run(rng: &mut Rng) -> Vec<(&'static str, String)> {
     const MARK: &str = "@@CONTENT@@";
+    const NUMBER: &str = "@@NUMBER@@";
+    const STRING: &str = "@@STRING@@";
     let template = match rng.below(3) {
         0 => valid_chunk(rng, MARK),
         1 => random_chunk(rng).replacen("\"tok \"", &format!("\"{MARK}\""), 1),
         _ => format!(
-            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{{"index":0,"delta":{{"content":"{MARK}"}},"finish_reason":{}}}]}}"#,
+            r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":{NUMBER},"model":"m","choices":[{{"index":0,"delta":{{"content":"{MARK}"}},"logprobs":null,"finish_reason":{}}}],"obfuscation":{STRING}}}"#,
             rng.pick(&["null", "\"\"", "\"stop\""])
         ),
     };
@@ -975,9 +1008,23 @@ fn random_run(rng: &mut Rng) -> Vec<(&'static str, String)> {
             let text = serde_json::to_string(&random_text(rng)).unwrap();
             text[1..text.len() - 1].to_string()
         };
+        let number = if rng.one_in(3) {
+            rng.pick(FREE_NUMBERS).to_string()
+        } else {
+            (rng.next_u64() >> rng.below(64)).to_string()
+        };
+        let string = if rng.one_in(3) {
+            rng.pick(FREE_STRINGS).to_string()
+        } else {
+            serde_json::to_string(&random_text(rng)).unwrap()
+        };
+        let filled = template
+            .replace(MARK, &body)
+            .replace(NUMBER, &number)
+            .replace(STRING, &string);
         let data = match rng.below(10) {
             0 => {
-                let mut bytes = template.replace(MARK, &body).into_bytes();
+                let mut bytes = filled.into_bytes();
                 let copy = bytes.clone();
                 mutate_once(rng, &mut bytes, &[copy]);
                 String::from_utf8_lossy(&bytes).into_owned()
@@ -988,7 +1035,7 @@ fn random_run(rng: &mut Rng) -> Vec<(&'static str, String)> {
             }
             2 => random_chunk(rng),
             3 => String::from_utf8_lossy(&mutated(rng, &corpus_of(CHUNK_CORPUS))).into_owned(),
-            _ => template.replace(MARK, &body),
+            _ => filled,
         };
         let event_type = if rng.one_in(20) { "error" } else { "" };
         run.push((event_type, data));

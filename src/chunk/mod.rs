@@ -12,7 +12,7 @@ mod scan;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::scan::{Choice, Chunk, Content};
+use self::scan::{Choice, Chunk, Content, Skipped, Token};
 use crate::sse::Event;
 use crate::types::{truncate, Usage};
 use crate::Error;
@@ -49,21 +49,26 @@ pub(crate) enum ChunkEvent {
 /// Reads the events of one stream, in order.
 ///
 /// A server sends the chunks of one answer in one shape, and most of their
-/// bytes repeat from chunk to chunk: only the content changes (and, for
-/// some servers, `created` once a second). So the reader keeps the bytes
-/// around the content of the last chunk it read in full; a chunk with the
-/// same bytes around a valid JSON string is that chunk again with other
-/// content, and only its content is read. (Replacing the text of one string
-/// token keeps a JSON document's structure: it parses the same way, with
-/// the new string in its place.)
+/// bytes repeat from chunk to chunk: the content changes, and maybe values
+/// the stream has no use for (`created` once a second; OpenAI's
+/// `obfuscation`, a random string, in every chunk). So the reader keeps the
+/// last chunk it read in full, with the places of its content and of the
+/// values it skipped. A chunk with the same bytes everywhere else, and a
+/// valid string (or number) in each of those places, is that chunk with
+/// other values there: only its content is read. (Replacing one string or
+/// number token with another keeps a JSON document's structure: it parses
+/// the same way, with the new token in its place.)
 #[derive(Debug, Default)]
 pub(crate) struct ChunkReader {
-    /// The last chunk read in full that had content and nothing else for
-    /// the metadata but what every chunk repeats (no `finish_reason`): its
-    /// bytes up to the content's opening quote (included), and from its
-    /// closing quote. Empty when there is none.
-    before: Vec<u8>,
-    after: Vec<u8>,
+    /// The last chunk read in full that may repeat: it had content and no
+    /// `finish_reason` (so a repeat changes no metadata). Empty when none.
+    last: Vec<u8>,
+    /// The places in `last` that a repeat may fill differently: the values
+    /// the reader skipped, and the content (`content` is its index here).
+    free: Vec<Skipped>,
+    content: usize,
+    /// The values skipped in the chunk being read in full.
+    skipped: Vec<Skipped>,
 }
 
 /// Chunks longer than this are not remembered (the copy would cost more
@@ -95,7 +100,7 @@ impl ChunkReader {
             unescape_into(body, content);
             return Ok(content_event(content));
         }
-        match scan::read_chunk(data) {
+        match scan::read_chunk(data, &mut self.skipped) {
             Some(chunk) => {
                 self.remember(data, &chunk);
                 Ok(take_chunk(chunk, content, meta))
@@ -104,28 +109,56 @@ impl ChunkReader {
         }
     }
 
-    /// The content of `data` when it is the remembered chunk with another
-    /// content string: its text between the quotes.
+    /// The content of `data` when it repeats the remembered chunk: its
+    /// text between the quotes.
     fn repeated_content<'a>(&self, data: &'a str) -> Option<&'a str> {
-        let bytes = data.as_bytes();
-        let (before, after) = (&self.before[..], &self.after[..]);
-        if before.is_empty() || !bytes.starts_with(before) || !bytes.ends_with(after) {
+        if self.last.is_empty() {
             return None;
         }
-        // The content string ends at its first unescaped quote: that must
-        // be where the remembered bytes take over again.
-        let (end, _) = scan::string_end(bytes, before.len())?;
-        if end + after.len() != bytes.len() {
+        let (old, new) = (&self.last[..], data.as_bytes());
+        // The most common repeat first: all the same but the content.
+        let place = self.free[self.content];
+        if new.starts_with(&old[..=place.start]) {
+            let (end, _) = scan::string_end(new, place.start + 1)?;
+            if new.get(end..)? == &old[place.end - 1..] {
+                return data.get(place.start + 1..end);
+            }
+        }
+        let (mut old_at, mut new_at) = (0, 0);
+        let mut content = 0..0;
+        for (i, place) in self.free.iter().enumerate() {
+            // The same bytes up to the place...
+            let same = &old[old_at..place.start];
+            if !new.get(new_at..)?.starts_with(same) {
+                return None;
+            }
+            new_at += same.len();
+            // ... and a valid token of the same kind in it, which ends
+            // where a JSON parser would end it.
+            let start = new_at;
+            new_at = match place.token {
+                Token::String if new.get(new_at) == Some(&b'"') => {
+                    scan::string_end(new, new_at + 1)?.0 + 1
+                }
+                Token::String => return None,
+                Token::Number => scan::number_end(new, new_at)?,
+            };
+            if i == self.content {
+                content = start + 1..new_at - 1;
+            }
+            old_at = place.end;
+        }
+        if new.get(new_at..)? != &old[old_at..] {
             return None;
         }
-        data.get(before.len()..end)
+        data.get(content)
     }
 
-    /// Remembers `data` (just read in full as `chunk`) when later chunks
-    /// may repeat it: it had content, and no `finish_reason` to record.
+    /// Remembers `data`, just read in full as `chunk` (with the values in
+    /// `self.skipped`), when later chunks may repeat it.
     fn remember(&mut self, data: &str, chunk: &Chunk<'_>) {
-        self.before.clear();
-        self.after.clear();
+        self.last.clear();
+        self.free.clear();
         let Some(choice) = &chunk.choice else {
             return;
         };
@@ -134,14 +167,21 @@ impl ChunkReader {
         else {
             return;
         };
-        if data.len() > MAX_REMEMBERED_BYTES {
+        if data.len() > MAX_REMEMBERED_BYTES || self.skipped.len() > scan::MAX_NOTED {
             return;
         }
-        // `body` is a slice of `data`: where it starts in it.
-        let start = body.as_ptr() as usize - data.as_ptr() as usize;
-        let end = start + body.len();
-        self.before.extend_from_slice(&data.as_bytes()[..start]);
-        self.after.extend_from_slice(&data.as_bytes()[end..]);
+        // `body` is a slice of `data`: where its string starts in it.
+        let start = body.as_ptr() as usize - data.as_ptr() as usize - 1;
+        let content = Skipped {
+            start,
+            end: start + body.len() + 2,
+            token: Token::String,
+        };
+        // The content's place among the others, which are in order.
+        self.content = self.skipped.partition_point(|s| s.start < start);
+        self.free.extend_from_slice(&self.skipped);
+        self.free.insert(self.content, content);
+        self.last.extend_from_slice(data.as_bytes());
     }
 }
 
@@ -263,7 +303,7 @@ pub(crate) fn check_reader_memory(events: &[(&str, &str)]) -> Result<usize, Stri
 /// `data` and serde_json reads the same from it, `Ok(false)` when the fast
 /// reader left it to serde_json, `Err` (saying how) when they disagree.
 pub(crate) fn check_fast_reader(data: &str) -> Result<bool, String> {
-    let Some(fast) = scan::read_chunk(data) else {
+    let Some(fast) = scan::read_chunk(data, &mut Vec::new()) else {
         return Ok(false);
     };
     let value = parse_event(data).map_err(|e| format!("serde_json failed: {e}"))?;

@@ -43,13 +43,38 @@ pub(crate) enum Content<'a> {
     Text(&'a str),
 }
 
+/// A value the reader skipped because the stream has no use for it (a
+/// string or a number): another chunk may hold another value there and
+/// still mean the same to the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Skipped {
+    /// Where the token is in the event: `start..end`, quotes included.
+    pub start: usize,
+    pub end: usize,
+    pub token: Token,
+}
+
+/// The kind of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Token {
+    String,
+    Number,
+}
+
+/// Skipping more values than this, the reader stops noting them (and the
+/// stream does not remember the chunk).
+pub(crate) const MAX_NOTED: usize = 32;
+
 /// Reads `data` (a trimmed event) when it is a chunk of the usual shape;
-/// `None` sends it to serde_json.
-pub(crate) fn read_chunk(data: &str) -> Option<Chunk<'_>> {
+/// `None` sends it to serde_json. The values it skipped go to `skipped`
+/// (cleared first; at most [`MAX_NOTED`] + 1 of them, then it stops).
+pub(crate) fn read_chunk<'a>(data: &'a str, skipped: &mut Vec<Skipped>) -> Option<Chunk<'a>> {
+    skipped.clear();
     let mut reader = Reader {
         text: data,
         bytes: data.as_bytes(),
         pos: 0,
+        skipped,
     };
     let mut chunk = Chunk::default();
     let mut seen = Seen::default();
@@ -126,14 +151,15 @@ const DELTA: u8 = 2;
 const FINISH_REASON: u8 = 4;
 const CONTENT: u8 = 1;
 
-struct Reader<'a> {
+struct Reader<'a, 's> {
     text: &'a str,
     /// `text`'s bytes.
     bytes: &'a [u8],
     pos: usize,
+    skipped: &'s mut Vec<Skipped>,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -246,55 +272,34 @@ impl<'a> Reader<'a> {
         (self.bytes.get(self.pos..end)? == word.as_bytes()).then(|| self.pos = end)
     }
 
-    /// Any JSON value, validated and skipped.
+    /// Any JSON value, validated and skipped; its strings and numbers are
+    /// noted in `skipped`.
     fn skip_value(&mut self, depth: u32) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.string_bytes().map(drop),
-            b'{' if depth < MAX_DEPTH => self.object(|r, _| r.skip_value(depth + 1)),
-            b'[' if depth < MAX_DEPTH => self.array(|r| r.skip_value(depth + 1)),
-            b't' => self.literal("true"),
-            b'f' => self.literal("false"),
-            b'n' => self.null(),
-            b'-' | b'0'..=b'9' => self.skip_number(),
-            _ => None,
-        }
-    }
-
-    /// A number, by JSON's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)?
-    /// ([eE] [+-]? [0-9]+)?`.
-    fn skip_number(&mut self) -> Option<()> {
-        let bytes = self.bytes;
-        let mut at = self.pos + usize::from(bytes.get(self.pos) == Some(&b'-'));
-        match bytes.get(at)? {
-            b'0' => at += 1,
-            b'1'..=b'9' => at = digits_end(bytes, at),
+        let first = self.peek()?;
+        let start = self.pos;
+        let token = match first {
+            b'"' => {
+                self.string_bytes()?;
+                Token::String
+            }
+            b'-' | b'0'..=b'9' => {
+                self.pos = number_end(self.bytes, start)?;
+                Token::Number
+            }
+            b'{' if depth < MAX_DEPTH => return self.object(|r, _| r.skip_value(depth + 1)),
+            b'[' if depth < MAX_DEPTH => return self.array(|r| r.skip_value(depth + 1)),
+            b't' => return self.literal("true"),
+            b'f' => return self.literal("false"),
+            b'n' => return self.null(),
             _ => return None,
+        };
+        if self.skipped.len() <= MAX_NOTED {
+            self.skipped.push(Skipped {
+                start,
+                end: self.pos,
+                token,
+            });
         }
-        if bytes.get(at) == Some(&b'.') {
-            let end = digits_end(bytes, at + 1);
-            if end == at + 1 {
-                return None;
-            }
-            at = end;
-        }
-        if let Some(b'e' | b'E') = bytes.get(at) {
-            at += 1;
-            if let Some(b'+' | b'-') = bytes.get(at) {
-                at += 1;
-            }
-            let end = digits_end(bytes, at);
-            // serde_json refuses a number past f64's range; an exponent of
-            // at most two digits cannot get there.
-            if end == at || end - at > 2 {
-                return None;
-            }
-            at = end;
-        }
-        // ... nor can 200 digits (before the exponent).
-        if at - self.pos > MAX_NUMBER_DIGITS {
-            return None;
-        }
-        self.pos = at;
         Some(())
     }
 
@@ -420,6 +425,42 @@ fn escaped_string_end(bytes: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
+/// Where the number that begins at `start` ends, by JSON's grammar:
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; `None` if there
+/// is no number there, or one that may be past `f64`'s range (which
+/// serde_json refuses): an exponent of over two digits, or over 200 digits
+/// before it.
+pub(crate) fn number_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + usize::from(bytes.get(start) == Some(&b'-'));
+    match bytes.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at = digits_end(bytes, at),
+        _ => return None,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        let end = digits_end(bytes, at + 1);
+        if end == at + 1 {
+            return None;
+        }
+        at = end;
+    }
+    if at - start > MAX_NUMBER_DIGITS {
+        return None;
+    }
+    if let Some(b'e' | b'E') = bytes.get(at) {
+        at += 1;
+        if let Some(b'+' | b'-') = bytes.get(at) {
+            at += 1;
+        }
+        let end = digits_end(bytes, at);
+        if end == at || end - at > 2 {
+            return None;
+        }
+        at = end;
+    }
+    Some(at)
+}
+
 /// Where the run of ASCII digits starting at `at` ends.
 fn digits_end(bytes: &[u8], at: usize) -> usize {
     let run = bytes.get(at..).unwrap_or_default();
@@ -494,7 +535,7 @@ mod tests {
 
     #[test]
     fn reads_the_usual_chunk() {
-        let chunk = read_chunk(OPENAI).unwrap();
+        let chunk = read_chunk(OPENAI, &mut Vec::new()).unwrap();
         assert_eq!(chunk.id, Some("chatcmpl-123"));
         assert_eq!(chunk.model, Some("gpt-4o-mini"));
         let choice = chunk.choice.unwrap();
@@ -503,15 +544,41 @@ mod tests {
     }
 
     #[test]
+    fn notes_the_values_it_skips() {
+        let mut skipped = Vec::new();
+        read_chunk(OPENAI, &mut skipped).unwrap();
+        let tokens: Vec<(&str, Token)> = skipped
+            .iter()
+            .map(|s| (&OPENAI[s.start..s.end], s.token))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                ("\"chat.completion.chunk\"", Token::String),
+                ("1694268190", Token::Number),
+                ("\"fp_44709d6fcb\"", Token::String),
+            ]
+        );
+        let data = r#"{"x": [ 1.5e-3 , "a\u00e9" , {"y": -0} ], "z": true}"#;
+        read_chunk(data, &mut skipped).unwrap();
+        let tokens: Vec<&str> = skipped.iter().map(|s| &data[s.start..s.end]).collect();
+        assert_eq!(tokens, ["1.5e-3", "\"a\\u00e9\"", "-0"]);
+    }
+
+    #[test]
     fn picks_choice_zero() {
         let chunk = read_chunk(
             r#"{"choices":[{"index":1,"delta":{"content":"B"}},{"index":0,"delta":{"content":"A"},"finish_reason":"stop"}]}"#,
+            &mut Vec::new(),
         )
         .unwrap();
         let choice = chunk.choice.unwrap();
         assert_eq!(choice.content, Some(Content::Escaped("A")));
         assert_eq!(choice.finish_reason, Some("stop"));
-        let chunk = read_chunk(r#" { "choices" : [ { "delta" : { } } , {"delta":null} ] } "#);
+        let chunk = read_chunk(
+            r#" { "choices" : [ { "delta" : { } } , {"delta":null} ] } "#,
+            &mut Vec::new(),
+        );
         assert_eq!(chunk.unwrap().choice, Some(Choice::default()));
     }
 
@@ -552,16 +619,16 @@ mod tests {
             "{\"x\":\u{c}1}",
             "",
         ] {
-            assert_eq!(read_chunk(data), None, "{data}");
+            assert_eq!(read_chunk(data, &mut Vec::new()), None, "{data}");
         }
         let deep = format!("{{\"x\":{}{}}}", "[".repeat(40), "]".repeat(40));
-        assert_eq!(read_chunk(&deep), None);
+        assert_eq!(read_chunk(&deep, &mut Vec::new()), None);
     }
 
     #[test]
     fn validates_what_it_skips() {
         let data = r#"{"a":[true,false,null,-1.5e+3,0,"\u00e9\n",{"b":{}}],"c":-0.0E-1,"usage":null,"error":null}"#;
-        assert_eq!(read_chunk(data), Some(Chunk::default()));
+        assert_eq!(read_chunk(data, &mut Vec::new()), Some(Chunk::default()));
     }
 
     #[test]
