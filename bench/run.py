@@ -635,10 +635,10 @@ def report(d):
         w(f"## (b2) The same stream, chunks that differ beyond their content\n")
         w("The server started with `--vary`: each content chunk also carries an"
           " `obfuscation` field whose value (1 to 13 characters) changes from chunk to chunk, as"
-          " OpenAI's chunks do. modelapi's stream reader recognises a chunk that repeats the"
-          " previous one's bytes around new content and reads only the content; here no chunk"
-          " does, so every chunk is read in full (the one-pass reader of `src/chunk/scan.rs`)."
-          " The Python clients are left out (their per-chunk cost is in (b)).\n")
+          " OpenAI's chunks do, so no two chunks have the same bytes around their content."
+          " modelapi's stream reader still recognises each as a repeat of the last one (the"
+          " changed value is one it skips, checked as a valid string), but by the slower of its"
+          " two checks. The Python clients are left out (their per-chunk cost is in (b)).\n")
         w("| client | chunks | chunks/s (median) | ns/chunk | speed × libcurl+cJSON | speed × raw floor"
           " | client CPU ns/chunk | CPU speed × libcurl | peak RSS MiB |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

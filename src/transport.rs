@@ -69,7 +69,14 @@ pub(crate) fn agent(settings: &AgentSettings) -> Agent {
         // uvicorn (vLLM, LiteLLM, most Python servers) closes idle
         // connections after 5 s: reusing one older than that would race
         // the server closing it.
-        .max_idle_age(Duration::from_secs(4));
+        .max_idle_age(Duration::from_secs(4))
+        // The input buffer holds a response head (ureq refuses one over
+        // 64 KiB, which must fit with room to spare, or the refusal turns
+        // into another error) and each read of the body; the output buffer,
+        // the request head. ureq's 128 KiB each were a good part of a
+        // streaming C program's memory.
+        .input_buffer_size(80 * 1024)
+        .output_buffer_size(16 * 1024);
     #[cfg(feature = "tls")]
     let config = config.tls_config(tls_config(settings.ca_pem.as_deref()));
     #[cfg(feature = "tls")]

@@ -69,6 +69,28 @@ fn base_url_with_v1_and_trailing_slashes() {
 }
 
 #[test]
+fn a_request_larger_than_the_buffers_goes_out_whole() {
+    // 300 KiB: past the 16 KiB output buffer and the 64 KiB write batch.
+    let long = "long context ".repeat(300 * 1024 / 13);
+    let mut server = mockito::Server::new();
+    let mock = server
+        .mock("POST", "/v1/chat/completions")
+        .match_body(Matcher::PartialJson(json!({
+            "messages": [{"role": "user", "content": long}]
+        })))
+        .with_header("content-type", "application/json")
+        .with_body(completion_body("read it all"))
+        .expect(2)
+        .create();
+    let api = client(&server.url());
+    for _ in 0..2 {
+        let answer = api.complete(&[Message::user(long.as_str())], None).unwrap();
+        assert_eq!(answer.content(), Some("read it all"));
+    }
+    mock.assert();
+}
+
+#[test]
 fn no_key_means_no_authorization_header() {
     let mut server = mockito::Server::new();
     let mock = server
