@@ -257,10 +257,10 @@ static void http_error_checks(ModelApi *unauthorized)
         modelapi_stream_free(stream);
     }
 
-    /* A failure of another kind resets the HTTP status to 0. */
+    /* A failure of another kind leaves the status of the last HTTP error. */
     status = modelapi_set_timeout_ms(NULL, 1000);
-    check(status == MODELAPI_INVALID_ARGUMENT && modelapi_last_http_status() == 0,
-          "a later non-HTTP failure sets last_http_status back to 0",
+    check(status == MODELAPI_INVALID_ARGUMENT && modelapi_last_http_status() == 401,
+          "a later non-HTTP failure leaves last_http_status at the last HTTP error's",
           "status %s, last_http_status %d", status_name(status),
           modelapi_last_http_status());
 }

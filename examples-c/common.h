@@ -48,7 +48,7 @@ static inline const char *status_name(ModelApiStatus status)
 /*
  * Reports a failed call on stderr. Call it right after the failure, on the
  * same thread: modelapi_last_error() and modelapi_last_http_status() are
- * per thread and describe that thread's most recent failed call.
+ * per thread (the most recent failed call; the most recent HTTP error).
  */
 static inline void print_error(ModelApiStatus status)
 {

@@ -500,9 +500,9 @@ void modelapi_string_free(char *s);
 const char *modelapi_last_error(void);
 
 /**
- * The HTTP status of this thread's most recent failed call when it failed
- * with `MODELAPI_HTTP_ERROR`; 0 when that call failed otherwise, or none
- * failed yet.
+ * The HTTP status of this thread's most recent `MODELAPI_HTTP_ERROR`; 0
+ * when none happened on this thread yet. Other failures and successes
+ * leave it.
  */
 int modelapi_last_http_status(void);
 

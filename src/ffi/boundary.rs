@@ -92,7 +92,11 @@ thread_local! {
 pub(crate) fn record(failure: &Failure) {
     let text = CString::new(failure.message.replace('\0', " ")).expect("NUL bytes were replaced");
     LAST_ERROR.with(|e| *e.borrow_mut() = text);
-    LAST_HTTP_STATUS.with(|s| s.set(failure.http_status));
+    // The status of the most recent HTTP error, as the contract says: a
+    // failure of another kind leaves it.
+    if failure.status == ModelApiStatus::MODELAPI_HTTP_ERROR {
+        LAST_HTTP_STATUS.with(|s| s.set(failure.http_status));
+    }
 }
 
 pub(crate) fn last_error() -> *const c_char {

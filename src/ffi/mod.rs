@@ -726,9 +726,9 @@ pub extern "C" fn modelapi_last_error() -> *const c_char {
     boundary::last_error()
 }
 
-/// The HTTP status of this thread's most recent failed call when it failed
-/// with `MODELAPI_HTTP_ERROR`; 0 when that call failed otherwise, or none
-/// failed yet.
+/// The HTTP status of this thread's most recent `MODELAPI_HTTP_ERROR`; 0
+/// when none happened on this thread yet. Other failures and successes
+/// leave it.
 #[no_mangle]
 pub extern "C" fn modelapi_last_http_status() -> c_int {
     boundary::last_http_status()
