@@ -14,6 +14,11 @@
 //! lone surrogate escape (`\ud800`) or a number out of `f64`'s range (which
 //! serde_json refuses), or invalid JSON. So where this reader answers,
 //! serde_json answers the same; `tests/fuzz.rs` checks that differentially.
+//!
+//! It also notes where the values it skipped are (the strings and numbers
+//! the stream has no use for), so that a stream's
+//! [`ChunkReader`](super::ChunkReader) can tell a later chunk that differs
+//! from this one only there and in its content.
 
 /// What the stream needs from one chunk, borrowed from the event's text.
 #[derive(Debug, Default, PartialEq, Eq)]
