@@ -236,7 +236,8 @@ mod tests {
             guard(|| Err(Failure::invalid("x is NULL"))),
             MODELAPI_INVALID_ARGUMENT
         );
-        assert_eq!(last_http_status(), 0);
+        // The last HTTP error's status stays: this one was not HTTP.
+        assert_eq!(last_http_status(), 429);
         assert_eq!(last_error_text(), "x is NULL");
     }
 
