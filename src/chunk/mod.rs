@@ -378,9 +378,9 @@ fn unescape_into(body: &str, out: &mut String) {
 
 /// The value of four hex digits at the start of `text`, and what follows.
 fn hex4(text: &str) -> (Option<u32>, &str) {
-    match text.get(..4).map(|h| u32::from_str_radix(h, 16)) {
-        Some(Ok(unit)) => (Some(unit), &text[4..]),
-        _ => (None, text),
+    match text.as_bytes().get(..4).and_then(scan::hex4) {
+        Some(unit) => (Some(u32::from(unit)), &text[4..]),
+        None => (None, text),
     }
 }
 

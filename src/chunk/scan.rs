@@ -492,12 +492,12 @@ fn escape_len(escape: &[u8]) -> Option<usize> {
     }
 }
 
-/// The value of four hex digits.
-fn hex4(digits: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(digits).ok()?;
-    u16::from_str_radix(text, 16)
-        .ok()
-        .filter(|_| text.len() == 4 && !text.starts_with('+'))
+/// The value of four hex digits (exactly four, nothing else).
+pub(crate) fn hex4(digits: &[u8]) -> Option<u16> {
+    let digits: &[u8; 4] = digits.try_into().ok()?;
+    digits.iter().try_fold(0u16, |unit, &digit| {
+        Some(unit << 4 | char::from(digit).to_digit(16)? as u16)
+    })
 }
 
 /// The position, from `at` on, of the first byte that ends a run of plain
