@@ -7,6 +7,8 @@
 
 use std::io;
 
+use serde_json::Value;
+
 /// Everything that can go wrong in a call.
 ///
 /// The C layer maps each variant to one `ModelApiStatus`; the table is in
@@ -163,7 +165,7 @@ impl Error {
     }
 
     /// Replaces every secret in the texts this error holds.
-    pub(crate) fn redact(self, secrets: &crate::client::Secrets) -> Error {
+    pub(crate) fn redact(self, secrets: &crate::secrets::Secrets) -> Error {
         let r = |s: String| secrets.scrub(s);
         match self {
             Error::Http {
@@ -190,5 +192,43 @@ impl Error {
             Error::Aborted(s) => Error::Aborted(r(s)),
             Error::Closed => Error::Closed,
         }
+    }
+}
+
+/// At most 1 KiB of `text`, cut at a character boundary, for messages.
+pub(crate) fn truncate(text: &str) -> String {
+    const MAX: usize = 1024;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &text[..end], text.len())
+}
+
+/// The human message of an error value in the shapes servers use:
+/// `{"error": {"message": ..}}`, `{"message": ..}`, `{"error": ".."}`,
+/// `{"content": ..}` (llama.cpp) or a bare string.
+pub(crate) fn error_message(error: &Value) -> String {
+    // A server's text, so at most 1 KiB of it: error texts stay small.
+    truncate(&error_text(error))
+}
+
+fn error_text(error: &Value) -> String {
+    match error {
+        Value::String(s) => s.clone(),
+        Value::Object(object) => {
+            for key in ["message", "error", "content", "detail"] {
+                match object.get(key) {
+                    Some(Value::String(s)) if !s.is_empty() => return s.clone(),
+                    Some(nested @ Value::Object(_)) => return error_text(nested),
+                    _ => {}
+                }
+            }
+            error.to_string()
+        }
+        other => other.to_string(),
     }
 }

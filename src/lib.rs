@@ -56,6 +56,7 @@ mod error;
 pub mod ffi;
 mod mock;
 mod retry;
+mod secrets;
 pub mod sse;
 mod stream;
 mod transport;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::cancel::CancelToken;
 use crate::chunk::{ChunkEvent, ChunkReader, StreamMetadata};
-use crate::client::Secrets;
+use crate::secrets::Secrets;
 use crate::sse::SseDecoder;
 use crate::transport;
 use crate::Error;

@@ -11,6 +11,8 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::truncate;
+
 /// One chat message in OpenAI format.
 ///
 /// Any `serde_json::Value` in the same format works too, for messages with
@@ -151,7 +153,7 @@ fn not_a_completion(body: &str, parse: &serde_json::Error) -> crate::Error {
     if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(body) {
         if let Some(error) = object.get("error").filter(|e| !e.is_null()) {
             return crate::Error::Server {
-                message: crate::chunk::error_message(error),
+                message: crate::error::error_message(error),
                 body: truncate(body),
             };
         }
@@ -161,19 +163,6 @@ fn not_a_completion(body: &str, parse: &serde_json::Error) -> crate::Error {
         truncate(&parse.to_string()),
         truncate(body)
     ))
-}
-
-/// At most 1 KiB of `text`, cut at a character boundary, for messages.
-pub(crate) fn truncate(text: &str) -> String {
-    const MAX: usize = 1024;
-    if text.len() <= MAX {
-        return text.to_string();
-    }
-    let mut end = MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}... ({} bytes in all)", &text[..end], text.len())
 }
 
 // Deserialization of the response types: one pass over the JSON, each

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use self::scan::{Choice, Chunk, Content, Skipped, Token};
+use crate::error::{error_message, truncate};
 use crate::sse::Event;
-use crate::types::{truncate, Usage};
+use crate::types::Usage;
 use crate::Error;
 
 /// What a stream learns besides its content, for
@@ -395,31 +396,6 @@ fn server_error(data: &str) -> Error {
     Error::Server {
         message,
         body: truncate(data),
-    }
-}
-
-/// The human message of an error value in the shapes servers use:
-/// `{"error": {"message": ..}}`, `{"message": ..}`, `{"error": ".."}`,
-/// `{"content": ..}` (llama.cpp) or a bare string.
-pub(crate) fn error_message(error: &Value) -> String {
-    // A server's text, so at most 1 KiB of it: error texts stay small.
-    truncate(&error_text(error))
-}
-
-fn error_text(error: &Value) -> String {
-    match error {
-        Value::String(s) => s.clone(),
-        Value::Object(object) => {
-            for key in ["message", "error", "content", "detail"] {
-                match object.get(key) {
-                    Some(Value::String(s)) if !s.is_empty() => return s.clone(),
-                    Some(nested @ Value::Object(_)) => return error_text(nested),
-                    _ => {}
-                }
-            }
-            error.to_string()
-        }
-        other => other.to_string(),
     }
 }
 
