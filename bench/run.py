@@ -35,25 +35,39 @@ CLIENTS = {
     "curl-cjson": [os.path.join(BUILD, "curl-cjson")],
     "modelapi-c": [os.path.join(BUILD, "modelapi-c")],
     "modelapi-c-cb": [os.path.join(BUILD, "modelapi-c"), "--callback"],
+    "modelapi-c-event": [os.path.join(BUILD, "modelapi-c"), "--events"],
     "modelapi-rs": [RUST_CLIENT],
     "modelapi-rs-iter": [RUST_CLIENT, "--iter"],
+    "modelapi-rs-event": [RUST_CLIENT, "--events"],
     "py-httpx": [PY, os.path.join(BENCH, "clients", "py_client.py"), "httpx"],
     "py-openai": [PY, os.path.join(BENCH, "clients", "py_client.py"), "openai"],
 }
 DESCRIBE = {
     "raw-c": "C, hand-written HTTP/1.1 on one socket, byte scan for `\"content\":\"` (the floor)",
     "curl-cjson": "C, libcurl (one reused easy handle) + cJSON_Parse of every event",
-    "modelapi-c": "C API, `modelapi_stream_open` + `modelapi_stream_next`; `modelapi_complete`",
+    "modelapi-c": "C API, `modelapi_stream_open` + `modelapi_stream_next`; `modelapi_complete`;"
+                  " (f): `modelapi_stream_next_event`, then `modelapi_stream_completion_json`",
     "modelapi-c-cb": "C API, callback `modelapi_stream` (streams only)",
-    "modelapi-rs": "Rust API, `ChatStream::next_chunk` (borrowed chunks); `complete`",
+    "modelapi-c-event": "C API, `modelapi_stream_next_event`, content events counted"
+                        " ((b) and (b2) only)",
+    "modelapi-rs": "Rust API, `ChatStream::next_chunk` (borrowed chunks); `complete`;"
+                   " (f): `ChatStream::next_event`, then `ChatStream::completion`",
     "modelapi-rs-iter": "Rust API, `ChatStream` as an `Iterator` (a `String` per chunk)",
+    "modelapi-rs-event": "Rust API, `ChatStream::next_event` (borrowed events), content events"
+                         " counted ((b) and (b2) only)",
     "py-httpx": "Python, one keep-alive `httpx.Client`, `iter_lines` + `json.loads` per event",
     "py-openai": "Python, the `openai` package's sync client (`max_retries=0`)",
 }
 # Clients that are the same code as another one for non-stream requests.
-STREAM_ONLY = {"modelapi-c-cb", "modelapi-rs-iter"}
+STREAM_ONLY = {"modelapi-c-cb", "modelapi-rs-iter", "modelapi-c-event", "modelapi-rs-event"}
+# The content streams read through next_event: in (b) and (b2) only, beside
+# the next_chunk clients they are compared with.
+EVENTS = {"modelapi-c-event": "modelapi-c", "modelapi-rs-event": "modelapi-rs"}
 PYTHON = {"py-httpx", "py-openai"}
-MODELAPI = ["modelapi-c", "modelapi-c-cb", "modelapi-rs", "modelapi-rs-iter"]
+MODELAPI = ["modelapi-c", "modelapi-c-cb", "modelapi-c-event", "modelapi-rs", "modelapi-rs-iter",
+            "modelapi-rs-event"]
+# (f): one tool call's arguments in pieces, read and assembled into the answer.
+TOOL_CLIENTS = ["modelapi-rs", "modelapi-c", "curl-cjson"]
 
 _children = []  # processes to stop on the way out
 _current = [None]
@@ -123,8 +137,9 @@ def stop_all():
                 pass
 
 
-def start_server(pin, vary=False):
-    cmd = pin + [SERVER, "--exit-on-stdin-eof"] + (["--vary"] if vary else [])
+def start_server(pin, vary=False, tools=False):
+    cmd = (pin + [SERVER, "--exit-on-stdin-eof"] + (["--vary"] if vary else [])
+           + (["--tools"] if tools else []))
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     _children.append(p)
     line = p.stdout.readline()
@@ -166,7 +181,87 @@ def run_client(pin, client, scenario_args, timeout):
     return res, wall, res["peak_rss_kib"]
 
 
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def tool_arguments(desc, pieces):
+    """(f): the arguments text of a call of `pieces` pieces, as the server
+    makes it (its fixed head and tail, the body pieces in turn between)."""
+    head, body, tail = desc["tool_head"], desc["tool_body"], desc["tool_tail"]
+    k = max(0, pieces - len(head) - len(tail))
+    cycles, rest = divmod(k, len(body))
+    return "".join(head) + "".join(body) * cycles + "".join(body[:rest]) + "".join(tail)
+
+
+def tool_expected(desc, pieces):
+    """(f): dict(arguments, arguments_bytes, events) for `pieces`; checked
+    against the server's own numbers for its default count."""
+    if not hasattr(tool_expected, "checked"):
+        args = tool_arguments(desc, desc["tool_pieces"]).encode()
+        if (len(args) != desc["tool_arguments_bytes"]
+                or f"{fnv1a64(args):016x}" != desc["tool_arguments_fnv1a64"]):
+            raise RuntimeError("the runner's tool-call arguments differ from the server's")
+        tool_expected.checked = True
+    args = tool_arguments(desc, pieces)
+    fixed = len(desc["tool_head"]) + len(desc["tool_tail"])
+    # Every piece is an event, and so is the first (the id and name).
+    return dict(arguments=args, arguments_bytes=len(args.encode()),
+                events=max(pieces, fixed) + 1)
+
+
+def check_answer(client, path, desc, want):
+    """(f): the answer a client assembled (its chat.completion JSON)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            answer = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RuntimeError(f"MISMATCH: {client} tools: no readable answer in {path}: {e}")
+    problems = []
+    choice = (answer.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    calls = message.get("tool_calls") or []
+    if answer.get("object") != "chat.completion":
+        problems.append(f"object {answer.get('object')!r}")
+    if choice.get("finish_reason") != "tool_calls":
+        problems.append(f"finish_reason {choice.get('finish_reason')!r}")
+    if message.get("content") is not None:
+        problems.append(f"content {message.get('content')!r}")
+    if len(calls) != 1:
+        problems.append(f"{len(calls)} tool calls")
+    else:
+        call = calls[0]
+        function = call.get("function") or {}
+        if call.get("id") != desc["tool_id"]:
+            problems.append(f"id {call.get('id')!r}")
+        if call.get("type") != "function":
+            problems.append(f"type {call.get('type')!r}")
+        if function.get("name") != desc["tool_name"]:
+            problems.append(f"name {function.get('name')!r}")
+        got = function.get("arguments")
+        if got != want["arguments"]:
+            at = next((i for i, (x, y) in enumerate(zip(got or "", want["arguments"])) if x != y),
+                      min(len(got or ""), len(want["arguments"])))
+            problems.append(f"arguments differ at character {at} (length {len(got or '')},"
+                            f" expected {len(want['arguments'])})")
+    if problems:
+        raise RuntimeError(f"MISMATCH: {client} tools: the answer in {path}: "
+                           + "; ".join(problems))
+
+
 def check(client, res, scenario, n, chunks, desc):
+    if scenario == "tools":
+        want = tool_expected(desc, chunks)
+        expected = {"content_bytes": want["arguments_bytes"], "chunks": want["events"],
+                    "requests": 1}
+        for k, v in expected.items():
+            if res.get(k) != v:
+                raise RuntimeError(f"MISMATCH: {client} tools: {k} = {res.get(k)}, expected {v}"
+                                   f" (result {res})")
+        return
     if scenario in ("stream", "streams"):
         want = {"content_bytes": n * chunks * desc["piece_bytes"], "chunks": n * chunks,
                 "requests": n}
@@ -184,16 +279,18 @@ def plan(args):
     if args.quick:
         return dict(reps=3, complete=200, stream=20000, py_stream=5000, streams=100,
                     per_stream=50, lengths=[20000, 100000], callgrind_chunks=2000,
-                    callgrind_calls=50)
+                    callgrind_calls=50, tool_pieces=20000)
     return dict(reps=args.reps, complete=2000, stream=200000, py_stream=args.py_stream_chunks,
                 streams=1000, per_stream=50, lengths=[20000, 200000, 1000000],
-                callgrind_chunks=20000, callgrind_calls=200)
+                callgrind_chunks=20000, callgrind_calls=200, tool_pieces=args.tool_pieces)
 
 
 def scenario_runs(p):
     """(scenario key, clients, args builder(client) -> (argv, n, chunks))."""
     every = list(CLIENTS)
     nonstream = [c for c in every if c not in STREAM_ONLY]
+    # (c) keeps its clients: the event readers are compared on (b) and (b2).
+    no_events = [c for c in every if c not in EVENTS]
 
     def complete(c):
         return ["complete", p["complete"]], p["complete"], 0
@@ -208,26 +305,46 @@ def scenario_runs(p):
     def once(c):
         return ["once"], 1, 0
 
+    def tools(c):
+        # The answer's JSON, written by the client after its measured part.
+        return ["tools", p["tool_pieces"], answer_path(c)], 1, p["tool_pieces"]
+
     # (b2): (b) against the `--vary` server, without the Python clients
     # (their per-chunk cost is in (b); they would double the run's time).
     native = [c for c in every if c not in PYTHON]
-    return [("a", nonstream, complete), ("b", every, stream), ("b2", native, stream),
-            ("c", every, streams), ("e", nonstream, once)]
+    runs = [("a", nonstream, complete), ("b", every, stream), ("b2", native, stream),
+            ("c", no_events, streams), ("e", nonstream, once)]
+    if p.get("tool_pieces"):
+        runs.append(("f", TOOL_CLIENTS, tools))
+    return runs
+
+
+def answer_path(client):
+    return os.path.join(RESULTS, f"answer.tools.{client}.json")
 
 
 def run_all(args, p, bases, pin, desc):
-    """bases: scenario key -> server URL (the `--vary` server for b2)."""
+    """bases: scenario key -> server URL (the `--vary` server for b2, the
+    `--tools` server for f)."""
     runs = []  # every run: dict(rep, scenario, client, seconds, wall, maxrss_kib, ...)
     for rep in range(p["reps"]):
         for key, clients, argf in scenario_runs(p):
+            if args.only and key not in args.only:
+                continue
             # Interleaved (ABCABC...), and the order rotates each repetition.
             shift = rep % len(clients)
             order = clients[shift:] + clients[:shift]
             for c in order:
                 argv, n, chunks = argf(c)
                 argv = [str(argv[0]), bases.get(key, bases["b"])] + [str(x) for x in argv[1:]]
+                if key == "f" and os.path.exists(answer_path(c)):
+                    os.remove(answer_path(c))
                 res, wall, rss = run_client(pin, c, argv, args.timeout)
                 check(c, res, argv[0], n, chunks, desc)
+                if key == "f":
+                    want = tool_expected(desc, chunks)
+                    check_answer(c, answer_path(c), desc, want)
+                    chunks = want["events"]  # (f) counts events per second
                 runs.append(dict(rep=rep, scenario=key, client=c, n=n, chunks=chunks,
                                  seconds=res["seconds"], cpu_seconds=res["cpu_seconds"],
                                  setup_seconds=res["with_setup_seconds"],
@@ -382,7 +499,7 @@ def per_unit(run, key="seconds"):
     key="cpu_seconds": the client's CPU time instead of wall time."""
     if run["scenario"] == "a":
         return run[key] / run["n"]
-    if run["scenario"] in ("b", "b2"):
+    if run["scenario"] in ("b", "b2", "f"):
         return run[key] / (run["n"] * run["chunks"])
     if run["scenario"] == "c":
         return run[key] / run["n"]
@@ -415,6 +532,29 @@ def summarize(runs, scenario):
             chunks=next(iter(reps.values()))["chunks"], n=next(iter(reps.values()))["n"],
             reps=len(reps))
     return summary
+
+
+def event_vs_chunk(runs, scenario):
+    """next_event against next_chunk on one content stream: chunk client ->
+    dict(speed = median over the repetitions of (next_event's chunks/s /
+    next_chunk's), its range, the same by CPU time, and both medians)."""
+    by = {}
+    for r in runs:
+        if r["scenario"] == scenario:
+            by.setdefault(r["client"], {})[r["rep"]] = r
+    result = {}
+    for event_client, chunk_client in EVENTS.items():
+        ev, ch = by.get(event_client, {}), by.get(chunk_client, {})
+        reps = sorted(set(ev) & set(ch))
+        if not reps:
+            continue
+        speed = [per_unit(ch[i]) / per_unit(ev[i]) for i in reps]
+        cpu = [per_unit(ch[i], "cpu_seconds") / per_unit(ev[i], "cpu_seconds") for i in reps]
+        result[chunk_client] = dict(
+            event_client=event_client, speed=med(speed), range=(min(speed), max(speed)),
+            cpu_speed=med(cpu), chunk_rate=1 / med([per_unit(ch[i]) for i in reps]),
+            event_rate=1 / med([per_unit(ev[i]) for i in reps]), reps=len(reps))
+    return result
 
 
 # Frames above the benchmark's loop, left out of the inclusive tables.
@@ -502,6 +642,8 @@ def report(d):
     load_before, load_after = d["load_before"], d["load_after"]
     A, B, C, E = (summarize(runs, s) for s in "abce")
     B2 = summarize(runs, "b2")
+    F = summarize(runs, "f")
+    EV = {key: event_vs_chunk(runs, key) for key in ("b", "b2")}
     L = []
     w = L.append
     w("# Benchmarks\n")
@@ -512,12 +654,23 @@ def report(d):
         w("> **`--quick` run**: fewer repetitions and chunks; a smoke test, not a measurement.\n")
     w("## Summary\n")
     for c in ["modelapi-c", "modelapi-rs"]:
-        if c in B and c in A:
+        if c in B and c in A and c in C:
             w(f"- `{c}`: one stream (b) at {1 / B[c]['unit']:,.0f} chunks/s ="
               f" **{1 / B[c]['vs_curl']:.2f}× libcurl+cJSON**, {1 / B[c]['vs_raw']:.2f}× the raw"
               f" floor; `complete` (a) in {A[c]['unit'] * 1e6:.1f} µs ="
               f" **{A[c]['vs_curl']:.2f}× libcurl's time**; 50-chunk streams (c)"
               f" {C[c]['vs_curl']:.2f}× libcurl's time.")
+    ev = EV["b"]
+    if "modelapi-rs" in ev and "modelapi-c" in ev:
+        w(f"- The same stream (b) read as events (`next_event`, `modelapi_stream_next_event`):"
+          f" **{ev['modelapi-rs']['speed']:.2f}× the chunks/s of `next_chunk`** from Rust,"
+          f" **{ev['modelapi-c']['speed']:.2f}× those of `modelapi_stream_next`** from C.")
+    if F:
+        parts = [f"`{c}` {1 / F[c]['unit']:,.0f} events/s"
+                 + (f" ({1 / F[c]['vs_curl']:.2f}× libcurl+cJSON)" if c != "curl-cjson" else "")
+                 + f", {fmt_mib(F[c]['rss'])} MiB" for c in TOOL_CLIENTS if c in F]
+        w(f"- One tool call in {p['tool_pieces']:,} argument pieces (f), read and assembled"
+          f" into the answer: " + "; ".join(parts) + " (peak RSS).")
     if "modelapi-c" in B2 and "modelapi-rs" in B2:
         w(f"- Chunks that differ beyond their content (b2, OpenAI's `obfuscation` field):"
           f" {1 / B2['modelapi-c']['vs_curl']:.2f}× libcurl+cJSON from C,"
@@ -619,17 +772,18 @@ def report(d):
         lo, hi = (1 / r[1], 1 / r[0]) if speed else r
         return f"{ratio(1 / s['vs_curl'] if speed else s['vs_curl'])} ({lo:.2f}–{hi:.2f})"
 
-    w(f"## (b) One stream of {p['stream']:,} chunks: throughput\n")
-    w("Speed ratios: >1× is faster than the reference (median of per-repetition ratios of"
-      " chunks/s; in brackets the lowest and highest of those ratios).\n")
-    w("| client | chunks | chunks/s (median) | ns/chunk | speed × libcurl+cJSON | speed × raw floor"
-      " | client CPU ns/chunk | CPU speed × libcurl | peak RSS MiB |")
-    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for c, s in sorted(B.items(), key=lambda kv: kv[1]["unit"]):
-        w(f"| `{c}` | {s['chunks']:,} | {1 / s['unit']:,.0f} | {s['unit'] * 1e9:,.0f} |"
-          f" {spread(s, speed=True)} | {ratio(1 / s['vs_raw'])} | {s['cpu_unit'] * 1e9:,.0f} |"
-          f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
-    w("")
+    if B:
+        w(f"## (b) One stream of {p['stream']:,} chunks: throughput\n")
+        w("Speed ratios: >1× is faster than the reference (median of per-repetition ratios of"
+          " chunks/s; in brackets the lowest and highest of those ratios).\n")
+        w("| client | chunks | chunks/s (median) | ns/chunk | speed × libcurl+cJSON | speed × raw floor"
+          " | client CPU ns/chunk | CPU speed × libcurl | peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c, s in sorted(B.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['chunks']:,} | {1 / s['unit']:,.0f} | {s['unit'] * 1e9:,.0f} |"
+              f" {spread(s, speed=True)} | {ratio(1 / s['vs_raw'])} | {s['cpu_unit'] * 1e9:,.0f} |"
+              f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
+        w("")
 
     if B2:
         w(f"## (b2) The same stream, chunks that differ beyond their content\n")
@@ -648,49 +802,116 @@ def report(d):
               f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
         w("")
 
-    w(f"## (a) {p['complete']:,} sequential `complete` calls on one client\n")
-    w("Time ratios: <1× is faster than the reference (in brackets the lowest and highest"
-      " per-repetition ratio).\n")
-    w("| client | µs per call (median) | time × libcurl+cJSON | time × raw floor"
-      " | client CPU µs per call | CPU time × libcurl |")
-    w("|---|---:|---:|---:|---:|---:|")
-    for c, s in sorted(A.items(), key=lambda kv: kv[1]["unit"]):
-        w(f"| `{c}` | {s['unit'] * 1e6:,.1f} | {spread(s)} | {ratio(s['vs_raw'])} |"
-          f" {s['cpu_unit'] * 1e6:,.1f} | {ratio(s['cpu_vs_curl'])} |")
-    w("")
+    if EV["b"] or EV["b2"]:
+        w("## Events: `next_event` against `next_chunk` on the content streams\n")
+        w("The content-only streams of (b) and (b2), read in the same repetitions by"
+          " `modelapi-rs-event` (`ChatStream::next_event`, a `StreamEvent::Content` counted per"
+          " non-empty text) and `modelapi-c-event` (`modelapi_stream_next_event`,"
+          " `MODELAPI_EVENT_CONTENT`), beside `modelapi-rs` (`next_chunk`) and `modelapi-c`"
+          " (`modelapi_stream_next`). The ratio is next_event's chunks/s over next_chunk's,"
+          " computed within each repetition, then the median (in brackets the lowest and"
+          " highest).\n")
+        w("| API | stream | next_chunk chunks/s (median) | next_event chunks/s (median)"
+          " | next_event speed × next_chunk | CPU speed × next_chunk |")
+        w("|---|---|---:|---:|---:|---:|")
+        for key in ("b", "b2"):
+            for c, label in (("modelapi-rs", "Rust"), ("modelapi-c", "C")):
+                e = EV[key].get(c)
+                if e:
+                    w(f"| {label} (`{c}` / `{e['event_client']}`) | ({key}) |"
+                      f" {e['chunk_rate']:,.0f} | {e['event_rate']:,.0f} |"
+                      f" {e['speed']:.3f}× ({e['range'][0]:.2f}–{e['range'][1]:.2f}) |"
+                      f" {e['cpu_speed']:.3f}× |")
+        w("")
 
-    w(f"## (c) {p['streams']:,} sequential streams of {p['per_stream']} chunks\n")
-    w("| client | µs per stream (median) | time × libcurl+cJSON | time × raw floor"
-      " | client CPU µs per stream | CPU time × libcurl |")
-    w("|---|---:|---:|---:|---:|---:|")
-    for c, s in sorted(C.items(), key=lambda kv: kv[1]["unit"]):
-        w(f"| `{c}` | {s['unit'] * 1e6:,.1f} | {spread(s)} | {ratio(s['vs_raw'])} |"
-          f" {s['cpu_unit'] * 1e6:,.1f} | {ratio(s['cpu_vs_curl'])} |")
-    w("")
+    if F:
+        n = p["tool_pieces"]
+        want = tool_expected(desc, n)
+        w(f"## (f) One tool call in {n:,} argument pieces: events and the assembled answer\n")
+        w(f"The server started with `--tools`: one stream of a `{desc['tool_name']}` tool call,"
+          " shaped as OpenAI streams them: a first chunk with `role`, `content: null` and the"
+          " call's `index`, `id`, `type` and `function.name` (arguments `\"\"`), then one chunk"
+          " per piece of `function.arguments`"
+          f" (`{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"...\"}}}}]}}`,"
+          f" {desc['tool_event_bytes']:.0f} bytes an event on average), a `finish_reason:"
+          " \"tool_calls\"` chunk and `data: [DONE]`;"
+          f" {desc['tool_events_per_write']} events per `write()`. The pieces are"
+          f" {desc['tool_piece_bytes']:.1f} bytes on average, a few bytes of JSON text each:"
+          " the arguments are a JSON object whose `content` string is a Markdown file, so"
+          " pieces carry escapes on the wire (`\\\"`, `\\n`, `\\\\n`, `\\\\\\\"`, `\\\\\\\\`, `\\\\t`),"
+          " newlines between the arguments' own tokens and multi-byte UTF-8 (é, “”, —, 日本語, ✓, 🚀);"
+          f" {want['arguments_bytes']:,} bytes of arguments in all,"
+          f" {want['events']:,} events (the first, with the id and name, included).\n")
+        w("Each client reads every event and then builds the whole answer, both inside the"
+          " measured time: `modelapi-rs` calls `ChatStream::next_event` to the end, then"
+          " `ChatStream::completion()` (a `ChatCompletion`); `modelapi-c` calls"
+          " `modelapi_stream_next_event` to the end, then `modelapi_stream_completion_json` (the"
+          " answer as `chat.completion` JSON); `curl-cjson` parses every event with `cJSON_Parse`,"
+          " appends each `tool_calls[]` piece to a growing buffer per tool index (the id and name"
+          " kept from the first piece that has them) and at the end builds the"
+          " `chat.completion` object with cJSON (the arguments buffer referenced, not copied)"
+          " and prints it with `cJSON_PrintUnformatted`. Peak RSS is `VmHWM` once the answer is"
+          " built; afterwards each client writes its answer to a file, and the runner checks"
+          " that it is a `chat.completion` with one tool call whose id, name and arguments"
+          " (byte for byte) are those sent, `content` null and `finish_reason`"
+          " `tool_calls`, as well as the event count and the argument bytes the events"
+          " carried.\n")
+        w("| client | events | events/s (median) | ns/event | speed × libcurl+cJSON"
+          " | client CPU ns/event | CPU speed × libcurl | peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for c, s in sorted(F.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['chunks']:,} | {1 / s['unit']:,.0f} | {s['unit'] * 1e9:,.0f} |"
+              f" {spread(s, speed=True)} | {s['cpu_unit'] * 1e9:,.0f} |"
+              f" {ratio(1 / s['cpu_vs_curl'])} | {fmt_mib(s['rss'])} |")
+        w("")
 
-    w("## (e) Create a client and finish one request\n")
-    w("Process start to exit (as the runner sees it: exec, dynamic loading, interpreter start"
-      " and imports included), and inside the process from the first line of `main` (or of the"
-      " script, before its imports) to the end.\n")
-    w("| client | process wall ms (median) | × libcurl+cJSON | in-process ms (median) |")
-    w("|---|---:|---:|---:|")
-    for c, s in sorted(E.items(), key=lambda kv: kv[1]["unit"]):
-        w(f"| `{c}` | {s['unit'] * 1e3:,.2f} | {ratio(s['vs_curl'])} | {s['setup'] * 1e3:,.2f} |")
-    w("")
+    if A:
+        w(f"## (a) {p['complete']:,} sequential `complete` calls on one client\n")
+        w("Time ratios: <1× is faster than the reference (in brackets the lowest and highest"
+          " per-repetition ratio).\n")
+        w("| client | µs per call (median) | time × libcurl+cJSON | time × raw floor"
+          " | client CPU µs per call | CPU time × libcurl |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for c, s in sorted(A.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['unit'] * 1e6:,.1f} | {spread(s)} | {ratio(s['vs_raw'])} |"
+              f" {s['cpu_unit'] * 1e6:,.1f} | {ratio(s['cpu_vs_curl'])} |")
+        w("")
 
-    w("## (d) Peak RSS against stream length\n")
-    w("Peak RSS (`VmHWM`) of one process streaming N chunks (the larger of 2 runs).\n")
-    lengths = p["lengths"]
-    w("| client | " + " | ".join(f"{n:,} chunks" for n in lengths) + " |")
-    w("|---|" + "---:|" * len(lengths))
-    for c in ["modelapi-c", "modelapi-c-cb", "curl-cjson", "raw-c"]:
-        cells = []
-        for n in lengths:
-            row = next((r for r in rss_rows if r["client"] == c and r["chunks"] == n), None)
-            cells.append(f"{fmt_mib(row['maxrss_kib'])} MiB" if row else "")
-        w(f"| `{c}` | " + " | ".join(cells) + " |")
-    w("")
-    w("(b)'s peak RSS for every client is in its table above.\n")
+    if C:
+        w(f"## (c) {p['streams']:,} sequential streams of {p['per_stream']} chunks\n")
+        w("| client | µs per stream (median) | time × libcurl+cJSON | time × raw floor"
+          " | client CPU µs per stream | CPU time × libcurl |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for c, s in sorted(C.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['unit'] * 1e6:,.1f} | {spread(s)} | {ratio(s['vs_raw'])} |"
+              f" {s['cpu_unit'] * 1e6:,.1f} | {ratio(s['cpu_vs_curl'])} |")
+        w("")
+
+    if E:
+        w("## (e) Create a client and finish one request\n")
+        w("Process start to exit (as the runner sees it: exec, dynamic loading, interpreter start"
+          " and imports included), and inside the process from the first line of `main` (or of the"
+          " script, before its imports) to the end.\n")
+        w("| client | process wall ms (median) | × libcurl+cJSON | in-process ms (median) |")
+        w("|---|---:|---:|---:|")
+        for c, s in sorted(E.items(), key=lambda kv: kv[1]["unit"]):
+            w(f"| `{c}` | {s['unit'] * 1e3:,.2f} | {ratio(s['vs_curl'])} | {s['setup'] * 1e3:,.2f} |")
+        w("")
+
+    if rss_rows:
+        w("## (d) Peak RSS against stream length\n")
+        w("Peak RSS (`VmHWM`) of one process streaming N chunks (the larger of 2 runs).\n")
+        lengths = p["lengths"]
+        w("| client | " + " | ".join(f"{n:,} chunks" for n in lengths) + " |")
+        w("|---|" + "---:|" * len(lengths))
+        for c in ["modelapi-c", "modelapi-c-cb", "curl-cjson", "raw-c"]:
+            cells = []
+            for n in lengths:
+                row = next((r for r in rss_rows if r["client"] == c and r["chunks"] == n), None)
+                cells.append(f"{fmt_mib(row['maxrss_kib'])} MiB" if row else "")
+            w(f"| `{c}` | " + " | ".join(cells) + " |")
+        w("")
+        w("(b)'s peak RSS for every client is in its table above.\n")
 
     w("## Sizes\n")
     w("| artefact | stripped | unstripped |")
@@ -720,6 +941,13 @@ def report(d):
               f" (CPU time: {1 / B[c]['cpu_vs_curl']:.2f}×) | {verdict(sc >= 2, lo, hi, 2)} |")
             w(f"| streaming chunks/s ≥ 0.8× the raw floor (`{c}`, (b)) | {sr:.3f}× |"
               f" {verdict(sr >= 0.8)} |")
+    for c in ["modelapi-rs", "modelapi-c"]:
+        e = EV["b"].get(c)
+        if e:
+            lo, hi = e["range"]
+            w(f"| `next_event` chunks/s ≥ 0.9× `next_chunk`'s on a content stream"
+              f" (`{e['event_client']}` / `{c}`, (b)) | {e['speed']:.3f}×"
+              f" (CPU time: {e['cpu_speed']:.2f}×) | {verdict(e['speed'] >= 0.9, lo, hi, 0.9)} |")
     for c in ["modelapi-c", "modelapi-rs"]:
         if c in A:
             t = A[c]["vs_curl"]
@@ -810,6 +1038,12 @@ def main():
     ap.add_argument("--reps", type=int, default=9, help="repetitions (default 9)")
     ap.add_argument("--py-stream-chunks", type=int, default=200000,
                     help="chunks of the Python clients in (b) (default 200000)")
+    ap.add_argument("--tool-pieces", type=int, default=200000,
+                    help="argument pieces of the tool call in (f) (default 200000;"
+                         " --quick: 20000)")
+    ap.add_argument("--only", help="run only these scenarios, comma-separated (a,b,b2,c,e,f,d;"
+                                   " d is the peak RSS against stream length); writes"
+                                   " bench/results/BENCHMARKS-only.md unless --out is given")
     ap.add_argument("--cpu", type=int, default=None,
                     help="the CPU to pin client and server to (default: the last one)")
     ap.add_argument("--no-build", action="store_true", help="use what is built")
@@ -822,14 +1056,22 @@ def main():
     args = ap.parse_args()
     if args.cpu is None:
         args.cpu = (os.cpu_count() or 1) - 1
+    if args.only:
+        args.only = set(args.only.split(","))
+        unknown = args.only - {"a", "b", "b2", "c", "d", "e", "f"}
+        if unknown:
+            ap.error(f"--only: unknown scenarios {','.join(sorted(unknown))}")
+    # A partial run never overwrites BENCHMARKS.md unless asked to.
     out_path = args.out or (os.path.join(RESULTS, "BENCHMARKS-quick.md") if args.quick
+                            else os.path.join(RESULTS, "BENCHMARKS-only.md") if args.only
                             else os.path.join(ROOT, "BENCHMARKS.md"))
     command = "bench/run.sh" + (" --quick" if args.quick else "")
     extra = [a for a in sys.argv[1:] if a not in ("--quick", "--report-only", "--no-build")]
     if extra:
         command += " " + " ".join(extra)
 
-    data_path = os.path.join(RESULTS, "runs-quick.json" if args.quick else "runs.json")
+    data_path = os.path.join(RESULTS, "runs-quick.json" if args.quick
+                             else "runs-only.json" if args.only else "runs.json")
     if args.report_only:
         with open(data_path) as f:
             data = json.load(f)
@@ -856,16 +1098,19 @@ def main():
         load_before = " ".join(open("/proc/loadavg").read().split()[:3])
         server, base = start_server(pin)
         vary_server, vary_base = start_server(pin, vary=True)
-        log(f"bench: servers at {base} and {vary_base} (--vary), pinned to CPU {args.cpu}")
-        runs = run_all(args, p, {"b": base, "b2": vary_base}, pin, desc)
-        rss_rows = rss_vs_length(args, p, base, pin, desc)
-        for srv in (server, vary_server):
+        tools_server, tools_base = start_server(pin, tools=True)
+        log(f"bench: servers at {base}, {vary_base} (--vary) and {tools_base} (--tools),"
+            f" pinned to CPU {args.cpu}")
+        runs = run_all(args, p, {"b": base, "b2": vary_base, "f": tools_base}, pin, desc)
+        rss_rows = (rss_vs_length(args, p, base, pin, desc)
+                    if not args.only or "d" in args.only else [])
+        for srv in (server, vary_server, tools_server):
             srv.stdin.close()
             srv.wait(timeout=10)
         load_after = " ".join(open("/proc/loadavg").read().split()[:3])
         size_info = sizes(notls_rebuilt=not (args.quick or args.no_build))
         cg = None
-        if not args.no_callgrind:
+        if not args.no_callgrind and not args.only:
             cg_server, cg_base = start_server([])
             cg_vary_server, cg_vary_base = start_server([], vary=True)
             cg = callgrind(p, cg_base, cg_vary_base)

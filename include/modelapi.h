@@ -83,6 +83,30 @@ typedef enum ModelApiStatus {
 } ModelApiStatus;
 
 /**
+ * What an event of a stream is (see `ModelApiEvent`). The numbers are
+ * stable.
+ */
+typedef enum ModelApiEventKind {
+  /**
+   * A piece of the answer's text (`delta.content`).
+   */
+  MODELAPI_EVENT_CONTENT = 0,
+  /**
+   * A piece of the model's reasoning (`delta.reasoning_content`, or
+   * `delta.reasoning`).
+   */
+  MODELAPI_EVENT_REASONING = 1,
+  /**
+   * A piece of one tool call (`delta.tool_calls[]`).
+   */
+  MODELAPI_EVENT_TOOL_CALL = 2,
+  /**
+   * A piece of a refusal (`delta.refusal`).
+   */
+  MODELAPI_EVENT_REFUSAL = 3,
+} ModelApiEventKind;
+
+/**
  * A cancel token (the C `ModelApiCancel`): created by the caller, passed
  * to the `_with` calls, cancelled from any thread.
  */
@@ -124,6 +148,51 @@ typedef struct ModelApiMessage {
  * closed and the call returns `MODELAPI_ABORTED`.
  */
 typedef int (*ModelApiChunkFn)(void *user_data, const char *chunk, size_t len);
+
+/**
+ * One event of a stream: a piece of the text, of the reasoning, of a tool
+ * call or of a refusal, of choice 0, in the order they arrived. Its
+ * strings belong to the stream: valid until the next call on the stream
+ * or its free (for a callback, during the call only).
+ */
+typedef struct ModelApiEvent {
+  /**
+   * What the piece is.
+   */
+  enum ModelApiEventKind kind;
+  /**
+   * The piece (`MODELAPI_EVENT_TOOL_CALL`: of the call's arguments, the
+   * JSON text with its escapes resolved); NUL-terminated, never NULL.
+   */
+  const char *text;
+  /**
+   * Bytes of `text`, without the NUL.
+   */
+  size_t len;
+  /**
+   * `MODELAPI_EVENT_TOOL_CALL`: the call this piece belongs to (its
+   * `index`, or its position when the server leaves it out); else 0.
+   */
+  uint32_t tool_index;
+  /**
+   * `MODELAPI_EVENT_TOOL_CALL`: the call's id when this piece carries
+   * it (usually the first piece of the call); else NULL.
+   */
+  const char *tool_id;
+  /**
+   * `MODELAPI_EVENT_TOOL_CALL`: the function's name when this piece
+   * carries it; else NULL.
+   */
+  const char *tool_name;
+} ModelApiEvent;
+
+/**
+ * Called once per event by `modelapi_stream_events`, on the calling
+ * thread. `event` and its strings are valid during the call only (copy
+ * what you keep). Return 0 to go on, non-zero to stop: the stream is then
+ * closed and the call returns `MODELAPI_ABORTED`.
+ */
+typedef int (*ModelApiEventFn)(void *user_data, const struct ModelApiEvent *event);
 
 #ifdef __cplusplus
 extern "C" {
@@ -315,6 +384,67 @@ enum ModelApiStatus modelapi_stream_open_json(struct ModelApi *api,
 enum ModelApiStatus modelapi_stream_next(struct ModelApiStream *stream,
                                          const char **out_chunk,
                                          size_t *out_len);
+
+/**
+ * The next event of a pull stream: a piece of the text, of the reasoning,
+ * of a tool call or of a refusal (see `ModelApiEvent`). Returns
+ * `MODELAPI_OK` with `*out_event` filled (its strings valid until the next
+ * call on this stream or its free); `MODELAPI_DONE` at the end, and again
+ * on every later call; or an error status, after which the stream is
+ * over. On any status but `MODELAPI_OK`, `*out_event` is an empty content
+ * event ("" text, NULL tool strings). Blocks as `modelapi_stream_next`
+ * does; the two may be mixed on one stream (`modelapi_stream_next` skips
+ * the other kinds of event).
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; `out_event`
+ * is NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_next_event(struct ModelApiStream *stream,
+                                               struct ModelApiEvent *out_event);
+
+/**
+ * The answer assembled from every chunk of the stream read so far, as a
+ * `chat.completion` object (the shape `modelapi_complete` returns): each
+ * choice's content, `reasoning_content`, `tool_calls` (id, function name,
+ * the arguments' pieces concatenated, in index order) and `refusal`, each
+ * only when some arrived, its `finish_reason`, and the `id`, `model`,
+ * `created`, `system_fingerprint` and `usage` the server sent. Works at
+ * any time: in the middle of a stream, at its end, after an error (what
+ * arrived before it). `*out_json` is freed with `modelapi_string_free`;
+ * on failure it is set to NULL.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; `out_json`
+ * is NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_completion_json(struct ModelApiStream *stream, char **out_json);
+
+/**
+ * A streamed chat completion handed to `on_event` event by event (text,
+ * reasoning, tool-call and refusal pieces of choice 0; see
+ * `ModelApiEventFn`), on this thread, with `user_data`. The request is
+ * JSON as for `modelapi_stream_with` (a request object may carry `tools`);
+ * `cancel` may be NULL. On `MODELAPI_OK`, `*out_json` (may be NULL: not
+ * wanted) receives the whole answer as `chat.completion` JSON (see
+ * `modelapi_stream_completion_json`), freed with `modelapi_string_free`.
+ * Returns `MODELAPI_ABORTED` when `on_event` returned non-zero or `cancel`
+ * was cancelled, or another error status, in each case after the events
+ * that did arrive and with `*out_json` set to NULL.
+ *
+ * May be called by several threads at once on one client.
+ *
+ * # Safety
+ * As `modelapi_stream_with`; `on_event` is NULL or a valid function;
+ * `out_json` is NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_events(struct ModelApi *api,
+                                           const char *messages_json,
+                                           const char *mock_response,
+                                           struct ModelApiCancel *cancel,
+                                           ModelApiEventFn on_event,
+                                           void *user_data,
+                                           char **out_json);
 
 /**
  * Cancels a pull stream. Safe to call from any thread, also while another

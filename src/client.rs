@@ -15,9 +15,10 @@ use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::Body;
 
+use crate::answer::{chunks_of, StreamMetadata};
 use crate::cancel::CancelToken;
-use crate::chunk::StreamMetadata;
 use crate::error::truncate;
+use crate::event::StreamEvent;
 use crate::mock::{self, CannedReplies};
 use crate::secrets::{is_credential_header, parse_header, Secrets};
 use crate::stream::ChatStream;
@@ -122,7 +123,7 @@ impl ModelApi {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             headers: Vec::new(),
             ca_file: None,
-            mock_responses: None,
+            mock_replies: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
@@ -233,7 +234,7 @@ impl ModelApi {
         let body = body?;
         check_cancel(cancel)?;
         let stream = if let Some(reply) = self.canned.take() {
-            self.canned.stream(&self.model, body.len(), reply)?
+            self.canned.stream(&self.model, body.len(), &reply)?
         } else {
             cancel
                 .enter(|| self.open_stream(&body, cancel))
@@ -285,6 +286,30 @@ impl ModelApi {
     {
         self.with_cancel(&CancelToken::new())
             .stream_with(messages, mock_response, on_chunk)
+    }
+
+    /// The callback form of [`ChatStream::next_event`]: `on_event` is
+    /// called once per event (text, reasoning, tool-call and refusal
+    /// pieces of choice 0), in order, on this thread, and the whole
+    /// answer is returned at the end (see [`ChatStream::completion`]).
+    /// `ControlFlow::Break(())` stops the stream: the connection is closed
+    /// and the call returns [`Error::Aborted`].
+    ///
+    /// For a request with `tools`, open the stream with
+    /// [`stream_request`](Self::stream_request) and call
+    /// [`ChatStream::for_each_event`] on it.
+    pub fn stream_events_with<M, F>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+        on_event: F,
+    ) -> Result<ChatCompletion, Error>
+    where
+        M: Serialize,
+        F: FnMut(StreamEvent<'_>) -> ControlFlow<()>,
+    {
+        self.with_cancel(&CancelToken::new())
+            .stream_events_with(messages, mock_response, on_event)
     }
 
     /// Closes the client: idle pooled connections are released now, and
@@ -654,6 +679,21 @@ impl Cancellable<'_> {
     {
         drive(self.stream(messages, mock_response)?, on_chunk)
     }
+
+    /// [`ModelApi::stream_events_with`], cancellable.
+    pub fn stream_events_with<M, F>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+        on_event: F,
+    ) -> Result<ChatCompletion, Error>
+    where
+        M: Serialize,
+        F: FnMut(StreamEvent<'_>) -> ControlFlow<()>,
+    {
+        self.stream(messages, mock_response)?
+            .for_each_event(on_event)
+    }
 }
 
 fn cancelled() -> Error {
@@ -730,7 +770,7 @@ pub struct ModelApiBuilder {
     retry_backoff: Duration,
     headers: Vec<(String, String)>,
     ca_file: Option<PathBuf>,
-    mock_responses: Option<Vec<String>>,
+    mock_replies: Option<Vec<Value>>,
     max_response_bytes: u64,
     max_event_bytes: usize,
 }
@@ -785,7 +825,33 @@ impl ModelApiBuilder {
     /// Canned replies, used in place of `DEBUG_MOCK_RESPONSES`: one per call,
     /// in order, with no network traffic; then calls go to the server.
     pub fn mock_responses(mut self, replies: Vec<String>) -> Self {
-        self.mock_responses = Some(replies);
+        self.mock_replies = Some(replies.into_iter().map(Value::String).collect());
+        self
+    }
+
+    /// Canned replies as `DEBUG_MOCK_RESPONSES` has them, in place of it
+    /// (and of [`mock_responses`](Self::mock_responses)):
+    /// each a JSON string (the answer's text) or a JSON object standing for
+    /// a whole assistant message, with any of `content`,
+    /// `reasoning_content`, `tool_calls` and `refusal`:
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
+    ///     .mock_replies(vec![
+    ///         json!({"tool_calls": [{"function": {"name": "get_weather",
+    ///                                             "arguments": {"city": "Paris"}}}]}),
+    ///         json!("It is sunny in Paris."),
+    ///     ])
+    ///     .build()?;
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    ///
+    /// A tool call's `id` defaults to `call_mock_<n>_<i>`, its `arguments`
+    /// may be JSON (their text is used), and a reply with tool calls
+    /// finishes with `tool_calls`. [`build`](Self::build) checks them.
+    pub fn mock_replies(mut self, replies: Vec<Value>) -> Self {
+        self.mock_replies = Some(replies);
         self
     }
 
@@ -835,8 +901,13 @@ impl ModelApiBuilder {
             secrets = secrets.with_header(&header);
             headers.push(header);
         }
-        let canned = match self.mock_responses {
-            Some(replies) => replies,
+        let canned = match self.mock_replies {
+            Some(replies) => replies
+                .into_iter()
+                .enumerate()
+                .map(|(i, reply)| mock::reply_of(reply, &format!("canned reply {i}")))
+                .collect::<Result<_, _>>()
+                .map_err(Error::InvalidArgument)?,
             None => match std::env::var(mock::MOCK_ENV_VAR) {
                 Ok(value) => mock::parse_env_value(&value)?,
                 Err(std::env::VarError::NotPresent) => Vec::new(),
@@ -1029,17 +1100,10 @@ fn http_error(response: &mut Response<Body>) -> Error {
     }
 }
 
-/// A stream of the content of a plain JSON answer to a stream request.
+/// A stream of a plain JSON answer to a stream request: the answer, cut
+/// into chunks (one per part of each choice), read like any stream.
 fn stream_of_completion(completion: ChatCompletion, request_id: Option<String>) -> ChatStream {
-    let meta = StreamMetadata {
-        id: Some(completion.id.clone()).filter(|s| !s.is_empty()),
-        model: Some(completion.model.clone()).filter(|s| !s.is_empty()),
-        finish_reason: completion.finish_reason().map(str::to_string),
-        usage: completion.usage.clone(),
-        request_id,
-    };
-    let text = completion.content().unwrap_or_default().to_string();
-    ChatStream::from_text(text, usize::MAX, meta)
+    ChatStream::from_memory(chunks_of(&completion, usize::MAX, true), request_id)
 }
 
 #[cfg(test)]

@@ -49,10 +49,12 @@
 
 #![warn(missing_docs)]
 
+mod answer;
 mod cancel;
 mod chunk;
 mod client;
 mod error;
+mod event;
 pub mod ffi;
 mod mock;
 mod retry;
@@ -62,14 +64,15 @@ mod stream;
 mod transport;
 mod types;
 
+pub use answer::StreamMetadata;
 pub use cancel::CancelToken;
-pub use chunk::StreamMetadata;
 pub use client::Cancellable;
 pub use client::{
     ModelApi, ModelApiBuilder, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
 pub use error::Error;
+pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
 pub use stream::{ChatStream, PartialText};
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
@@ -83,16 +86,54 @@ struct ReadmeDoctests;
 /// crate, reachable without a server. Not part of the API.
 #[doc(hidden)]
 pub mod __fuzz {
-    use crate::chunk::{read_event, StreamMetadata};
+    use crate::answer::Answer;
+    use crate::chunk::{read_event, Received};
+    use crate::event::{Events, StreamEvent};
     use crate::sse::Event;
 
-    /// Interprets one event's data as a streamed chunk.
+    /// Interprets one event's data as a streamed chunk: its content.
     pub fn chunk(event_type: &str, data: &str) -> Result<Option<String>, crate::Error> {
-        let mut content = String::new();
-        let mut meta = StreamMetadata::default();
-        let event = Event { event_type, data };
-        read_event(&event, &mut content, &mut meta)?;
+        let (events, _) = chunk_events(event_type, data)?;
+        let content: String = events
+            .iter()
+            .filter_map(|e| e.strip_prefix("content:"))
+            .collect();
         Ok(Some(content).filter(|c| !c.is_empty()))
+    }
+
+    /// Interprets one event's data as a streamed chunk: its events (as
+    /// `kind:text`, tool calls as `tool:index:id:name:arguments`) and the
+    /// answer it assembles to.
+    pub fn chunk_events(
+        event_type: &str,
+        data: &str,
+    ) -> Result<(Vec<String>, crate::ChatCompletion), crate::Error> {
+        let (mut events, mut answer) = (Events::default(), Answer::default());
+        let event = Event { event_type, data };
+        let mut received = Received {
+            events: &mut events,
+            answer: &mut answer,
+        };
+        read_event(&event, &mut received)?;
+        let mut all = Vec::new();
+        while let Some(at) = events.take() {
+            all.push(match events.event(at) {
+                StreamEvent::Content(t) => format!("content:{t}"),
+                StreamEvent::Reasoning(t) => format!("reasoning:{t}"),
+                StreamEvent::Refusal(t) => format!("refusal:{t}"),
+                StreamEvent::ToolCall {
+                    index,
+                    id,
+                    name,
+                    arguments,
+                } => format!(
+                    "tool:{index}:{}:{}:{arguments}",
+                    id.unwrap_or("-"),
+                    name.unwrap_or("-")
+                ),
+            });
+        }
+        Ok((all, answer.completion()))
     }
 
     /// Whether the fast chunk reader read `data` (`Ok(true)`) or left it to

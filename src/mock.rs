@@ -1,17 +1,22 @@
 //! Canned replies: `DEBUG_MOCK_RESPONSES` and
-//! [`ModelApiBuilder::mock_responses`](crate::ModelApiBuilder::mock_responses).
+//! [`ModelApiBuilder::mock_responses`](crate::ModelApiBuilder::mock_responses)
+//! / [`mock_replies`](crate::ModelApiBuilder::mock_replies).
 //!
 //! A canned reply answers one call without any network traffic: `complete`
-//! gets a full `chat.completion` object, `stream` gets the text in pieces.
+//! gets a full `chat.completion` object, `stream` gets the same answer as
+//! the chunks of a stream, read by the same reader as a server's. A reply
+//! is a text, or a JSON object standing for a whole assistant message
+//! (`content`, `reasoning_content`, `tool_calls`, `refusal`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::chunk::StreamMetadata;
+use crate::answer::chunks_of;
+use crate::error::truncate;
 use crate::stream::ChatStream;
 use crate::types::{ChatCompletion, Usage};
 use crate::Error;
@@ -19,39 +24,128 @@ use crate::Error;
 /// The environment variable holding canned replies.
 pub const MOCK_ENV_VAR: &str = "DEBUG_MOCK_RESPONSES";
 
-/// Characters per streamed piece of a canned reply: LiteLLM's mock streams
-/// in pieces of this size, so mocked and proxied streams look alike.
-const PIECE_CHARS: usize = 3;
+/// One canned reply.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CannedReply {
+    /// The text of the answer (or an error sentinel).
+    Text(String),
+    /// A whole assistant message, checked: its `content`,
+    /// `reasoning_content`, `tool_calls` and `refusal`.
+    Message(Map<String, Value>),
+}
 
-/// Parses the value of `DEBUG_MOCK_RESPONSES`:
-/// a JSON array of strings, a JSON string, or plain text (one reply).
-pub(crate) fn parse_env_value(value: &str) -> Result<Vec<String>, Error> {
+/// The fields a canned message may have.
+const MESSAGE_FIELDS: &[&str] = &[
+    "role",
+    "content",
+    "reasoning_content",
+    "reasoning",
+    "tool_calls",
+    "refusal",
+];
+
+/// A canned reply given as JSON: a string (a text) or an object (a
+/// message); `what` names it in errors.
+pub(crate) fn reply_of(value: Value, what: &str) -> Result<CannedReply, String> {
+    let mut message = match value {
+        Value::String(text) => return Ok(CannedReply::Text(text)),
+        Value::Object(message) => message,
+        other => {
+            return Err(format!(
+                "{what} is neither a string (a reply's text) nor an object (an assistant \
+                 message): {}",
+                truncate(&other.to_string())
+            ))
+        }
+    };
+    let bad = |why: String| Err(format!("{what} is not an assistant message: {why}"));
+    if let Some(key) = message
+        .keys()
+        .find(|k| !MESSAGE_FIELDS.contains(&k.as_str()))
+    {
+        return bad(format!(
+            "unknown field {key:?} (it may have {})",
+            MESSAGE_FIELDS.join(", ")
+        ));
+    }
+    for key in ["role", "reasoning_content", "reasoning", "refusal"] {
+        if message.get(key).is_some_and(|v| !v.is_string()) {
+            return bad(format!("{key} is not a string"));
+        }
+    }
+    if message.get("role").is_some_and(|r| r != "assistant") {
+        return bad("its role is not \"assistant\"".into());
+    }
+    if message
+        .get("content")
+        .is_some_and(|c| !c.is_string() && !c.is_null())
+    {
+        return bad("content is not a string".into());
+    }
+    if let Some(calls) = message.get_mut("tool_calls") {
+        let Value::Array(calls) = calls else {
+            return bad("tool_calls is not an array".into());
+        };
+        for (i, call) in calls.iter_mut().enumerate() {
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            if name.is_none_or(str::is_empty) {
+                return bad(format!(
+                    "tool_calls[{i}] has no function name: give \
+                     {{\"function\": {{\"name\": ..., \"arguments\": ...}}}}"
+                ));
+            }
+            // Arguments given as JSON stand for their text.
+            if let Some(arguments) = call.pointer_mut("/function/arguments") {
+                if !arguments.is_string() {
+                    *arguments = Value::String(arguments.to_string());
+                }
+            }
+        }
+    }
+    if ![
+        "content",
+        "reasoning_content",
+        "reasoning",
+        "tool_calls",
+        "refusal",
+    ]
+    .iter()
+    .any(|k| message.get(*k).is_some_and(|v| !v.is_null()))
+    {
+        return bad("it has none of content, reasoning_content, tool_calls, refusal".into());
+    }
+    Ok(CannedReply::Message(message))
+}
+
+/// Parses the value of `DEBUG_MOCK_RESPONSES`: a JSON array of replies
+/// (strings, or objects standing for assistant messages), a JSON string,
+/// or plain text (one reply).
+pub(crate) fn parse_env_value(value: &str) -> Result<Vec<CannedReply>, Error> {
     if value.trim().is_empty() {
         return Ok(Vec::new());
     }
     let invalid = |why: String| {
         Error::InvalidArgument(format!(
-            "{MOCK_ENV_VAR} must be a JSON array of strings (canned replies), \
-             a JSON string, or plain text; {why}"
+            "{MOCK_ENV_VAR} must be a JSON array of canned replies (strings, or objects \
+             such as {{\"tool_calls\": [...]}} standing for assistant messages), a JSON \
+             string, or plain text; {why}"
         ))
     };
     match serde_json::from_str::<Value>(value) {
         Ok(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) => Ok(s),
-                other => Err(invalid(format!(
-                    "element {i} of the array is not a string: {other}"
-                ))),
-            })
+            .map(|(i, item)| reply_of(item, &format!("element {i} of the array")).map_err(invalid))
             .collect(),
-        Ok(Value::String(s)) => Ok(vec![s]),
-        Ok(other) => Err(invalid(format!("got JSON of another shape: {other}"))),
+        Ok(Value::String(s)) => Ok(vec![CannedReply::Text(s)]),
+        Ok(other) => Err(invalid(format!(
+            "got JSON of another shape: {}",
+            truncate(&other.to_string())
+        ))),
         Err(e) if value.trim_start().starts_with('[') => Err(invalid(format!(
             "it starts with '[' but is not valid JSON ({e})"
         ))),
-        Err(_) => Ok(vec![value.to_string()]),
+        Err(_) => Ok(vec![CannedReply::Text(value.to_string())]),
     }
 }
 
@@ -59,12 +153,16 @@ pub(crate) fn parse_env_value(value: &str) -> Result<Vec<String>, Error> {
 /// consumed exactly once, in order.
 #[derive(Debug, Default)]
 pub(crate) struct CannedReplies {
-    replies: Mutex<VecDeque<String>>,
+    replies: Mutex<VecDeque<CannedReply>>,
     served: AtomicU64,
 }
 
+/// Characters per streamed piece of a canned reply: LiteLLM's mock streams
+/// in pieces of this size, so mocked and proxied streams look alike.
+const PIECE_CHARS: usize = 3;
+
 impl CannedReplies {
-    pub(crate) fn new(replies: Vec<String>) -> CannedReplies {
+    pub(crate) fn new(replies: Vec<CannedReply>) -> CannedReplies {
         CannedReplies {
             replies: Mutex::new(replies.into()),
             served: AtomicU64::new(0),
@@ -72,7 +170,7 @@ impl CannedReplies {
     }
 
     /// Takes the next reply, if one is left.
-    pub(crate) fn take(&self) -> Option<String> {
+    pub(crate) fn take(&self) -> Option<CannedReply> {
         // A panic while the lock was held cannot leave the queue in a
         // broken state, so a poisoned lock is still usable.
         let mut replies = self.replies.lock().unwrap_or_else(|p| p.into_inner());
@@ -88,72 +186,100 @@ impl CannedReplies {
         self.replies.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn next_id(&self) -> String {
-        format!("chatcmpl-mock-{}", self.served.load(Ordering::Relaxed))
+    fn serial(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
-    /// A full `chat.completion` object answering with `text`, or the error
-    /// `text` names (see [`error_sentinel`]).
+    /// A full `chat.completion` object answering with `reply`, or the error
+    /// a text reply names (see [`error_sentinel`]).
     pub(crate) fn completion(
         &self,
         model: &str,
         prompt_chars: usize,
-        text: &str,
+        reply: &CannedReply,
     ) -> Result<ChatCompletion, Error> {
-        if let Some(sentinel) = error_sentinel(text) {
-            return Err(sentinel.error());
+        if let CannedReply::Text(text) = reply {
+            if let Some(sentinel) = error_sentinel(text) {
+                return Err(sentinel.error());
+            }
         }
-        let usage = estimate_usage(prompt_chars, text);
+        Ok(self.answer(model, prompt_chars, reply))
+    }
+
+    fn answer(&self, model: &str, prompt_chars: usize, reply: &CannedReply) -> ChatCompletion {
+        let serial = self.serial();
+        let mut message = match reply {
+            CannedReply::Text(text) => json!({"content": text}),
+            CannedReply::Message(message) => Value::Object(message.clone()),
+        };
+        message["role"] = json!("assistant");
+        let mut finish_reason = "stop";
+        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+            finish_reason = "tool_calls";
+            for (i, call) in calls.iter_mut().enumerate() {
+                if call.get("id").is_none_or(|id| !id.is_string()) {
+                    call["id"] = json!(format!("call_mock_{serial}_{i}"));
+                }
+                call["type"] = json!("function");
+            }
+        }
+        let text_chars: usize = ["content", "reasoning_content", "reasoning", "refusal"]
+            .iter()
+            .filter_map(|k| message.get(*k).and_then(Value::as_str))
+            .chain(
+                message
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.pointer("/function/arguments").and_then(Value::as_str)),
+            )
+            .map(|t| t.chars().count())
+            .sum();
+        let usage = estimate_usage(prompt_chars, text_chars);
         let body = json!({
-            "id": self.next_id(),
+            "id": format!("chatcmpl-mock-{serial}"),
             "object": "chat.completion",
             "created": unix_time(),
             "model": model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop"
+                "message": message,
+                "finish_reason": finish_reason
             }],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens
-            }
+            "usage": usage,
         })
         .to_string();
-        Ok(ChatCompletion::from_body(body).expect("a canned completion is a valid completion"))
+        ChatCompletion::from_body(body).expect("a canned completion is a valid completion")
     }
 
-    /// A stream handing out `text` in pieces whose concatenation is `text`,
-    /// or the error `text` names (see [`error_sentinel`]).
+    /// A stream of `reply`: its texts in pieces whose concatenation is the
+    /// text, its tool calls, then the end; or the error a text reply names
+    /// (see [`error_sentinel`]).
     pub(crate) fn stream(
         &self,
         model: &str,
         prompt_chars: usize,
-        text: String,
+        reply: &CannedReply,
     ) -> Result<ChatStream, Error> {
-        match error_sentinel(&text) {
-            Some(Sentinel::AfterText) => {
-                let meta = StreamMetadata {
-                    id: Some(self.next_id()),
-                    model: Some(model.to_string()),
-                    ..StreamMetadata::default()
-                };
-                let stream =
-                    ChatStream::from_text(MOCK_TEXT_BEFORE_ERROR.into(), PIECE_CHARS, meta);
-                return Ok(stream.then_fail(Sentinel::AfterText.error()));
+        if let CannedReply::Text(text) = reply {
+            match error_sentinel(text) {
+                Some(Sentinel::AfterText) => {
+                    let before = CannedReply::Text(MOCK_TEXT_BEFORE_ERROR.into());
+                    let answer = self.answer(model, prompt_chars, &before);
+                    let sse = chunks_of(&answer, PIECE_CHARS, false);
+                    let stream = ChatStream::from_memory(sse, None);
+                    return Ok(stream.then_fail(Sentinel::AfterText.error()));
+                }
+                Some(sentinel) => return Err(sentinel.error()),
+                None => {}
             }
-            Some(sentinel) => return Err(sentinel.error()),
-            None => {}
         }
-        let meta = StreamMetadata {
-            id: Some(self.next_id()),
-            model: Some(model.to_string()),
-            finish_reason: Some("stop".into()),
-            usage: Some(estimate_usage(prompt_chars, &text)),
-            request_id: None,
-        };
-        Ok(ChatStream::from_text(text, PIECE_CHARS, meta))
+        let answer = self.answer(model, prompt_chars, reply);
+        Ok(ChatStream::from_memory(
+            chunks_of(&answer, PIECE_CHARS, true),
+            None,
+        ))
     }
 }
 
@@ -244,10 +370,10 @@ pub fn error_sentinels() -> impl Iterator<Item = &'static str> {
 
 /// Token counts for a canned reply: no tokenizer is at hand, so about four
 /// characters a token, the usual rule of thumb for English text.
-fn estimate_usage(prompt_chars: usize, text: &str) -> Usage {
+fn estimate_usage(prompt_chars: usize, answer_chars: usize) -> Usage {
     let tokens = |chars: usize| chars.div_ceil(4) as u64;
     let prompt_tokens = tokens(prompt_chars);
-    let completion_tokens = tokens(text.chars().count());
+    let completion_tokens = tokens(answer_chars);
     Usage {
         prompt_tokens,
         completion_tokens,
@@ -268,13 +394,35 @@ mod tests {
 
     #[test]
     fn env_value_forms() {
+        let text = |t: &str| CannedReply::Text(t.into());
         let ok = |v: &str| parse_env_value(v).unwrap();
-        assert_eq!(ok(r#"["a", "b\nc"]"#), ["a", "b\nc"]);
-        assert_eq!(ok(r#""one""#), ["one"]);
-        assert_eq!(ok("plain text"), ["plain text"]);
-        assert_eq!(ok("  "), Vec::<String>::new());
-        assert_eq!(ok("[]"), Vec::<String>::new());
-        for bad in ["[1, 2]", "{\"a\": 1}", "42", "null", "true", "[\"unclosed"] {
+        assert_eq!(ok(r#"["a", "b\nc"]"#), [text("a"), text("b\nc")]);
+        assert_eq!(ok(r#""one""#), [text("one")]);
+        assert_eq!(ok("plain text"), [text("plain text")]);
+        assert_eq!(ok("  "), []);
+        assert_eq!(ok("[]"), []);
+        let replies =
+            ok(r#"["a", {"tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}]}]"#);
+        let CannedReply::Message(message) = &replies[1] else {
+            panic!("{replies:?}");
+        };
+        assert_eq!(
+            message["tool_calls"][0]["function"]["arguments"],
+            "{\"x\":1}"
+        );
+        for bad in [
+            "[1, 2]",
+            "{\"a\": 1}",
+            "42",
+            "null",
+            "true",
+            "[\"unclosed",
+            r#"[{"tool_call": []}]"#,
+            r#"[{"tool_calls": [{"function": {}}]}]"#,
+            r#"[{"role": "user", "content": "x"}]"#,
+            r#"[{"content": 1}]"#,
+            r#"[{}]"#,
+        ] {
             let err = parse_env_value(bad).unwrap_err().to_string();
             assert!(err.contains(MOCK_ENV_VAR), "{bad}: {err}");
         }
@@ -282,17 +430,20 @@ mod tests {
 
     #[test]
     fn replies_are_consumed_once_in_order() {
-        let canned = CannedReplies::new(vec!["1".into(), "2".into()]);
-        assert_eq!(canned.take().as_deref(), Some("1"));
+        let text = |t: &str| CannedReply::Text(t.into());
+        let canned = CannedReplies::new(vec![text("1"), text("2")]);
+        assert_eq!(canned.take(), Some(text("1")));
         assert_eq!(canned.remaining(), 1);
-        assert_eq!(canned.take().as_deref(), Some("2"));
+        assert_eq!(canned.take(), Some(text("2")));
         assert_eq!(canned.take(), None);
     }
 
     #[test]
     fn canned_completion_shape() {
         let canned = CannedReplies::new(vec![]);
-        let c = canned.completion("m", 40, "Hello there").unwrap();
+        let c = canned
+            .completion("m", 40, &CannedReply::Text("Hello there".into()))
+            .unwrap();
         assert_eq!(c.object, "chat.completion");
         assert_eq!(c.model, "m");
         assert_eq!(c.content(), Some("Hello there"));

@@ -2,6 +2,10 @@
  * line. Usage of every C client:
  *   CLIENT complete BASE_URL N | stream BASE_URL CHUNKS
  *        | streams BASE_URL N CHUNKS | once BASE_URL
+ *        | tools BASE_URL PIECES [ANSWER_FILE]
+ * (tools: one stream of a tool call in PIECES argument pieces, from a
+ * `bench-server --tools`; the assembled answer's JSON goes to ANSWER_FILE,
+ * written after the measured part, for the runner to check.)
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -49,7 +53,8 @@ typedef struct {
     const char *scenario;
     const char *base; /* e.g. http://127.0.0.1:8000 */
     uint64_t n;       /* requests */
-    uint64_t chunks;  /* chunks per stream (streams) */
+    uint64_t chunks;  /* chunks per stream (streams); argument pieces (tools) */
+    const char *answer_file; /* tools: where the assembled answer goes, or NULL */
 } bench_args;
 
 static uint64_t parse_count(const char *s) {
@@ -61,7 +66,7 @@ static uint64_t parse_count(const char *s) {
 
 static bench_args parse_args(int argc, char **argv) {
     bench_args a = {0};
-    if (argc < 3) die("usage: complete|stream|streams|once BASE_URL [N] [CHUNKS]", NULL);
+    if (argc < 3) die("usage: complete|stream|streams|once|tools BASE_URL [N] [CHUNKS]", NULL);
     a.scenario = argv[1];
     a.base = argv[2];
     if (!strcmp(a.scenario, "complete")) {
@@ -75,6 +80,11 @@ static bench_args parse_args(int argc, char **argv) {
         if (argc != 5) die("streams BASE_URL N CHUNKS", NULL);
         a.n = parse_count(argv[3]);
         a.chunks = parse_count(argv[4]);
+    } else if (!strcmp(a.scenario, "tools")) {
+        if (argc != 4 && argc != 5) die("tools BASE_URL PIECES [ANSWER_FILE]", NULL);
+        a.n = 1;
+        a.chunks = parse_count(argv[3]);
+        a.answer_file = argc == 5 ? argv[4] : NULL;
     } else if (!strcmp(a.scenario, "once")) {
         a.n = 1;
     } else {
@@ -83,8 +93,13 @@ static bench_args parse_args(int argc, char **argv) {
     return a;
 }
 
+static int is_tools(const bench_args *a) {
+    return !strcmp(a->scenario, "tools");
+}
+
+/* A streamed request (tools included). */
 static int is_stream(const bench_args *a) {
-    return !strcmp(a->scenario, "stream") || !strcmp(a->scenario, "streams");
+    return !strcmp(a->scenario, "stream") || !strcmp(a->scenario, "streams") || is_tools(a);
 }
 
 /* The peak resident set of this program (VmHWM), in KiB. Unlike the
@@ -100,14 +115,27 @@ static long peak_rss_kib(void) {
     return kib;
 }
 
+/* tools: the peak RSS once the answer is assembled, taken before the
+ * answer is written out for the check; 0 until then. */
+static long answer_rss_kib;
+
+/* tools: writes the assembled answer's JSON to a->answer_file, if any. */
+static inline void write_answer(const bench_args *a, const char *json, size_t len) {
+    if (!a->answer_file) return;
+    FILE *f = fopen(a->answer_file, "wb");
+    if (!f) die("cannot open", a->answer_file);
+    if (fwrite(json, 1, len, f) != len || fclose(f) != 0) die("cannot write", a->answer_file);
+}
+
 static void print_result(const char *client, const bench_args *a, double started,
                          uint64_t bytes, uint64_t chunks, uint64_t requests) {
+    long rss = answer_rss_kib ? answer_rss_kib : peak_rss_kib();
     printf("{\"client\":\"%s\",\"scenario\":\"%s\",\"seconds\":%.9f,\"cpu_seconds\":%.9f,"
            "\"with_setup_seconds\":%.9f,\"content_bytes\":%llu,\"chunks\":%llu,"
            "\"requests\":%llu,\"peak_rss_kib\":%ld}\n",
            client, a->scenario, loop_t1 - loop_t0, loop_c1 - loop_c0, now_seconds() - started,
            (unsigned long long)bytes, (unsigned long long)chunks, (unsigned long long)requests,
-           peak_rss_kib());
+           rss);
 }
 
 #endif

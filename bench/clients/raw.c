@@ -191,6 +191,7 @@ static void stream_once(uint64_t chunks) {
 int main(int argc, char **argv) {
     double started = now_seconds();
     bench_args a = parse_args(argc, argv);
+    if (is_tools(&a)) die("raw-c has no tools scenario", NULL);
     parse_base(a.base);
     loop_start();
     connect_once();

@@ -1,75 +1,211 @@
-//! The data of one streamed event: a `chat.completion.chunk` (content and
-//! metadata), `[DONE]`, or an error the server reports inside the stream.
+//! The data of one streamed event: a `chat.completion.chunk`, `[DONE]`, or
+//! an error the server reports inside the stream.
 //!
 //! The usual chunk is read by [`scan`], a one-pass reader made for its
 //! shape, which borrows from the event's text (no allocation); the others
-//! (errors, usage, unusual encodings or types) by serde_json, as a
-//! [`Value`]. A stream's [`ChunkReader`] also recognises a chunk that
-//! repeats the last one around new content, and then reads only that.
+//! (errors, usage, several choices, unusual encodings or types) by
+//! serde_json, as a [`Value`]. Both hand what they read to [`Received`],
+//! which keeps the rules of what a delta means in one place. A stream's
+//! [`ChunkReader`] also recognises a chunk that repeats the last one around
+//! a new text, and then reads only that.
 
 mod scan;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::scan::{Choice, Chunk, Content, Skipped, Token};
+use self::scan::{Chunk, Delta, Skipped, Text, Token};
+use crate::answer::Answer;
 use crate::error::{error_message, truncate};
+use crate::event::{Events, Kind};
 use crate::sse::Event;
 use crate::types::Usage;
 use crate::Error;
 
-/// What a stream learns besides its content, for
-/// [`ChatStream::metadata`](crate::ChatStream::metadata).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamMetadata {
-    /// The response `id` (from the first chunk that had one).
-    pub id: Option<String>,
-    /// The `model` that answered (from the first chunk that had one).
-    pub model: Option<String>,
-    /// The `finish_reason` of choice 0, once the server sent one.
-    pub finish_reason: Option<String>,
-    /// Token counts, when the server sent them (e.g. with
-    /// `stream_options: {"include_usage": true}`).
-    pub usage: Option<Usage>,
-    /// The `x-request-id` response header, when there was one.
-    pub request_id: Option<String>,
-}
-
 /// What one event means for the stream.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ChunkEvent {
-    /// Choice 0's content, now in the caller's buffer (never empty).
-    Content,
-    /// A chunk without content for choice 0 (role only, usage, tool calls,
-    /// other choices, an event type this client has no use for).
-    Nothing,
+    /// A chunk (its events, if any, are queued), or an event type this
+    /// client has no use for.
+    Chunk,
     /// `data: [DONE]`.
     Done,
+}
+
+/// Where the parts of a chunk go: every choice's into the answer, and
+/// choice 0's also into the events handed out.
+#[derive(Debug)]
+pub(crate) struct Received<'r> {
+    pub(crate) events: &'r mut Events,
+    pub(crate) answer: &'r mut Answer,
+}
+
+impl Received<'_> {
+    fn metadata(
+        &mut self,
+        id: Option<&str>,
+        model: Option<&str>,
+        created: Option<u64>,
+        fingerprint: Option<&str>,
+    ) {
+        let answer = &mut *self.answer;
+        if let Some(id) = id {
+            answer.id(id);
+        }
+        if let Some(model) = model {
+            answer.model(model);
+        }
+        if let Some(created) = created {
+            answer.created(created);
+        }
+        if let Some(fingerprint) = fingerprint {
+            answer.system_fingerprint(fingerprint);
+        }
+    }
+
+    /// The texts of choice `choice`'s delta, events in this order: the
+    /// reasoning (`reasoning_content`, or `reasoning` when that one is
+    /// absent or empty: one event when a server sends both), the content,
+    /// the refusal.
+    fn delta(
+        &mut self,
+        choice: u64,
+        content: Option<Text<'_>>,
+        reasoning_content: Option<Text<'_>>,
+        reasoning: Option<Text<'_>>,
+        refusal: Option<Text<'_>>,
+    ) {
+        let reasoning = reasoning_content.filter(|t| !t.is_empty()).or(reasoning);
+        for (kind, text) in [
+            (Kind::Reasoning, reasoning),
+            (Kind::Content, content),
+            (Kind::Refusal, refusal),
+        ] {
+            if let Some(text) = text {
+                self.text(choice, kind, text);
+            }
+        }
+    }
+
+    fn text(&mut self, choice: u64, kind: Kind, text: Text<'_>) {
+        if choice == 0 {
+            self.events.push_text(kind, |out| text.write_to(out));
+        }
+        self.answer
+            .choice(choice)
+            .text(kind, |out| text.write_to(out));
+    }
+
+    /// One piece of a tool call of choice `choice`; `index` is the piece's
+    /// own, else its position in the array. An empty id or name counts as
+    /// none; an index past `u32` is no call this client can name, and is
+    /// ignored.
+    fn tool_call(
+        &mut self,
+        choice: u64,
+        index: u64,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: Text<'_>,
+    ) {
+        let Ok(index) = u32::try_from(index) else {
+            return;
+        };
+        let id = id.filter(|id| !id.is_empty());
+        let name = name.filter(|name| !name.is_empty());
+        if choice == 0 {
+            let events = &mut *self.events;
+            events.push_tool_call(index, id, name, |out| arguments.write_to(out));
+        }
+        self.answer
+            .choice(choice)
+            .tool_call(index, id, name, |out| arguments.write_to(out));
+    }
+
+    /// A chunk the fast reader read.
+    fn chunk(&mut self, chunk: &Chunk<'_>) {
+        self.metadata(
+            chunk.id,
+            chunk.model,
+            chunk.created,
+            chunk.system_fingerprint,
+        );
+        let Some(choice) = &chunk.choice else {
+            return;
+        };
+        self.answer.choice(0);
+        if let Some(reason) = choice.finish_reason {
+            self.answer.finish_reason(0, reason);
+        }
+        let delta = &choice.delta;
+        self.delta(
+            0,
+            delta.content,
+            delta.reasoning_content,
+            delta.reasoning,
+            delta.refusal,
+        );
+        for (position, piece) in delta.tool_calls[..delta.tool_call_count].iter().enumerate() {
+            let arguments = piece.arguments.unwrap_or(Text::Plain(""));
+            let index = piece.index.unwrap_or(position as u64);
+            self.tool_call(0, index, piece.id, piece.name, arguments);
+        }
+    }
+}
+
+impl Text<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Text::Escaped(text) | Text::Plain(text) => text.is_empty(),
+        }
+    }
+
+    /// Appends the text, escapes resolved.
+    fn write_to(&self, out: &mut String) {
+        match *self {
+            Text::Escaped(body) => unescape_into(body, out),
+            Text::Plain(text) => out.push_str(text),
+        }
+    }
 }
 
 /// Reads the events of one stream, in order.
 ///
 /// A server sends the chunks of one answer in one shape, and most of their
-/// bytes repeat from chunk to chunk: the content changes, and maybe values
-/// the stream has no use for (`created` once a second; OpenAI's
-/// `obfuscation`, a random string, in every chunk). So the reader keeps the
-/// last chunk it read in full, with the places of its content and of the
-/// values it skipped. A chunk with the same bytes everywhere else, and a
-/// valid string (or number) in each of those places, is that chunk with
-/// other values there: only its content is read. (Replacing one string or
-/// number token with another keeps a JSON document's structure: it parses
-/// the same way, with the new token in its place.)
+/// bytes repeat from chunk to chunk: the text changes, and maybe values the
+/// stream has no use for (`created` once a second; OpenAI's `obfuscation`,
+/// a random string, in every chunk). So the reader keeps the last chunk it
+/// read in full, with the places of its one text and of the values it
+/// skipped. A chunk with the same bytes everywhere else, and a valid string
+/// (or number) in each of those places, is that chunk with other values
+/// there: only its text is read. (Replacing one string or number token with
+/// another keeps a JSON document's structure: it parses the same way, with
+/// the new token in its place.)
 #[derive(Debug, Default)]
 pub(crate) struct ChunkReader {
-    /// The last chunk read in full that may repeat: it had content and no
-    /// `finish_reason` (so a repeat changes no metadata). Empty when none.
+    /// The last chunk read in full that may repeat: it had one text (of
+    /// choice 0: content, reasoning, refusal, or the arguments of a tool
+    /// call without id and name) and no `finish_reason`, so a repeat
+    /// changes nothing but that text. Empty when none.
     last: Vec<u8>,
+    /// What the text of `last` is.
+    repeat: Repeat,
     /// The places in `last` that a repeat may fill differently: the values
-    /// the reader skipped, and the content (`content` is its index here).
+    /// the reader skipped, and the text (`text` is its index here).
     free: Vec<Skipped>,
-    content: usize,
+    text: usize,
     /// The values skipped in the chunk being read in full.
     skipped: Vec<Skipped>,
+}
+
+/// The kind of the one text of a remembered chunk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    #[default]
+    Content,
+    Reasoning,
+    Refusal,
+    ToolArguments(u64),
 }
 
 /// Chunks longer than this are not remembered (the copy would cost more
@@ -77,48 +213,52 @@ pub(crate) struct ChunkReader {
 const MAX_REMEMBERED_BYTES: usize = 4096;
 
 impl ChunkReader {
-    /// Interprets one event. Content of choice 0 goes to `content` (which
-    /// is cleared first); metadata goes to `meta`.
+    /// Interprets one event: its parts go to `received`.
     pub(crate) fn read_event(
         &mut self,
         event: &Event<'_>,
-        content: &mut String,
-        meta: &mut StreamMetadata,
+        received: &mut Received<'_>,
     ) -> Result<ChunkEvent, Error> {
-        content.clear();
         if event.is_error() {
             return Err(server_error(event.data));
         }
         if !event.is_message() {
-            return Ok(ChunkEvent::Nothing);
+            return Ok(ChunkEvent::Chunk);
         }
         let data = event.data.trim_ascii();
         if data == "[DONE]" {
             return Ok(ChunkEvent::Done);
         }
-        if let Some(body) = self.repeated_content(data) {
-            // The metadata is the remembered chunk's, already recorded.
-            unescape_into(body, content);
-            return Ok(content_event(content));
+        if let Some(body) = self.repeated_text(data) {
+            // All else is the remembered chunk's, already recorded.
+            let text = Text::Escaped(body);
+            match self.repeat {
+                Repeat::Content => received.text(0, Kind::Content, text),
+                Repeat::Reasoning => received.text(0, Kind::Reasoning, text),
+                Repeat::Refusal => received.text(0, Kind::Refusal, text),
+                Repeat::ToolArguments(index) => received.tool_call(0, index, None, None, text),
+            }
+            return Ok(ChunkEvent::Chunk);
         }
         match scan::read_chunk(data, &mut self.skipped) {
             Some(chunk) => {
                 self.remember(data, &chunk);
-                Ok(take_chunk(chunk, content, meta))
+                received.chunk(&chunk);
+                Ok(ChunkEvent::Chunk)
             }
-            None => read_with_serde(data, content, meta),
+            None => read_with_serde(data, received),
         }
     }
 
-    /// The content of `data` when it repeats the remembered chunk: its
-    /// text between the quotes.
-    fn repeated_content<'a>(&self, data: &'a str) -> Option<&'a str> {
+    /// The text of `data` when it repeats the remembered chunk: its body
+    /// between the quotes.
+    fn repeated_text<'a>(&self, data: &'a str) -> Option<&'a str> {
         if self.last.is_empty() {
             return None;
         }
         let (old, new) = (&self.last[..], data.as_bytes());
-        // The most common repeat first: all the same but the content.
-        let place = self.free[self.content];
+        // The most common repeat first: all the same but the text.
+        let place = self.free[self.text];
         if new.starts_with(&old[..=place.start]) {
             let (end, _) = scan::string_end(new, place.start + 1)?;
             if new.get(end..)? == &old[place.end - 1..] {
@@ -126,7 +266,7 @@ impl ChunkReader {
             }
         }
         let (mut old_at, mut new_at) = (0, 0);
-        let mut content = 0..0;
+        let mut text = 0..0;
         for (i, place) in self.free.iter().enumerate() {
             // The same bytes up to the place...
             let same = &old[old_at..place.start];
@@ -144,15 +284,15 @@ impl ChunkReader {
                 Token::String => return None,
                 Token::Number => scan::number_end(new, new_at)?,
             };
-            if i == self.content {
-                content = start + 1..new_at - 1;
+            if i == self.text {
+                text = start + 1..new_at - 1;
             }
             old_at = place.end;
         }
         if new.get(new_at..)? != &old[old_at..] {
             return None;
         }
-        data.get(content)
+        data.get(text)
     }
 
     /// Remembers `data`, just read in full as `chunk` (with the values in
@@ -163,9 +303,10 @@ impl ChunkReader {
         let Some(choice) = &chunk.choice else {
             return;
         };
-        let (Some(Content::Escaped(body)), None | Some("")) =
-            (choice.content, choice.finish_reason)
-        else {
+        if !choice.finish_reason.is_none_or(str::is_empty) {
+            return;
+        }
+        let Some((repeat, body)) = one_text(&choice.delta) else {
             return;
         };
         if data.len() > MAX_REMEMBERED_BYTES || self.skipped.len() > scan::MAX_NOTED {
@@ -173,16 +314,47 @@ impl ChunkReader {
         }
         // `body` is a slice of `data`: where its string starts in it.
         let start = body.as_ptr() as usize - data.as_ptr() as usize - 1;
-        let content = Skipped {
+        let text = Skipped {
             start,
             end: start + body.len() + 2,
             token: Token::String,
         };
-        // The content's place among the others, which are in order.
-        self.content = self.skipped.partition_point(|s| s.start < start);
+        // The text's place among the others, which are in order.
+        self.text = self.skipped.partition_point(|s| s.start < start);
+        self.repeat = repeat;
         self.free.extend_from_slice(&self.skipped);
-        self.free.insert(self.content, content);
+        self.free.insert(self.text, text);
         self.last.extend_from_slice(data.as_bytes());
+    }
+}
+
+/// The one text of a delta that has exactly one (as the event has it),
+/// and what it is; `None` for a delta with more, or none.
+fn one_text<'a>(delta: &Delta<'a>) -> Option<(Repeat, &'a str)> {
+    let mut found = None;
+    let mut count = 0;
+    for (repeat, text) in [
+        (Repeat::Content, delta.content),
+        (Repeat::Reasoning, delta.reasoning_content),
+        (Repeat::Reasoning, delta.reasoning),
+        (Repeat::Refusal, delta.refusal),
+    ] {
+        if let Some(text) = text {
+            count += 1;
+            found = Some((repeat, text));
+        }
+    }
+    for (position, piece) in delta.tool_calls[..delta.tool_call_count].iter().enumerate() {
+        count += 1;
+        if piece.id.is_some() || piece.name.is_some() {
+            return None;
+        }
+        let index = piece.index.unwrap_or(position as u64);
+        found = Some((Repeat::ToolArguments(index), piece.arguments?));
+    }
+    match (count, found) {
+        (1, Some((repeat, Text::Escaped(body)))) => Some((repeat, body)),
+        _ => None,
     }
 }
 
@@ -190,20 +362,15 @@ impl ChunkReader {
 /// its events with one [`ChunkReader`]).
 pub(crate) fn read_event(
     event: &Event<'_>,
-    content: &mut String,
-    meta: &mut StreamMetadata,
+    received: &mut Received<'_>,
 ) -> Result<ChunkEvent, Error> {
-    ChunkReader::default().read_event(event, content, meta)
+    ChunkReader::default().read_event(event, received)
 }
 
 /// The general path, for the chunks [`scan::read_chunk`] leaves to
-/// serde_json: errors, usage, escapes in metadata, unexpected types,
-/// invalid JSON.
-fn read_with_serde(
-    data: &str,
-    content: &mut String,
-    meta: &mut StreamMetadata,
-) -> Result<ChunkEvent, Error> {
+/// serde_json: errors, usage, several choices, escapes in metadata,
+/// unexpected types, invalid JSON.
+fn read_with_serde(data: &str, received: &mut Received<'_>) -> Result<ChunkEvent, Error> {
     let value = parse_event(data)?;
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         return Err(Error::Server {
@@ -211,13 +378,88 @@ fn read_with_serde(
             body: truncate(data),
         });
     }
+    let choices = value.get("choices").and_then(Value::as_array);
+    let choices = choices.map(Vec::as_slice).unwrap_or_default();
+    // Checked before anything is recorded: a chunk counts whole or not.
+    for choice in choices {
+        delta_text(choice.get("delta"), "content")?;
+    }
     // A `usage` that is not token counts is metadata lost, not a failed
     // answer.
     let usage = value.get("usage").filter(|u| !u.is_null());
     if let Some(Ok(usage)) = usage.map(Usage::deserialize) {
-        meta.usage = Some(usage);
+        received.answer.usage(usage);
     }
-    Ok(take_chunk(chunk_of(&value)?, content, meta))
+    received.metadata(
+        value.get("id").and_then(Value::as_str),
+        value.get("model").and_then(Value::as_str),
+        value.get("created").and_then(Value::as_u64),
+        value.get("system_fingerprint").and_then(Value::as_str),
+    );
+    for (position, choice) in (0u64..).zip(choices) {
+        // Choice 0 is the one with index 0, or the first one when the
+        // server leaves `index` out.
+        let index = choice
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position);
+        received.answer.choice(index);
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            received.answer.finish_reason(index, reason);
+        }
+        let delta = choice.get("delta");
+        let text = |key| {
+            delta
+                .and_then(|d| d.get(key))
+                .and_then(Value::as_str)
+                .map(Text::Plain)
+        };
+        received.delta(
+            index,
+            delta_text(delta, "content")?,
+            text("reasoning_content"),
+            text("reasoning"),
+            text("refusal"),
+        );
+        let pieces = delta
+            .and_then(|d| d.get("tool_calls"))
+            .and_then(Value::as_array);
+        for (position, piece) in (0u64..).zip(pieces.into_iter().flatten()) {
+            let function = piece.get("function");
+            let part = |key| function.and_then(|f| f.get(key));
+            // Arguments that are JSON rather than its text (Ollama's native
+            // shape): their text.
+            let arguments = match part("arguments") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+            };
+            received.tool_call(
+                index,
+                piece
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(position),
+                piece.get("id").and_then(Value::as_str),
+                part("name").and_then(Value::as_str),
+                Text::Plain(&arguments),
+            );
+        }
+    }
+    Ok(ChunkEvent::Chunk)
+}
+
+/// `delta.content` (a string or null): anything else is an answer this
+/// client cannot read.
+fn delta_text<'v>(delta: Option<&'v Value>, key: &str) -> Result<Option<Text<'v>>, Error> {
+    match delta.and_then(|d| d.get(key)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(Text::Plain(text))),
+        Some(other) => Err(Error::InvalidResponse(format!(
+            "delta.{key} is not a string: {}",
+            truncate(&other.to_string())
+        ))),
+    }
 }
 
 fn parse_event(data: &str) -> Result<Value, Error> {
@@ -237,63 +479,57 @@ fn parse_event(data: &str) -> Result<Value, Error> {
     Ok(value)
 }
 
-/// Records a chunk's metadata and puts choice 0's content in `content`.
-fn take_chunk(chunk: Chunk<'_>, content: &mut String, meta: &mut StreamMetadata) -> ChunkEvent {
-    if meta.id.is_none() {
-        meta.id = chunk.id.filter(|s| !s.is_empty()).map(str::to_owned);
-    }
-    if meta.model.is_none() {
-        meta.model = chunk.model.filter(|s| !s.is_empty()).map(str::to_owned);
-    }
-    let Some(choice) = chunk.choice else {
-        return ChunkEvent::Nothing;
-    };
-    // llama.cpp and others send `"finish_reason": ""` on ordinary chunks.
-    if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
-        if meta.finish_reason.as_deref() != Some(reason) {
-            meta.finish_reason = Some(reason.to_owned());
-        }
-    }
-    match choice.content {
-        Some(Content::Escaped(body)) => unescape_into(body, content),
-        Some(Content::Text(text)) => content.push_str(text),
-        None => return ChunkEvent::Nothing,
-    }
-    content_event(content)
-}
+/// What reading gives, for the checks below: the outcome, the events
+/// queued and the answer.
+type Outcome = (Result<ChunkEvent, String>, Events, Answer);
 
-fn content_event(content: &str) -> ChunkEvent {
-    if content.is_empty() {
-        ChunkEvent::Nothing
-    } else {
-        ChunkEvent::Content
-    }
+fn outcome(read: impl FnOnce(&mut Received<'_>) -> Result<ChunkEvent, Error>) -> Outcome {
+    let (mut events, mut answer) = (Events::default(), Answer::default());
+    let result = read(&mut Received {
+        events: &mut events,
+        answer: &mut answer,
+    });
+    (result.map_err(|e| e.to_string()), events, answer)
 }
 
 /// For the fuzz tests: reads `events` (type and data) in order with one
 /// reader, and each with a fresh reader, and says where the two differ (in
-/// result, content or metadata); else how many events the first reader
-/// found repeating a remembered chunk.
+/// result, events or answer); else how many events the first reader found
+/// repeating a remembered chunk.
 pub(crate) fn check_reader_memory(events: &[(&str, &str)]) -> Result<usize, String> {
     let mut reader = ChunkReader::default();
-    let (mut memo_meta, mut fresh_meta) = (StreamMetadata::default(), StreamMetadata::default());
-    let (mut memo_content, mut fresh_content) = (String::new(), String::new());
+    let (mut memo_events, mut memo_answer) = (Events::default(), Answer::default());
+    let (mut fresh_events, mut fresh_answer) = (Events::default(), Answer::default());
     let mut repeats = 0;
     for (i, &(event_type, data)) in events.iter().enumerate() {
         let event = Event { event_type, data };
-        if event.is_message() && reader.repeated_content(data.trim_ascii()).is_some() {
+        if event.is_message() && reader.repeated_text(data.trim_ascii()).is_some() {
             repeats += 1;
         }
-        let memo = reader.read_event(&event, &mut memo_content, &mut memo_meta);
-        let fresh = read_event(&event, &mut fresh_content, &mut fresh_meta);
+        memo_events.clear();
+        fresh_events.clear();
+        let memo = reader.read_event(
+            &event,
+            &mut Received {
+                events: &mut memo_events,
+                answer: &mut memo_answer,
+            },
+        );
+        let fresh = read_event(
+            &event,
+            &mut Received {
+                events: &mut fresh_events,
+                answer: &mut fresh_answer,
+            },
+        );
         let (memo, fresh) = (
             memo.map_err(|e| e.to_string()),
             fresh.map_err(|e| e.to_string()),
         );
-        if (&memo, &memo_content, &memo_meta) != (&fresh, &fresh_content, &fresh_meta) {
+        if (&memo, &memo_events, &memo_answer) != (&fresh, &fresh_events, &fresh_answer) {
             return Err(format!(
-                "event {i}: with memory {memo:?} {memo_content:?} {memo_meta:?}, \
-                 fresh {fresh:?} {fresh_content:?} {fresh_meta:?}"
+                "event {i}: with memory {memo:?} {memo_events:?} {memo_answer:?}, \
+                 fresh {fresh:?} {fresh_events:?} {fresh_answer:?}"
             ));
         }
     }
@@ -301,36 +537,19 @@ pub(crate) fn check_reader_memory(events: &[(&str, &str)]) -> Result<usize, Stri
 }
 
 /// For the differential fuzz test: `Ok(true)` when the fast reader read
-/// `data` and serde_json reads the same from it, `Ok(false)` when the fast
-/// reader left it to serde_json, `Err` (saying how) when they disagree.
+/// `data` and serde_json reads the same from it (the same events, the same
+/// answer), `Ok(false)` when the fast reader left it to serde_json, `Err`
+/// (saying how) when they disagree.
 pub(crate) fn check_fast_reader(data: &str) -> Result<bool, String> {
-    let Some(fast) = scan::read_chunk(data, &mut Vec::new()) else {
+    let Some(chunk) = scan::read_chunk(data, &mut Vec::new()) else {
         return Ok(false);
     };
-    let value = parse_event(data).map_err(|e| format!("serde_json failed: {e}"))?;
-    if ["usage", "error"]
-        .iter()
-        .any(|k| value.get(k).is_some_and(|v| !v.is_null()))
-    {
-        return Err("serde_json found usage or an error".into());
-    }
-    let slow = chunk_of(&value).map_err(|e| format!("serde_json failed: {e}"))?;
-    // Content compared as text: the readers hand it over in two forms.
-    let text = |chunk: &Chunk<'_>| {
-        let mut text = String::new();
-        match chunk.choice.as_ref().and_then(|c| c.content) {
-            Some(Content::Escaped(body)) => unescape_into(body, &mut text),
-            Some(Content::Text(t)) => text.push_str(t),
-            None => {}
-        }
-        text
-    };
-    fn meta<'c>(c: &Chunk<'c>) -> (Option<&'c str>, Option<&'c str>, Option<Option<&'c str>>) {
-        (c.id, c.model, c.choice.as_ref().map(|c| c.finish_reason))
-    }
-    let has_content = |c: &Chunk<'_>| c.choice.as_ref().map(|c| c.content.is_some());
-    let fast_view = (meta(&fast), has_content(&fast), text(&fast));
-    if fast_view == (meta(&slow), has_content(&slow), text(&slow)) {
+    let fast = outcome(|received| {
+        received.chunk(&chunk);
+        Ok(ChunkEvent::Chunk)
+    });
+    let slow = outcome(|received| read_with_serde(data, received));
+    if fast == slow {
         Ok(true)
     } else {
         Err(format!("fast: {fast:?}, serde_json: {slow:?}"))
@@ -399,51 +618,52 @@ fn server_error(data: &str) -> Error {
     }
 }
 
-/// What the stream needs from `value`, an event parsed by serde_json: choice
-/// 0 is the one with `index` 0, or the first one when the server leaves
-/// `index` out. Metadata of another type than a string counts as absent.
-fn chunk_of(value: &Value) -> Result<Chunk<'_>, Error> {
-    let choices = value.get("choices").and_then(Value::as_array);
-    let choice = (0u64..)
-        .zip(choices.map(Vec::as_slice).unwrap_or_default())
-        .find(|(position, c)| c.get("index").and_then(Value::as_u64).unwrap_or(*position) == 0)
-        .map(|(_, choice)| -> Result<Choice<'_>, Error> {
-            let content = match choice.get("delta").and_then(|d| d.get("content")) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(text)) => Some(Content::Text(text)),
-                Some(other) => {
-                    return Err(Error::InvalidResponse(format!(
-                        "delta.content is not a string: {}",
-                        truncate(&other.to_string())
-                    )))
-                }
-            };
-            Ok(Choice {
-                finish_reason: choice.get("finish_reason").and_then(Value::as_str),
-                content,
-            })
-        })
-        .transpose()?;
-    Ok(Chunk {
-        id: value.get("id").and_then(Value::as_str),
-        model: value.get("model").and_then(Value::as_str),
-        choice,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::answer::StreamMetadata;
+    use crate::event::StreamEvent;
+
+    /// Reads one event: the outcome, the content of its events, the
+    /// metadata.
     fn read(data: &str) -> (Result<ChunkEvent, Error>, String, StreamMetadata) {
-        let mut content = String::new();
-        let mut meta = StreamMetadata::default();
+        let (result, events, answer) = read_all(data);
+        (result, content_of(events), answer.meta)
+    }
+
+    fn read_all(data: &str) -> (Result<ChunkEvent, Error>, Events, Answer) {
+        let (mut events, mut answer) = (Events::default(), Answer::default());
         let event = Event {
             event_type: "",
             data,
         };
-        let result = read_event(&event, &mut content, &mut meta);
-        (result, content, meta)
+        let result = read_event(
+            &event,
+            &mut Received {
+                events: &mut events,
+                answer: &mut answer,
+            },
+        );
+        (result, events, answer)
+    }
+
+    fn content_of(mut events: Events) -> String {
+        let mut content = String::new();
+        while let Some(at) = events.take() {
+            if let StreamEvent::Content(text) = events.event(at) {
+                content.push_str(text);
+            }
+        }
+        content
+    }
+
+    fn all_events(mut events: Events) -> Vec<String> {
+        let mut all = Vec::new();
+        while let Some(at) = events.take() {
+            all.push(format!("{:?}", events.event(at)));
+        }
+        all
     }
 
     #[test]
@@ -451,8 +671,35 @@ mod tests {
         let (r, c, _) = read(
             r#"{"choices":[{"index":1,"delta":{"content":"B"}},{"index":0,"delta":{"content":"A\n\"q\""}}]}"#,
         );
-        assert_eq!(r.unwrap(), ChunkEvent::Content);
+        assert_eq!(r.unwrap(), ChunkEvent::Chunk);
         assert_eq!(c, "A\n\"q\"");
+    }
+
+    #[test]
+    fn every_kind_of_delta_in_order() {
+        let data = r#"{"choices":[{"delta":{"content":"C","reasoning":"R2","reasoning_content":"R","refusal":"no","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\":"}},{"index":3,"function":{"arguments":{"b":1}}}]}}]}"#;
+        let (r, events, answer) = read_all(data);
+        r.unwrap();
+        assert_eq!(
+            all_events(events),
+            [
+                r#"Reasoning("R")"#,
+                r#"Content("C")"#,
+                r#"Refusal("no")"#,
+                r#"ToolCall { index: 0, id: Some("call_1"), name: Some("f"), arguments: "{\"a\":" }"#,
+                r#"ToolCall { index: 3, id: None, name: None, arguments: "{\"b\":1}" }"#,
+            ]
+        );
+        let message = &answer.completion().choices[0].message;
+        assert_eq!(message.extra["reasoning_content"], "R");
+        assert_eq!(
+            message.extra["tool_calls"][1]["function"]["arguments"],
+            "{\"b\":1}"
+        );
+        // Without reasoning_content, `reasoning` is the reasoning.
+        let (_, events, _) =
+            read_all(r#"{"choices":[{"delta":{"reasoning_content":"","reasoning":"R2"}}]}"#);
+        assert_eq!(all_events(events), [r#"Reasoning("R2")"#]);
     }
 
     #[test]
@@ -466,7 +713,7 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{},"finish_reason":""}],"new_field":{"a":[1]}}"#,
         ] {
             let (r, c, meta) = read(data);
-            assert_eq!(r.unwrap(), ChunkEvent::Nothing, "{data}");
+            assert_eq!(r.unwrap(), ChunkEvent::Chunk, "{data}");
             assert_eq!(c, "");
             assert_eq!(meta.finish_reason, None, "{data}");
         }
@@ -489,13 +736,17 @@ mod tests {
         assert!(matches!(r, Err(Error::Server { ref message, .. }) if message == "overloaded"));
         let (r, _, _) = read("{not json");
         assert!(matches!(r, Err(Error::InvalidResponse(_))));
-        let mut content = String::new();
-        let mut meta = StreamMetadata::default();
         let event = Event {
             event_type: "error",
             data: "upstream went away",
         };
-        let r = read_event(&event, &mut content, &mut meta);
+        let r = read_event(
+            &event,
+            &mut Received {
+                events: &mut Events::default(),
+                answer: &mut Answer::default(),
+            },
+        );
         assert!(
             matches!(r, Err(Error::Server { ref message, .. }) if message == "upstream went away")
         );
@@ -541,11 +792,11 @@ mod tests {
         let (r, c, meta) = read(
             r#"{"id":7,"model":["m"],"choices":[{"index":"0","delta":{"content":"A"},"finish_reason":1}],"usage":"n/a"}"#,
         );
-        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Content, "A"));
+        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Chunk, "A"));
         assert_eq!(meta, StreamMetadata::default());
         // A repeated key: the last one counts.
         let (r, c, meta) = read(r#"{"id":"x","id":"y","choices":[{"delta":{"content":"B"}}]}"#);
-        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Content, "B"));
+        assert_eq!((r.unwrap(), c.as_str()), (ChunkEvent::Chunk, "B"));
         assert_eq!(meta.id.as_deref(), Some("y"));
         for data in [
             r#"{"choices":[{"delta":{"content":{"text":"A"}}}]}"#,

@@ -4,13 +4,17 @@
 //! serde_json spends most of a chunk's time in its general machinery
 //! (visitors, seeds, setting up each string) rather than in the bytes. This
 //! reader walks the event once, validates its JSON as strictly as
-//! serde_json does, and picks out what the stream needs: `id`, `model`, and
-//! choice 0's `finish_reason` and `delta.content`.
+//! serde_json does, and picks out what the stream needs: `id`, `model`,
+//! `created`, `system_fingerprint`, and choice 0's `finish_reason` and
+//! delta (`content`, `reasoning_content`, `reasoning`, `refusal`,
+//! `tool_calls`).
 //!
 //! It handles the usual shape only. On anything else it gives up (`None`)
 //! and the caller parses the event with serde_json, which decides and words
 //! the error: a key or a metadata string with escapes, a non-null `usage` or
-//! `error`, a repeated field, a value of an unexpected type, deep nesting, a
+//! `error`, a choice other than choice 0, more than [`MAX_TOOL_PIECES`]
+//! tool-call pieces, a repeated field, a value of an unexpected type, deep
+//! nesting, a
 //! lone surrogate escape (`\ud800`) or a number out of `f64`'s range (which
 //! serde_json refuses), or invalid JSON. So where this reader answers,
 //! serde_json answers the same; `tests/fuzz.rs` checks that differentially.
@@ -25,8 +29,10 @@
 pub(crate) struct Chunk<'a> {
     pub id: Option<&'a str>,
     pub model: Option<&'a str>,
-    /// The choice with `index` 0 (or the first one, when the server leaves
-    /// `index` out).
+    pub created: Option<u64>,
+    pub system_fingerprint: Option<&'a str>,
+    /// The one choice, of index 0 (this reader leaves chunks with other
+    /// choices to serde_json).
     pub choice: Option<Choice<'a>>,
 }
 
@@ -34,18 +40,41 @@ pub(crate) struct Chunk<'a> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Choice<'a> {
     pub finish_reason: Option<&'a str>,
-    /// `delta.content`.
-    pub content: Option<Content<'a>>,
+    pub delta: Delta<'a>,
 }
 
-/// The text of `delta.content`.
+/// The texts of a choice's `delta`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delta<'a> {
+    pub content: Option<Text<'a>>,
+    pub reasoning_content: Option<Text<'a>>,
+    pub reasoning: Option<Text<'a>>,
+    pub refusal: Option<Text<'a>>,
+    /// The pieces of `tool_calls`, in order: the first `tool_call_count`.
+    pub tool_calls: [ToolPiece<'a>; MAX_TOOL_PIECES],
+    pub tool_call_count: usize,
+}
+
+/// One element of `delta.tool_calls`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ToolPiece<'a> {
+    pub index: Option<u64>,
+    pub id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub arguments: Option<Text<'a>>,
+}
+
+/// More tool-call pieces in one chunk than this are left to serde_json.
+pub(crate) const MAX_TOOL_PIECES: usize = 4;
+
+/// A text of a delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Content<'a> {
+pub(crate) enum Text<'a> {
     /// As the event has it: the JSON text between the string's quotes,
     /// escapes not yet resolved (this reader's).
     Escaped(&'a str),
     /// Resolved (serde_json's).
-    Text(&'a str),
+    Plain(&'a str),
 }
 
 /// A value the reader skipped because the stream has no use for it (a
@@ -96,6 +125,29 @@ pub(crate) fn read_chunk<'a>(data: &'a str, skipped: &mut Vec<Skipped>) -> Optio
             Key::Plain(b"choices") => {
                 seen.first(CHOICES)?;
                 chunk.choice = r.choices()?;
+            }
+            // Skipped (so a later chunk may hold another value there) and
+            // kept: the answer takes the first one.
+            Key::Plain(b"created") => {
+                seen.first(CREATED)?;
+                let start = r.pos_after_whitespace();
+                r.skip_value(0)?;
+                chunk.created = Some(plain_u64(&r.bytes[start..r.pos])?);
+            }
+            Key::Plain(b"system_fingerprint") => {
+                seen.first(FINGERPRINT)?;
+                let start = r.pos_after_whitespace();
+                match r.peek()? {
+                    b'"' => {
+                        r.skip_value(0)?;
+                        let text = r.text.get(start + 1..r.pos - 1)?;
+                        if text.contains('\\') {
+                            return None;
+                        }
+                        chunk.system_fingerprint = Some(text);
+                    }
+                    _ => r.null()?,
+                }
             }
             // Left to serde_json unless null: rare, and an error needs
             // its words.
@@ -151,10 +203,20 @@ const MODEL: u8 = 2;
 const CHOICES: u8 = 4;
 const USAGE: u8 = 8;
 const ERROR: u8 = 16;
+const CREATED: u8 = 32;
+const FINGERPRINT: u8 = 64;
 const INDEX: u8 = 1;
 const DELTA: u8 = 2;
 const FINISH_REASON: u8 = 4;
 const CONTENT: u8 = 1;
+const REASONING_CONTENT: u8 = 2;
+const REASONING: u8 = 4;
+const REFUSAL: u8 = 8;
+const TOOL_CALLS: u8 = 16;
+const TOOL_ID: u8 = 2;
+const TOOL_FUNCTION: u8 = 4;
+const NAME: u8 = 1;
+const ARGUMENTS: u8 = 2;
 
 struct Reader<'a, 's> {
     text: &'a str,
@@ -169,6 +231,12 @@ impl<'a> Reader<'a, '_> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
         }
+    }
+
+    /// Where the next value starts, after whitespace.
+    fn pos_after_whitespace(&mut self) -> usize {
+        self.skip_whitespace();
+        self.pos
     }
 
     /// The next byte after whitespace, not consumed.
@@ -308,20 +376,19 @@ impl<'a> Reader<'a, '_> {
         Some(())
     }
 
-    /// `choices`: `null`, or an array of choice objects; the one with index
-    /// 0 (or, without indexes, the first) is kept.
+    /// `choices`: `null`, or an array of at most one choice, of index 0
+    /// (or none): a chunk with other choices is left to serde_json.
     fn choices(&mut self) -> Option<Option<Choice<'a>>> {
         if self.peek()? == b'n' {
             return self.null().map(|()| None);
         }
         let mut found = None;
-        let mut position = 0u64;
         self.array(|r| {
             let (index, choice) = r.choice()?;
-            if found.is_none() && index.unwrap_or(position) == 0 {
-                found = Some(choice);
+            if found.is_some() || index.unwrap_or(0) != 0 {
+                return None;
             }
-            position += 1;
+            found = Some(choice);
             Some(())
         })?;
         Some(found)
@@ -340,7 +407,7 @@ impl<'a> Reader<'a, '_> {
                 }
                 Key::Plain(b"delta") => {
                     seen.first(DELTA)?;
-                    choice.content = r.delta_content()?;
+                    r.delta(&mut choice.delta)?;
                 }
                 Key::Plain(b"finish_reason") => {
                     seen.first(FINISH_REASON)?;
@@ -361,46 +428,126 @@ impl<'a> Reader<'a, '_> {
         }
         let bytes = self.bytes;
         let end = digits_end(bytes, self.pos);
-        let digits = &bytes[self.pos..end];
-        let plain = match digits {
-            [] => false,
-            [b'0', _, ..] => false,
-            _ => !matches!(bytes.get(end), Some(b'.' | b'e' | b'E')),
-        };
-        if !plain || digits.len() > 19 {
+        if matches!(bytes.get(end), Some(b'.' | b'e' | b'E')) {
             return None;
         }
+        let value = plain_u64(&bytes[self.pos..end])?;
         self.pos = end;
-        let value = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
         Some(Some(value))
     }
 
-    /// `delta`: `null`, or an object whose `content` is a string or `null`.
-    fn delta_content(&mut self) -> Option<Option<Content<'a>>> {
+    /// `delta`: `null`, or an object whose texts are strings or `null`
+    /// and whose `tool_calls` is `null` or an array of pieces.
+    fn delta(&mut self, delta: &mut Delta<'a>) -> Option<()> {
         if self.peek()? == b'n' {
-            return self.null().map(|()| None);
+            return self.null();
         }
-        let mut content = None;
         let mut seen = Seen::default();
         self.object(|r, key| {
             match key {
                 Key::Plain(b"content") => {
                     seen.first(CONTENT)?;
-                    content = match r.peek()? {
-                        b'n' => r.null().map(|()| None)?,
-                        b'"' => Some(Content::Escaped(r.string()?.0)),
-                        _ => return None,
-                    };
+                    delta.content = r.text_or_null()?;
+                }
+                Key::Plain(b"reasoning_content") => {
+                    seen.first(REASONING_CONTENT)?;
+                    delta.reasoning_content = r.text_or_null()?;
+                }
+                Key::Plain(b"reasoning") => {
+                    seen.first(REASONING)?;
+                    delta.reasoning = r.text_or_null()?;
+                }
+                Key::Plain(b"refusal") => {
+                    seen.first(REFUSAL)?;
+                    delta.refusal = r.text_or_null()?;
+                }
+                Key::Plain(b"tool_calls") => {
+                    seen.first(TOOL_CALLS)?;
+                    if r.peek()? == b'n' {
+                        return r.null();
+                    }
+                    r.array(|r| {
+                        let piece = delta.tool_calls.get_mut(delta.tool_call_count)?;
+                        *piece = r.tool_piece()?;
+                        delta.tool_call_count += 1;
+                        Some(())
+                    })?;
+                }
+                Key::Plain(_) => r.skip_value(0)?,
+                Key::Escaped => return None,
+            }
+            Some(())
+        })
+    }
+
+    /// One element of `tool_calls`: `{"index", "id", "type", "function":
+    /// {"name", "arguments"}}`, each part optional.
+    fn tool_piece(&mut self) -> Option<ToolPiece<'a>> {
+        let mut piece = ToolPiece::default();
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                Key::Plain(b"index") => {
+                    seen.first(INDEX)?;
+                    piece.index = r.index()?;
+                }
+                Key::Plain(b"id") => {
+                    seen.first(TOOL_ID)?;
+                    piece.id = r.plain_string_or_null()?;
+                }
+                Key::Plain(b"function") => {
+                    seen.first(TOOL_FUNCTION)?;
+                    if r.peek()? == b'n' {
+                        return r.null();
+                    }
+                    let mut seen = Seen::default();
+                    r.object(|r, key| {
+                        match key {
+                            Key::Plain(b"name") => {
+                                seen.first(NAME)?;
+                                piece.name = r.plain_string_or_null()?;
+                            }
+                            Key::Plain(b"arguments") => {
+                                seen.first(ARGUMENTS)?;
+                                piece.arguments = r.text_or_null()?;
+                            }
+                            Key::Plain(_) => r.skip_value(0)?,
+                            Key::Escaped => return None,
+                        }
+                        Some(())
+                    })?;
                 }
                 Key::Plain(_) => r.skip_value(0)?,
                 Key::Escaped => return None,
             }
             Some(())
         })?;
-        Some(content)
+        Some(piece)
     }
+
+    /// A string (as its escaped text) or `null`.
+    fn text_or_null(&mut self) -> Option<Option<Text<'a>>> {
+        match self.peek()? {
+            b'n' => self.null().map(|()| None),
+            b'"' => Some(Some(Text::Escaped(self.string()?.0))),
+            _ => None,
+        }
+    }
+}
+
+/// The value of an unsigned integer written plainly (no sign, no leading
+/// zero, at most 19 digits); `None` for anything else.
+fn plain_u64(digits: &[u8]) -> Option<u64> {
+    match digits {
+        [] | [b'0', _, ..] => return None,
+        _ if digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) => return None,
+        _ => {}
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 /// The position of the closing quote of the string whose text begins at
@@ -543,9 +690,37 @@ mod tests {
         let chunk = read_chunk(OPENAI, &mut Vec::new()).unwrap();
         assert_eq!(chunk.id, Some("chatcmpl-123"));
         assert_eq!(chunk.model, Some("gpt-4o-mini"));
+        assert_eq!(chunk.created, Some(1694268190));
+        assert_eq!(chunk.system_fingerprint, Some("fp_44709d6fcb"));
         let choice = chunk.choice.unwrap();
-        assert_eq!(choice.content, Some(Content::Escaped(r#"Hel\"lo"#)));
+        assert_eq!(choice.delta.content, Some(Text::Escaped(r#"Hel\"lo"#)));
         assert_eq!(choice.finish_reason, None);
+    }
+
+    #[test]
+    fn reads_reasoning_refusals_and_tool_calls() {
+        let data = r#"{"choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"a\nb","reasoning":null,"refusal":"no","tool_calls":[{"index":1,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"x\""}},{"function":{"arguments":null}}]}}]}"#;
+        let delta = read_chunk(data, &mut Vec::new())
+            .unwrap()
+            .choice
+            .unwrap()
+            .delta;
+        assert_eq!(delta.reasoning_content, Some(Text::Escaped("a\\nb")));
+        assert_eq!(
+            (delta.reasoning, delta.refusal),
+            (None, Some(Text::Escaped("no")))
+        );
+        assert_eq!(delta.tool_call_count, 2);
+        assert_eq!(
+            delta.tool_calls[0],
+            ToolPiece {
+                index: Some(1),
+                id: Some("call_1"),
+                name: Some("f"),
+                arguments: Some(Text::Escaped(r#"{\"x\""#)),
+            }
+        );
+        assert_eq!(delta.tool_calls[1], ToolPiece::default());
     }
 
     #[test]
@@ -571,17 +746,17 @@ mod tests {
     }
 
     #[test]
-    fn picks_choice_zero() {
+    fn reads_choice_zero_alone() {
         let chunk = read_chunk(
-            r#"{"choices":[{"index":1,"delta":{"content":"B"}},{"index":0,"delta":{"content":"A"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"A"},"finish_reason":"stop"}]}"#,
             &mut Vec::new(),
         )
         .unwrap();
         let choice = chunk.choice.unwrap();
-        assert_eq!(choice.content, Some(Content::Escaped("A")));
+        assert_eq!(choice.delta.content, Some(Text::Escaped("A")));
         assert_eq!(choice.finish_reason, Some("stop"));
         let chunk = read_chunk(
-            r#" { "choices" : [ { "delta" : { } } , {"delta":null} ] } "#,
+            r#" { "choices" : [ { "delta" : { } } ] } "#,
             &mut Vec::new(),
         );
         assert_eq!(chunk.unwrap().choice, Some(Choice::default()));
@@ -615,6 +790,16 @@ mod tests {
             r#"{"x":"\ud800\u0041"}"#,
             r#"{"x":"\udc00\ud800"}"#,
             r#"{"choices":[{"delta":{"content":"\ud83e"}}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"content":"B"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"A"}},{"delta":null}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":1}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":{}}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"c\u0031"}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":{}}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{},{},{},{},{}]}}]}"#,
+            r#"{"created":1.5}"#,
+            r#"{"created":-1}"#,
+            r#"{"system_fingerprint":"f\u0070"}"#,
             r#"{"x":1e400}"#,
             r#"{"x":1e100}"#,
             r#"{"x":tru}"#,

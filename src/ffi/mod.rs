@@ -17,6 +17,7 @@ pub use boundary::ModelApiStatus;
 use boundary::{guard, guard_ptr, guard_void, Failure};
 use ModelApiStatus::*;
 
+use crate::event::{EventWithNul, Kind};
 use crate::{CancelToken, ChatStream, ModelApi};
 
 /// One chat message: `role` ("system", "user", "assistant", "tool") and
@@ -37,6 +38,55 @@ pub struct ModelApiMessage {
 /// closed and the call returns `MODELAPI_ABORTED`.
 pub type ModelApiChunkFn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, chunk: *const c_char, len: usize) -> c_int>;
+
+/// What an event of a stream is (see `ModelApiEvent`). The numbers are
+/// stable.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelApiEventKind {
+    /// A piece of the answer's text (`delta.content`).
+    MODELAPI_EVENT_CONTENT = 0,
+    /// A piece of the model's reasoning (`delta.reasoning_content`, or
+    /// `delta.reasoning`).
+    MODELAPI_EVENT_REASONING = 1,
+    /// A piece of one tool call (`delta.tool_calls[]`).
+    MODELAPI_EVENT_TOOL_CALL = 2,
+    /// A piece of a refusal (`delta.refusal`).
+    MODELAPI_EVENT_REFUSAL = 3,
+}
+
+/// One event of a stream: a piece of the text, of the reasoning, of a tool
+/// call or of a refusal, of choice 0, in the order they arrived. Its
+/// strings belong to the stream: valid until the next call on the stream
+/// or its free (for a callback, during the call only).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ModelApiEvent {
+    /// What the piece is.
+    pub kind: ModelApiEventKind,
+    /// The piece (`MODELAPI_EVENT_TOOL_CALL`: of the call's arguments, the
+    /// JSON text with its escapes resolved); NUL-terminated, never NULL.
+    pub text: *const c_char,
+    /// Bytes of `text`, without the NUL.
+    pub len: usize,
+    /// `MODELAPI_EVENT_TOOL_CALL`: the call this piece belongs to (its
+    /// `index`, or its position when the server leaves it out); else 0.
+    pub tool_index: u32,
+    /// `MODELAPI_EVENT_TOOL_CALL`: the call's id when this piece carries
+    /// it (usually the first piece of the call); else NULL.
+    pub tool_id: *const c_char,
+    /// `MODELAPI_EVENT_TOOL_CALL`: the function's name when this piece
+    /// carries it; else NULL.
+    pub tool_name: *const c_char,
+}
+
+/// Called once per event by `modelapi_stream_events`, on the calling
+/// thread. `event` and its strings are valid during the call only (copy
+/// what you keep). Return 0 to go on, non-zero to stop: the stream is then
+/// closed and the call returns `MODELAPI_ABORTED`.
+pub type ModelApiEventFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const ModelApiEvent) -> c_int>;
 
 /// A client of one server and model (the C `ModelApi`). Opaque to C:
 /// created by `modelapi_new` or `modelapi_from_env`, freed by
@@ -444,6 +494,122 @@ pub unsafe extern "C" fn modelapi_stream_next(
     })
 }
 
+/// The next event of a pull stream: a piece of the text, of the reasoning,
+/// of a tool call or of a refusal (see `ModelApiEvent`). Returns
+/// `MODELAPI_OK` with `*out_event` filled (its strings valid until the next
+/// call on this stream or its free); `MODELAPI_DONE` at the end, and again
+/// on every later call; or an error status, after which the stream is
+/// over. On any status but `MODELAPI_OK`, `*out_event` is an empty content
+/// event ("" text, NULL tool strings). Blocks as `modelapi_stream_next`
+/// does; the two may be mixed on one stream (`modelapi_stream_next` skips
+/// the other kinds of event).
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only; `out_event`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_next_event(
+    stream: *mut ModelApiStream,
+    out_event: *mut ModelApiEvent,
+) -> ModelApiStatus {
+    if let Some(out) = out_event.as_mut() {
+        *out = no_event();
+    }
+    guard(|| {
+        let handle = args::shared(stream, "stream")?;
+        let out = out_event
+            .as_mut()
+            .ok_or_else(|| Failure::invalid("out_event is NULL"))?;
+        match handle.state().stream.next_event_with_nul() {
+            None => Ok(MODELAPI_DONE),
+            Some(Err(err)) => Err(err.into()),
+            Some(Ok(event)) => {
+                *out = c_event(&event);
+                Ok(MODELAPI_OK)
+            }
+        }
+    })
+}
+
+/// The answer assembled from every chunk of the stream read so far, as a
+/// `chat.completion` object (the shape `modelapi_complete` returns): each
+/// choice's content, `reasoning_content`, `tool_calls` (id, function name,
+/// the arguments' pieces concatenated, in index order) and `refusal`, each
+/// only when some arrived, its `finish_reason`, and the `id`, `model`,
+/// `created`, `system_fingerprint` and `usage` the server sent. Works at
+/// any time: in the middle of a stream, at its end, after an error (what
+/// arrived before it). `*out_json` is freed with `modelapi_string_free`;
+/// on failure it is set to NULL.
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only; `out_json`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_completion_json(
+    stream: *mut ModelApiStream,
+    out_json: *mut *mut c_char,
+) -> ModelApiStatus {
+    args::clear(out_json);
+    guard(|| {
+        let handle = args::shared(stream, "stream")?;
+        required_out(out_json, "out_json")?;
+        let completion = handle.state().stream.completion();
+        *out_json = args::c_string(completion.raw_json());
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// A streamed chat completion handed to `on_event` event by event (text,
+/// reasoning, tool-call and refusal pieces of choice 0; see
+/// `ModelApiEventFn`), on this thread, with `user_data`. The request is
+/// JSON as for `modelapi_stream_with` (a request object may carry `tools`);
+/// `cancel` may be NULL. On `MODELAPI_OK`, `*out_json` (may be NULL: not
+/// wanted) receives the whole answer as `chat.completion` JSON (see
+/// `modelapi_stream_completion_json`), freed with `modelapi_string_free`.
+/// Returns `MODELAPI_ABORTED` when `on_event` returned non-zero or `cancel`
+/// was cancelled, or another error status, in each case after the events
+/// that did arrive and with `*out_json` set to NULL.
+///
+/// May be called by several threads at once on one client.
+///
+/// # Safety
+/// As `modelapi_stream_with`; `on_event` is NULL or a valid function;
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_events(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    on_event: ModelApiEventFn,
+    user_data: *mut c_void,
+    out_json: *mut *mut c_char,
+) -> ModelApiStatus {
+    args::clear(out_json);
+    guard(|| {
+        let api = shared(api)?;
+        let on_event = on_event.ok_or_else(|| Failure::invalid("on_event is NULL"))?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let mut stream = api.with_cancel(&token).stream_request(request, mock)?;
+        while let Some(event) = stream.next_event_with_nul() {
+            let event = c_event(&event?);
+            let verdict = on_event(user_data, &event);
+            if verdict != 0 {
+                return Err(crate::Error::Aborted(format!(
+                    "the event callback returned {verdict}: the stream was stopped"
+                ))
+                .into());
+            }
+        }
+        if !out_json.is_null() {
+            *out_json = args::c_string(stream.completion().raw_json());
+        }
+        Ok(MODELAPI_OK)
+    })
+}
+
 /// Cancels a pull stream. Safe to call from any thread, also while another
 /// thread is blocked inside `modelapi_stream_next` on this stream: that
 /// call returns `MODELAPI_ABORTED` within milliseconds, and the stream's
@@ -738,6 +904,36 @@ pub extern "C" fn modelapi_last_http_status() -> c_int {
 #[no_mangle]
 pub extern "C" fn modelapi_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The event C gets when there is none: empty content.
+fn no_event() -> ModelApiEvent {
+    ModelApiEvent {
+        kind: ModelApiEventKind::MODELAPI_EVENT_CONTENT,
+        text: c"".as_ptr(),
+        len: 0,
+        tool_index: 0,
+        tool_id: std::ptr::null(),
+        tool_name: std::ptr::null(),
+    }
+}
+
+/// An event for C, pointing into the stream's buffer.
+fn c_event(event: &EventWithNul<'_>) -> ModelApiEvent {
+    let c_text = |bytes: &[u8]| bytes.as_ptr().cast::<c_char>();
+    ModelApiEvent {
+        kind: match event.kind {
+            Kind::Content => ModelApiEventKind::MODELAPI_EVENT_CONTENT,
+            Kind::Reasoning => ModelApiEventKind::MODELAPI_EVENT_REASONING,
+            Kind::ToolCall => ModelApiEventKind::MODELAPI_EVENT_TOOL_CALL,
+            Kind::Refusal => ModelApiEventKind::MODELAPI_EVENT_REFUSAL,
+        },
+        text: c_text(event.text),
+        len: event.text.len() - 1,
+        tool_index: event.tool_index,
+        tool_id: event.tool_id.map_or(std::ptr::null(), c_text),
+        tool_name: event.tool_name.map_or(std::ptr::null(), c_text),
+    }
 }
 
 /// The token behind a C cancel handle, or a fresh one for NULL.

@@ -53,3 +53,37 @@ curl -sS -o /dev/null -w 'HTTP %{http_code}\n' "$U/chat/completions" -H "$AUTH" 
 section "keep-alive: two requests on one connection"
 curl -sS -v -o /dev/null -o /dev/null "$U/v1/chat/completions" "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
     -d '{"model":"test-model",'"$MSG"',"mock_response":"x"}' 2>&1 | grep -Ei 're-using|left intact|^< HTTP|closing'
+
+# ---- Tool calls and reasoning in streams (NOTES.md, section of that name) ----
+CONV='"_compression_interception_converted_stream":true'
+TC='"mock_tool_calls":[{"id":"call_abc123","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]'
+
+for m in mock-tools-model mock-reasoning-model; do
+    section "(t) $m non-stream"
+    post -d '{"model":"'"$m"'",'"$MSG"'}'
+    section "(t) $m stream (no converted-stream key) -> 500"
+    post -d '{"model":"'"$m"'","stream":true,'"$MSG"'}'
+    section "(t) $m stream + $CONV"
+    curl -N -sS "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
+        -d '{"model":"'"$m"'","stream":true,'"$CONV"','"$MSG"'}'
+    section "(t) $m stream + $CONV + include_usage"
+    curl -N -sS "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
+        -d '{"model":"'"$m"'","stream":true,"stream_options":{"include_usage":true},'"$CONV"','"$MSG"'}'
+done
+
+section "(t) mock-tools-model, stream:false + $CONV -> SSE anyway"
+curl -N -sS -i "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
+    -d '{"model":"mock-tools-model","stream":false,'"$CONV"','"$MSG"'}' | grep -E '^(HTTP|content-type|data:)'
+
+section "(t) body mock_tool_calls + stream:true -> tool calls dropped, text only"
+curl -N -sS "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
+    -d '{"model":"test-model","stream":true,"mock_response":"ok",'"$TC"','"$MSG"'}'
+
+section "(t) body dict mock_response with reasoning_content, stream + $CONV"
+curl -N -sS "$U/v1/chat/completions" -H "$AUTH" -H "$CT" \
+    -d '{"model":"test-model","stream":true,'"$CONV"','"$MSG"',"mock_response":{"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":"The answer is 4.","reasoning_content":"2+2 is 4."}}]}}'
+
+section "(t) the other converted-stream keys are stripped by the proxy -> 500"
+for k in _websearch_interception_converted_stream _headroom_interception_converted_stream _code_interpreter_interception_converted_stream; do
+    curl -sS "$U/v1/chat/completions" -H "$AUTH" -H "$CT" -d '{"model":"mock-tools-model","stream":true,"'"$k"'":true,'"$MSG"'}'; echo
+done

@@ -19,9 +19,22 @@
 //! differ beyond their content, which clients that recognise a repeated
 //! chunk shape cannot skip.
 //!
-//! Usage: `bench-server [--port N] [--exit-on-stdin-eof] [--vary]`. It
-//! prints `PORT <n>` on stdout once it listens on 127.0.0.1. `--describe`
-//! prints the sizes a client must see (JSON) and exits.
+//! With `--tools`, a stream is one tool call instead of text, shaped as
+//! OpenAI streams them: a first chunk with the role, `content: null` and
+//! the call's `index`, `id`, `type` and `function.name` (arguments `""`),
+//! then N chunks each carrying one piece of `function.arguments` (a few
+//! bytes of JSON text, some with escapes, some with multi-byte UTF-8), a
+//! chunk with `finish_reason: "tool_calls"` and `data: [DONE]`. The
+//! arguments are a `write_file` call's JSON object: a fixed head
+//! (`{"path": ..., "content": "`), a cycle of body pieces (a Markdown file
+//! with its newlines and quotes escaped) and a fixed tail (`"}`), N pieces
+//! in all (at least the head and tail), so they parse as JSON at any N.
+//!
+//! Usage: `bench-server [--port N] [--exit-on-stdin-eof] [--vary | --tools]`.
+//! It prints `PORT <n>` on stdout once it listens on 127.0.0.1.
+//! `--describe` prints what a client must receive (JSON: sizes, and the
+//! tool call's pieces, from which the runner rebuilds the arguments for any
+//! N) and exits.
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -40,9 +53,66 @@ const FINGERPRINT: &str = "fp_06737a9306";
 /// The content of the non-streamed answer.
 pub const ANSWER: &str = "Hello! How can I assist you today? This is the benchmark's fixed answer.";
 
+/// `--tools`: the call's id and function name.
+pub const TOOL_ID: &str = "call_q8XhVn2LkR5tWj3mYc9bPz4s";
+pub const TOOL_NAME: &str = "write_file";
+
+/// `--tools`: the argument pieces, as the arguments text has them: in this
+/// source `"\\n"` is a backslash and an `n` (an escape inside the
+/// arguments' `content` string), `"\n"` a newline between the arguments'
+/// own tokens. The head and tail are sent once, the body pieces in turn
+/// between them.
+pub const TOOL_HEAD: &[&str] = &[
+    "{\n", "  \"", "path", "\":", " \"", "notes", "/", "bench", "mark", "-", "run", ".md", "\",\n",
+    "  \"", "content", "\":", " \"",
+];
+pub const TOOL_TAIL: &[&str] = &["\"\n", "}"];
+pub const TOOL_BODY: &[&str] = &[
+    "# ", "Ré", "sum", "é", " of", " the", " run", "\\n\\n", "The", " client", " read", " every",
+    " “", "piece", "”", " —", " 200", " 000", " of", " them", " —", " and", " said", " \\\"",
+    "ok", "\\\".", "\\n\\n", "|", " na", "ïve", " |", " café", " |", "\\n", "|", "---", "|",
+    "---", "|", "\\n", "|", " 1", " |", " 2", " |", "\\n\\n", "```", "rust", "\\n", "fn",
+    " main", "()", " {", "\\n", "   ", " println", "!(", "\\\"", "日本", "語", " ✓", " 🚀",
+    "\\\");", "\\n", "}", "\\n", "```", "\\n\\n", "Tabs", ":", "\\t", "a", "\\t", "b",
+    ",", " path", " C", ":", "\\\\", "tmp", "\\\\", "x", ".", "\\n\\n",
+];
+
+/// `s` as the inside of a JSON string: `"`, `\` and control characters
+/// escaped, the rest (non-ASCII included) as it is.
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What the server streams.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Content chunks that are all alike.
+    Plain,
+    /// `--vary`: content chunks with a changing `obfuscation` field.
+    Vary,
+    /// `--tools`: one tool call's arguments in pieces.
+    Tools,
+}
+
 struct Canned {
     completion: Vec<u8>,
     stream_head: Vec<u8>,
+    /// Pieces sent in `stream_head` and `end` whatever the count asked
+    /// (`--tools`: the head and tail of the arguments); the batches and the
+    /// rest make up the difference.
+    fixed: u64,
     /// One HTTP chunk holding `per_batch` content events.
     batch: Vec<u8>,
     per_batch: u64,
@@ -61,6 +131,28 @@ fn http_chunk(payload: &[u8]) -> Vec<u8> {
 
 fn chunk_event(delta: &str, finish_reason: &str) -> Vec<u8> {
     chunk_event_with(delta, finish_reason, "")
+}
+
+/// `--tools`: a chunk event as OpenAI streams tool calls (no
+/// `system_fingerprint`).
+fn tool_event(delta: &str, finish_reason: &str) -> Vec<u8> {
+    format!(
+        "data: {{\"id\":\"{ID}\",\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\
+         \"model\":\"{MODEL}\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\
+         \"finish_reason\":{finish_reason}}}]}}\n\n"
+    )
+    .into_bytes()
+}
+
+/// `--tools`: the event carrying one piece of the call's arguments.
+fn tool_piece_event(piece: &str) -> Vec<u8> {
+    tool_event(
+        &format!(
+            "{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{}\"}}}}]}}",
+            json_escape(piece)
+        ),
+        "null",
+    )
 }
 
 /// A chunk event; `extra` (`,"key":value...`) goes after `choices`.
@@ -85,7 +177,7 @@ fn obfuscation(i: usize) -> String {
 }
 
 impl Canned {
-    fn new(vary: bool) -> Canned {
+    fn new(mode: Mode) -> Canned {
         let body = format!(
             "{{\"id\":\"{ID}\",\"object\":\"chat.completion\",\"created\":{CREATED},\"model\":\"{MODEL}\",\
              \"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":\"{ANSWER}\",\
@@ -104,8 +196,52 @@ impl Canned {
         .into_bytes();
         completion.extend_from_slice(body.as_bytes());
 
+        let mut stream_head =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
+            transfer-encoding: chunked\r\ncache-control: no-cache\r\nconnection: keep-alive\r\n\
+            x-request-id: req_bench0001\r\n\r\n"
+                .to_vec();
+
+        if mode == Mode::Tools {
+            let mut first = tool_event(
+                &format!(
+                    "{{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{{\"index\":0,\
+                     \"id\":\"{TOOL_ID}\",\"type\":\"function\",\"function\":{{\"name\":\"{TOOL_NAME}\",\
+                     \"arguments\":\"\"}}}}]}}"
+                ),
+                "null",
+            );
+            for piece in TOOL_HEAD {
+                first.extend(tool_piece_event(piece));
+            }
+            stream_head.extend(http_chunk(&first));
+            let events: Vec<Vec<u8>> = TOOL_BODY.iter().map(|p| tool_piece_event(p)).collect();
+            // Whole cycles of the body per batch, so each batch starts the
+            // cycle again.
+            let cycle_bytes: usize = events.iter().map(Vec::len).sum();
+            let per_batch = ((BATCH_BYTES / cycle_bytes).max(1) * events.len()) as u64;
+            let batch = http_chunk(&cycle(&events, per_batch as usize));
+            let mut finish = Vec::new();
+            for piece in TOOL_TAIL {
+                finish.extend(tool_piece_event(piece));
+            }
+            finish.extend(tool_event("{}", "\"tool_calls\""));
+            finish.extend_from_slice(b"data: [DONE]\n\n");
+            let mut end = http_chunk(&finish);
+            end.extend_from_slice(b"0\r\n\r\n");
+            return Canned {
+                completion,
+                stream_head,
+                fixed: (TOOL_HEAD.len() + TOOL_TAIL.len()) as u64,
+                batch,
+                per_batch,
+                events,
+                end,
+            };
+        }
+
         let delta = format!("{{\"content\":\"{PIECE}\"}}");
-        let events: Vec<Vec<u8>> = if vary {
+        let events: Vec<Vec<u8>> = if mode == Mode::Vary {
             (0..VARIANTS)
                 .map(|i| {
                     let extra = format!(",\"obfuscation\":\"{}\"", obfuscation(i));
@@ -118,11 +254,6 @@ impl Canned {
         let per_batch = (BATCH_BYTES / events[0].len()).max(1) as u64;
         let batch = http_chunk(&cycle(&events, per_batch as usize));
 
-        let mut stream_head =
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n\
-            transfer-encoding: chunked\r\ncache-control: no-cache\r\nconnection: keep-alive\r\n\
-            x-request-id: req_bench0001\r\n\r\n"
-                .to_vec();
         stream_head.extend(http_chunk(&chunk_event(
             "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
             "null",
@@ -136,6 +267,7 @@ impl Canned {
         Canned {
             completion,
             stream_head,
+            fixed: 0,
             batch,
             per_batch,
             events,
@@ -283,7 +415,10 @@ fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
     }
 }
 
+/// A stream of `n` pieces (content chunks, or `--tools` argument pieces:
+/// the fixed head and tail included).
 fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
+    let n = n.saturating_sub(c.fixed);
     let mut pending = c.stream_head.clone();
     for _ in 0..n / c.per_batch {
         if pending.is_empty() {
@@ -302,11 +437,72 @@ fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
     s.write_all(&pending)
 }
 
+/// `--tools`: the arguments text of a call of `n` pieces.
+pub fn tool_arguments(n: u64) -> String {
+    let body = n.saturating_sub((TOOL_HEAD.len() + TOOL_TAIL.len()) as u64) as usize;
+    let mut out: String = TOOL_HEAD.concat();
+    for piece in TOOL_BODY.iter().cycle().take(body) {
+        out.push_str(piece);
+    }
+    out.push_str(&TOOL_TAIL.concat());
+    out
+}
+
+/// 64-bit FNV-1a, the checksum the clients and the runner agree on.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn json_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|p| format!("\"{}\"", json_escape(p))).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+/// `--describe`: what a client must receive, as JSON.
+fn describe(pieces: u64) -> String {
+    let c = Canned::new(Mode::Plain);
+    let t = Canned::new(Mode::Tools);
+    let args = tool_arguments(pieces);
+    let body_bytes: usize = t.events.iter().map(Vec::len).sum();
+    let body_piece_bytes: usize = TOOL_BODY.iter().map(|p| p.len()).sum();
+    format!(
+        "{{\"piece_bytes\":{},\"answer_bytes\":{},\"event_bytes\":{},\"events_per_write\":{},\
+         \"completion_response_bytes\":{},\
+         \"tool_id\":\"{TOOL_ID}\",\"tool_name\":\"{TOOL_NAME}\",\
+         \"tool_head\":{},\"tool_body\":{},\"tool_tail\":{},\
+         \"tool_event_bytes\":{:.1},\"tool_piece_bytes\":{:.2},\"tool_events_per_write\":{},\
+         \"tool_pieces\":{pieces},\"tool_events\":{},\"tool_arguments_bytes\":{},\
+         \"tool_arguments_fnv1a64\":\"{:016x}\"}}",
+        PIECE.len(),
+        ANSWER.len(),
+        c.events[0].len(),
+        c.per_batch,
+        c.completion.len(),
+        json_list(TOOL_HEAD),
+        json_list(TOOL_BODY),
+        json_list(TOOL_TAIL),
+        body_bytes as f64 / t.events.len() as f64,
+        body_piece_bytes as f64 / TOOL_BODY.len() as f64,
+        t.per_batch,
+        // The first event (id and name, arguments "") is an event too.
+        pieces.max(t.fixed) + 1,
+        args.len(),
+        fnv1a64(args.as_bytes()),
+    )
+}
+
+const USAGE: &str = "usage: bench-server [--port N] [--exit-on-stdin-eof] [--vary | --tools] \
+                     | --describe [--pieces N]";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut port = 0u16;
     let mut watch_stdin = false;
-    let mut vary = false;
+    let mut mode = Mode::Plain;
+    let mut describe_only = false;
+    let mut pieces = 200_000u64;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -315,28 +511,24 @@ fn main() {
                 port = args.get(i).and_then(|p| p.parse().ok()).expect("--port N");
             }
             "--exit-on-stdin-eof" => watch_stdin = true,
-            "--vary" => vary = true,
-            "--describe" => {
-                // For the runner: what a client must receive.
-                let c = Canned::new(false);
-                println!(
-                    "{{\"piece_bytes\":{},\"answer_bytes\":{},\"event_bytes\":{},\"events_per_write\":{},\"completion_response_bytes\":{}}}",
-                    PIECE.len(),
-                    ANSWER.len(),
-                    c.events[0].len(),
-                    c.per_batch,
-                    c.completion.len()
-                );
-                return;
+            "--vary" => mode = Mode::Vary,
+            "--tools" => mode = Mode::Tools,
+            // For the runner: what a client must receive.
+            "--describe" => describe_only = true,
+            "--pieces" => {
+                i += 1;
+                pieces = args.get(i).and_then(|p| p.parse().ok()).expect("--pieces N");
             }
             other => {
-                eprintln!(
-                    "usage: bench-server [--port N] [--exit-on-stdin-eof] [--vary] (got {other})"
-                );
+                eprintln!("{USAGE} (got {other})");
                 std::process::exit(2);
             }
         }
         i += 1;
+    }
+    if describe_only {
+        println!("{}", describe(pieces));
+        return;
     }
     if watch_stdin {
         // The runner holds our stdin: when it goes away, so do we.
@@ -353,7 +545,7 @@ fn main() {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1");
     println!("PORT {}", listener.local_addr().expect("local addr").port());
     io::stdout().flush().ok();
-    let canned = Arc::new(Canned::new(vary));
+    let canned = Arc::new(Canned::new(mode));
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let canned = Arc::clone(&canned);
