@@ -109,6 +109,7 @@ pub struct ChatCompletion {
     /// The answers; usually one.
     pub choices: Vec<Choice>,
     /// Token counts, when the server sent them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Every other field (`system_fingerprint`, `service_tier`, ...).
     #[serde(flatten)]

@@ -724,6 +724,31 @@ fn chunk_and_completion() {
                 assert_eq!(got.unwrap(), expected, "round trip of {data:?}");
                 "chunk round trip"
             }
+            5 if rng.one_in(2) => {
+                // Round trip of a tool-call piece and a reasoning text.
+                let (arguments, reasoning) = (random_text(rng), random_text(rng));
+                let data = json!({"choices": [{"index": 0, "delta": {
+                    "reasoning_content": reasoning,
+                    "tool_calls": [{"index": 2, "id": "call_x", "type": "function",
+                                    "function": {"name": "f", "arguments": arguments}}]}}]})
+                .to_string();
+                let (events, answer) = no_panic("chunk events", data.as_bytes(), || {
+                    modelapi::__fuzz::chunk_events("", &data)
+                })
+                .unwrap();
+                let mut expected = Vec::new();
+                if !reasoning.is_empty() {
+                    expected.push(format!("reasoning:{reasoning}"));
+                }
+                expected.push(format!("tool:2:call_x:f:{arguments}"));
+                assert_eq!(events, expected, "round trip of {data:?}");
+                let message = &answer.choices[0].message.extra;
+                assert_eq!(
+                    message["tool_calls"][0]["function"]["arguments"],
+                    arguments.as_str()
+                );
+                "event round trip"
+            }
             1 => {
                 // Round trip of a valid completion.
                 let content = random_text(rng);
@@ -773,8 +798,13 @@ const DELTA_KEYS: &[&str] = &[
     "content",
     "role",
     "tool_calls",
+    "tool_calls",
     "reasoning_content",
+    "reasoning",
+    "refusal",
 ];
+const TOOL_PIECE_KEYS: &[&str] = &["index", "index", "id", "type", "function", "function"];
+const FUNCTION_KEYS: &[&str] = &["name", "arguments", "arguments"];
 /// Keys that spell a field in another way, or are unusual.
 const ODD_KEYS: &[&str] = &["i\\u0064", "\\u0063ontent", "x", "", "\\\"", "Index", "id "];
 const NUMBERS: &[&str] = &[
@@ -868,10 +898,44 @@ fn random_object(
     format!("{{{}{}}}", fields.join(","), space(rng))
 }
 
+/// A `tool_calls` array of pieces as servers send them (index, id, type,
+/// function name and arguments), with values of every type.
+fn random_tool_calls(rng: &mut Rng) -> String {
+    let n = rng.below(7);
+    let pieces: Vec<String> = (0..n)
+        .map(|_| {
+            random_object(rng, TOOL_PIECE_KEYS, |rng, key| match key {
+                "index" if !rng.one_in(4) => {
+                    rng.pick(&["0", "1", "3", "null", "4294967296"]).into()
+                }
+                "id" if !rng.one_in(4) => rng
+                    .pick(&["\"call_1\"", "\"\"", "null", "\"c\\u0031\""])
+                    .into(),
+                "function" if !rng.one_in(6) => {
+                    random_object(rng, FUNCTION_KEYS, |rng, key| match key {
+                        "name" if !rng.one_in(4) => {
+                            rng.pick(&["\"get_weather\"", "\"\"", "null", "7"]).into()
+                        }
+                        "arguments" if !rng.one_in(5) => {
+                            serde_json::to_string(&random_text(rng)).unwrap()
+                        }
+                        _ => random_json(rng, 2),
+                    })
+                }
+                _ => random_json(rng, 2),
+            })
+        })
+        .collect();
+    format!("[{}]", pieces.join(","))
+}
+
 fn choice_value(rng: &mut Rng, key: &str) -> String {
     match key {
         "delta" if !rng.one_in(6) => random_object(rng, DELTA_KEYS, |rng, key| match key {
-            "content" if !rng.one_in(4) => serde_json::to_string(&random_text(rng)).unwrap(),
+            "content" | "reasoning_content" | "reasoning" | "refusal" if !rng.one_in(4) => {
+                serde_json::to_string(&random_text(rng)).unwrap()
+            }
+            "tool_calls" if !rng.one_in(4) => random_tool_calls(rng),
             _ => random_json(rng, 1),
         }),
         "index" if !rng.one_in(3) => rng.pick(&["0", "1", "2", "null"]).to_string(),
@@ -992,9 +1056,31 @@ fn random_run(rng: &mut Rng) -> Vec<(&'static str, String)> {
     const MARK: &str = "@@CONTENT@@";
     const NUMBER: &str = "@@NUMBER@@";
     const STRING: &str = "@@STRING@@";
-    let template = match rng.below(3) {
+    let template = match rng.below(5) {
         0 => valid_chunk(rng, MARK),
         1 => random_chunk(rng).replacen("\"tok \"", &format!("\"{MARK}\""), 1),
+        // Reasoning, refusals and tool-call arguments repeat as text does.
+        2 => format!(
+            r#"{{"id":"chatcmpl-1","created":{NUMBER},"choices":[{{"index":0,"delta":{{"{}":"{MARK}"{}}},"finish_reason":null}}],"obfuscation":{STRING}}}"#,
+            rng.pick(&["reasoning_content", "reasoning", "refusal"]),
+            rng.pick(&[
+                "",
+                ",\"content\":null",
+                ",\"reasoning\":null",
+                ",\"content\":\"\""
+            ])
+        ),
+        3 => format!(
+            r#"{{"id":"chatcmpl-1","created":{NUMBER},"choices":[{{"index":0,"delta":{{"tool_calls":[{{{}"type":{STRING},"function":{{"arguments":"{MARK}"{}}}}}]}},"finish_reason":null}}]}}"#,
+            rng.pick(&[
+                "\"index\":0,",
+                "\"index\":2,",
+                "",
+                "\"id\":null,",
+                "\"id\":\"call_1\","
+            ]),
+            rng.pick(&["", ",\"name\":null", ",\"name\":\"f\""])
+        ),
         _ => format!(
             r#"{{"id":"chatcmpl-1","object":"chat.completion.chunk","created":{NUMBER},"model":"m","choices":[{{"index":0,"delta":{{"content":"{MARK}"}},"logprobs":null,"finish_reason":{}}}],"obfuscation":{STRING}}}"#,
             rng.pick(&["null", "\"\"", "\"stop\""])
