@@ -242,6 +242,98 @@ fn include_usage_gives_usage_on_the_stream() {
     );
 }
 
+/// A stream request the proxy answers with a whole message from its mock
+/// (see tests/litellm/NOTES.md, "Tool calls and reasoning in streams"):
+/// the message arrives whole in one chunk, the finish_reason in the next,
+/// then usage in a chunk whose choices hold an empty delta.
+fn message_stream(proxy: &Proxy, model: &str) -> modelapi::ChatStream {
+    let request = json!({
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream_options": {"include_usage": true},
+        "_compression_interception_converted_stream": true
+    });
+    let serde_json::Value::Object(request) = request else {
+        unreachable!()
+    };
+    proxy.client(model).stream_request(request, None).unwrap()
+}
+
+#[test]
+fn tool_calls_streamed_by_the_proxy() {
+    let Some(proxy) = proxy() else { return };
+    let mut stream = message_stream(proxy, "mock-tools-model");
+    let mut events = Vec::new();
+    while let Some(event) = stream.next_event() {
+        events.push(format!("{:?}", event.unwrap()));
+    }
+    assert_eq!(
+        events,
+        [
+            r#"ToolCall { index: 0, id: Some("call_mock_weather_1"), name: Some("get_weather"), arguments: "{\"city\":\"Paris\",\"unit\":\"celsius\"}" }"#,
+            r#"ToolCall { index: 1, id: Some("call_mock_time_2"), name: Some("get_time"), arguments: "{\"tz\":\"Europe/Paris\"}" }"#,
+        ]
+    );
+    assert!(stream.is_finished());
+    let answer = stream.completion();
+    assert_eq!(answer.finish_reason(), Some("tool_calls"));
+    assert_eq!(answer.content(), None);
+    assert_eq!(answer.id, "chatcmpl-mock-tools");
+    assert_eq!(answer.model, "mock-tools-model");
+    let usage = answer.usage.as_ref().expect("include_usage");
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (10, 20, 30)
+    );
+    // The assembled answer is what the proxy's own non-streamed answer says.
+    let whole = proxy
+        .client("mock-tools-model")
+        .complete(&user("hi"), None)
+        .unwrap();
+    assert_eq!(
+        answer.choices[0].message.extra["tool_calls"],
+        whole.choices[0].message.extra["tool_calls"]
+    );
+}
+
+#[test]
+fn reasoning_streamed_by_the_proxy() {
+    let Some(proxy) = proxy() else { return };
+    let mut stream = message_stream(proxy, "mock-reasoning-model");
+    let mut events = Vec::new();
+    while let Some(event) = stream.next_event() {
+        events.push(format!("{:?}", event.unwrap()));
+    }
+    // One delta holds both: the reasoning comes first.
+    assert_eq!(
+        events,
+        [
+            r#"Reasoning("The user asks for 2+2. 2+2 = 4.")"#,
+            r#"Content("The answer is 4.")"#,
+        ]
+    );
+    let answer = stream.completion();
+    assert_eq!(answer.content(), Some("The answer is 4."));
+    assert_eq!(
+        answer.choices[0].message.extra["reasoning_content"],
+        "The user asks for 2+2. 2+2 = 4."
+    );
+    assert_eq!(answer.finish_reason(), Some("stop"));
+    let usage = answer.usage.as_ref().expect("include_usage");
+    assert_eq!(
+        usage.extra["completion_tokens_details"]["reasoning_tokens"],
+        17
+    );
+    // The text-only read of the same stream skips the reasoning.
+    let text = message_stream(proxy, "mock-reasoning-model")
+        .into_text()
+        .unwrap();
+    assert_eq!(text, "The answer is 4.");
+}
+
 #[test]
 fn bearer_auth() {
     let Some(proxy) = proxy() else { return };
