@@ -1,10 +1,11 @@
-//! [`ModelApi`], its builder, and the request/retry loop.
+//! [`ModelApi`]: its calls, and the request loop (retries, and the
+//! redirects it follows). Creating a client and its settings are in
+//! [`crate::builder`].
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -19,8 +20,9 @@ use crate::answer::{chunks_of, StreamMetadata};
 use crate::cancel::CancelToken;
 use crate::error::truncate;
 use crate::event::StreamEvent;
-use crate::mock::{self, CannedReplies};
-use crate::secrets::{is_credential_header, parse_header, Secrets};
+use crate::mock::CannedReplies;
+use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
+use crate::secrets::{is_credential_header, Secrets};
 use crate::stream::ChatStream;
 use crate::transport::AgentSettings;
 use crate::types::ChatCompletion;
@@ -59,76 +61,27 @@ const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 /// # Ok::<(), modelapi::Error>(())
 /// ```
 pub struct ModelApi {
-    model: String,
-    endpoint: String,
+    pub(crate) model: String,
+    pub(crate) endpoint: String,
     /// `endpoint`, parsed once.
-    endpoint_uri: Uri,
-    api_key: Option<String>,
+    pub(crate) endpoint_uri: Uri,
+    pub(crate) api_key: Option<String>,
     /// `Bearer <api_key>`, built once and marked sensitive.
-    authorization: Option<HeaderValue>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    settings: AgentSettings,
-    max_retries: u32,
-    retry_backoff: Duration,
-    max_response_bytes: u64,
-    max_event_bytes: usize,
+    pub(crate) authorization: Option<HeaderValue>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) settings: AgentSettings,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) max_response_bytes: u64,
+    pub(crate) max_event_bytes: usize,
     /// `None` once closed.
-    agent: RwLock<Option<ureq::Agent>>,
-    closed: AtomicBool,
-    canned: CannedReplies,
-    secrets: Arc<Secrets>,
+    pub(crate) agent: RwLock<Option<ureq::Agent>>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) canned: CannedReplies,
+    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl ModelApi {
-    /// A client with default settings. `api_base` is the server's URL, with
-    /// or without a trailing `/v1`; `api_key`, when given, is sent as
-    /// `Authorization: Bearer <key>`. `DEBUG_MOCK_RESPONSES` is read now.
-    pub fn new(
-        model: impl Into<String>,
-        api_base: impl Into<String>,
-        api_key: Option<String>,
-    ) -> Result<ModelApi, Error> {
-        let mut builder = ModelApi::builder(model, api_base);
-        builder.api_key = api_key;
-        builder.build()
-    }
-
-    /// A client configured by the environment: `MODEL_API_URL` (required),
-    /// `MODEL_NAME` (required) and `MODEL_API_KEY` (optional). No other key
-    /// variable is read.
-    pub fn from_env() -> Result<ModelApi, Error> {
-        let required = |name: &str, example: &str| match std::env::var(name) {
-            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-            _ => Err(Error::InvalidArgument(format!(
-                "{name} is not set: set it to {example}"
-            ))),
-        };
-        let api_base = required(
-            "MODEL_API_URL",
-            "the server's URL, e.g. http://localhost:8000",
-        )?;
-        let model = required("MODEL_NAME", "the model's name, e.g. gpt-4o-mini")?;
-        let api_key = std::env::var("MODEL_API_KEY").ok();
-        ModelApi::new(model, api_base, api_key)
-    }
-
-    /// A builder, for settings beyond [`new`](Self::new).
-    pub fn builder(model: impl Into<String>, api_base: impl Into<String>) -> ModelApiBuilder {
-        ModelApiBuilder {
-            model: model.into(),
-            api_base: api_base.into(),
-            api_key: None,
-            timeout: DEFAULT_TIMEOUT,
-            max_retries: DEFAULT_MAX_RETRIES,
-            retry_backoff: DEFAULT_RETRY_BACKOFF,
-            headers: Vec::new(),
-            ca_file: None,
-            mock_replies: None,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
-        }
-    }
-
     /// The model this client asks for.
     pub fn model(&self) -> &str {
         &self.model
@@ -324,44 +277,6 @@ impl ModelApi {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
-    }
-
-    /// Changes the per-wait timeout (for use before the client is shared;
-    /// the C API's `modelapi_set_timeout_ms`).
-    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
-        check_timeout(timeout)?;
-        self.settings.timeout = timeout;
-        self.rebuild_agent();
-        Ok(())
-    }
-
-    /// Trusts the CA certificates of a PEM file, in place of the built-in
-    /// roots (for use before the client is shared; the C API's
-    /// `modelapi_set_ca_file`). See [`ModelApiBuilder::ca_file`].
-    pub fn set_ca_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        self.settings.ca_pem = Some(transport::load_ca_file(path.as_ref())?);
-        self.rebuild_agent();
-        Ok(())
-    }
-
-    fn rebuild_agent(&mut self) {
-        let agent = self.agent.get_mut().unwrap_or_else(|p| p.into_inner());
-        if agent.is_some() {
-            *agent = Some(transport::agent(&self.settings));
-        }
-    }
-
-    /// Changes the number of retries (for use before the client is shared).
-    pub fn set_max_retries(&mut self, max_retries: u32) {
-        self.max_retries = max_retries;
-    }
-
-    /// Adds a header to every request (for use before the client is shared).
-    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
-        let header = parse_header(name, value)?;
-        self.secrets = Arc::new(self.secrets.with_header(&header));
-        self.headers.push(header);
-        Ok(())
     }
 
     /// Canned replies not yet used.
@@ -566,54 +481,11 @@ impl ModelApi {
     }
 }
 
-/// How many redirects one attempt follows.
-const MAX_REDIRECTS: usize = 5;
-
 /// Why one attempt failed: a transport failure ureq reported (perhaps worth
 /// a retry), or an error that ends the call.
 enum SendError {
     Ureq(ureq::Error),
     Final(Error),
-}
-
-fn is_redirect(status: u16) -> bool {
-    matches!(status, 301 | 302 | 303 | 307 | 308)
-}
-
-/// The absolute URL a `Location` header points to from `base`.
-fn redirect_target(base: &str, location: &str) -> Result<String, Error> {
-    let location = location.trim();
-    let bad = || Error::InvalidResponse(format!("the redirect location {location:?} is not a URL"));
-    if location.starts_with("http://") || location.starts_with("https://") {
-        let uri: ureq::http::Uri = location.parse().map_err(|_| bad())?;
-        return uri.host().map(|_| location.to_string()).ok_or_else(bad);
-    }
-    if location.contains("://") {
-        return Err(Error::Transport(format!(
-            "refused to follow a redirect to {location}: only http and https are supported"
-        )));
-    }
-    let origin = origin(base);
-    if let Some(rest) = location.strip_prefix("//") {
-        let scheme = base.split(':').next().unwrap_or("https");
-        return Ok(format!("{scheme}://{rest}"));
-    }
-    if location.starts_with('/') {
-        return Ok(format!("{origin}{location}"));
-    }
-    // A relative path: next to the last segment of the base's path.
-    let path = &base[origin.len()..];
-    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-    Ok(format!("{origin}{dir}{location}"))
-}
-
-/// `scheme://authority` of an absolute URL, lowercased.
-fn origin(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| after_scheme + i);
-    url[..end].to_ascii_lowercase()
 }
 
 /// Calls of a client that a [`CancelToken`] can stop; see
@@ -746,259 +618,6 @@ impl fmt::Debug for ModelApi {
     }
 }
 
-/// Settings for a [`ModelApi`]; see [`ModelApi::builder`].
-///
-/// ```
-/// use std::time::Duration;
-/// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
-///     .timeout(Duration::from_secs(30))
-///     .max_retries(0)
-///     .mock_responses(vec!["Hello from a canned reply".into()])
-///     .build()?;
-/// let answer = api.complete(&[modelapi::Message::user("Hi")], None)?;
-/// assert_eq!(answer.content(), Some("Hello from a canned reply"));
-/// # Ok::<(), modelapi::Error>(())
-/// ```
-#[derive(Clone)]
-#[must_use = "a builder does nothing until .build() is called"]
-pub struct ModelApiBuilder {
-    model: String,
-    api_base: String,
-    api_key: Option<String>,
-    timeout: Duration,
-    max_retries: u32,
-    retry_backoff: Duration,
-    headers: Vec<(String, String)>,
-    ca_file: Option<PathBuf>,
-    mock_replies: Option<Vec<Value>>,
-    max_response_bytes: u64,
-    max_event_bytes: usize,
-}
-
-impl ModelApiBuilder {
-    /// The API key, sent as `Authorization: Bearer <key>` to the configured
-    /// server only. An empty key counts as none.
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// The longest any single wait on the network may take (default 60 s):
-    /// connecting, sending, waiting for the response head, and waiting
-    /// between two reads of the body. A stream that keeps sending is never
-    /// cut by it.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many times a failed request is sent again (default 2): after
-    /// connection failures and statuses 408, 409, 429 and 5xx, never once
-    /// a response has begun.
-    pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
-    /// The first wait between attempts (default 0.5 s); it doubles per
-    /// attempt, up to 8 s, less random jitter. A `Retry-After` or
-    /// `retry-after-ms` header of up to 60 s takes precedence.
-    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
-        self.retry_backoff = backoff;
-        self
-    }
-
-    /// A header sent with every request (e.g. `OpenAI-Organization`).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Trusts the CA certificates of this PEM file for HTTPS, in place of
-    /// the built-in (Mozilla) roots: for a server whose certificate a
-    /// private CA signed, or a self-signed one. Verification stays on.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
-
-    /// Canned replies, used in place of `DEBUG_MOCK_RESPONSES`: one per call,
-    /// in order, with no network traffic; then calls go to the server.
-    pub fn mock_responses(mut self, replies: Vec<String>) -> Self {
-        self.mock_replies = Some(replies.into_iter().map(Value::String).collect());
-        self
-    }
-
-    /// Canned replies as `DEBUG_MOCK_RESPONSES` has them, in place of it
-    /// (and of [`mock_responses`](Self::mock_responses)):
-    /// each a JSON string (the answer's text) or a JSON object standing for
-    /// a whole assistant message, with any of `content`,
-    /// `reasoning_content`, `tool_calls` and `refusal`:
-    ///
-    /// ```
-    /// use serde_json::json;
-    /// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
-    ///     .mock_replies(vec![
-    ///         json!({"tool_calls": [{"function": {"name": "get_weather",
-    ///                                             "arguments": {"city": "Paris"}}}]}),
-    ///         json!("It is sunny in Paris."),
-    ///     ])
-    ///     .build()?;
-    /// # Ok::<(), modelapi::Error>(())
-    /// ```
-    ///
-    /// A tool call's `id` defaults to `call_mock_<n>_<i>`, its `arguments`
-    /// may be JSON (their text is used), and a reply with tool calls
-    /// finishes with `tool_calls`. [`build`](Self::build) checks them.
-    pub fn mock_replies(mut self, replies: Vec<Value>) -> Self {
-        self.mock_replies = Some(replies);
-        self
-    }
-
-    /// The cap on a non-streamed response body (default 64 MiB).
-    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
-        self.max_response_bytes = bytes;
-        self
-    }
-
-    /// The cap on one server-sent event, and on one line of the stream
-    /// (default 16 MiB).
-    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.max_event_bytes = bytes;
-        self
-    }
-
-    /// Checks the settings and creates the client. Reads
-    /// `DEBUG_MOCK_RESPONSES` unless [`mock_responses`](Self::mock_responses)
-    /// was given.
-    pub fn build(self) -> Result<ModelApi, Error> {
-        if self.model.trim().is_empty() {
-            return Err(Error::InvalidArgument(
-                "model is empty: give the model's name, e.g. gpt-4o-mini".into(),
-            ));
-        }
-        let endpoint = endpoint(&self.api_base)?;
-        check_timeout(self.timeout)?;
-        let api_key = self.api_key.filter(|k| !k.is_empty());
-        let authorization = match &api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    Error::InvalidArgument(
-                        "api_key holds characters not allowed in an HTTP header \
-                         (a line break or a control character?)"
-                            .into(),
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        let mut secrets = Secrets::new(api_key.as_deref());
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            let header = parse_header(name, value)?;
-            secrets = secrets.with_header(&header);
-            headers.push(header);
-        }
-        let canned = match self.mock_replies {
-            Some(replies) => replies
-                .into_iter()
-                .enumerate()
-                .map(|(i, reply)| mock::reply_of(reply, &format!("canned reply {i}")))
-                .collect::<Result<_, _>>()
-                .map_err(Error::InvalidArgument)?,
-            None => match std::env::var(mock::MOCK_ENV_VAR) {
-                Ok(value) => mock::parse_env_value(&value)?,
-                Err(std::env::VarError::NotPresent) => Vec::new(),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} is not valid UTF-8",
-                        mock::MOCK_ENV_VAR
-                    )))
-                }
-            },
-        };
-        let settings = AgentSettings {
-            timeout: self.timeout,
-            ca_pem: match &self.ca_file {
-                Some(path) => Some(transport::load_ca_file(path)?),
-                None => None,
-            },
-        };
-        Ok(ModelApi {
-            model: self.model,
-            endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
-            endpoint,
-            api_key,
-            authorization,
-            headers,
-            agent: RwLock::new(Some(transport::agent(&settings))),
-            settings,
-            max_retries: self.max_retries,
-            retry_backoff: self.retry_backoff,
-            max_response_bytes: self.max_response_bytes,
-            max_event_bytes: self.max_event_bytes.max(1),
-            closed: AtomicBool::new(false),
-            canned: CannedReplies::new(canned),
-            secrets: Arc::new(secrets),
-        })
-    }
-}
-
-impl fmt::Debug for ModelApiBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelApiBuilder")
-            .field("model", &self.model)
-            .field("api_base", &self.api_base)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field(
-                "headers",
-                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
-            .field("timeout", &self.timeout)
-            .field("max_retries", &self.max_retries)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `POST` URL of the chat completions endpoint for `api_base`.
-fn endpoint(api_base: &str) -> Result<String, Error> {
-    let base = api_base.trim().trim_end_matches('/');
-    let bad = |why: &str| {
-        Error::InvalidArgument(format!(
-            "api_base {base:?} is not usable: {why}; give the server's URL, \
-             e.g. http://localhost:8000 or https://api.openai.com/v1"
-        ))
-    };
-    let uri: ureq::http::Uri = base.parse().map_err(|_| bad("it is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        Some(_) => return Err(bad("only http:// and https:// are supported")),
-        None => return Err(bad("it has no http:// or https:// scheme")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("it has no host"));
-    }
-    if uri.query().is_some() {
-        return Err(bad("it has a query string"));
-    }
-    Ok(if base.ends_with("/v1") {
-        format!("{base}/chat/completions")
-    } else {
-        format!("{base}/v1/chat/completions")
-    })
-}
-
-fn check_timeout(timeout: Duration) -> Result<(), Error> {
-    if timeout.is_zero() {
-        return Err(Error::InvalidArgument(
-            "timeout is zero: give a positive duration (the default is 60 s)".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// What every OpenAI message has: a `role` string (`content` is optional,
 /// e.g. an assistant message with `tool_calls`).
 #[derive(serde::Deserialize)]
@@ -1109,53 +728,6 @@ fn stream_of_completion(completion: ChatCompletion, request_id: Option<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints() {
-        let e = |b: &str| endpoint(b).unwrap();
-        assert_eq!(
-            e("http://host:8000"),
-            "http://host:8000/v1/chat/completions"
-        );
-        assert_eq!(
-            e("http://host:8000///"),
-            "http://host:8000/v1/chat/completions"
-        );
-        assert_eq!(
-            e("https://api.openai.com/v1"),
-            "https://api.openai.com/v1/chat/completions"
-        );
-        assert_eq!(
-            e("https://api.openai.com/v1/"),
-            "https://api.openai.com/v1/chat/completions"
-        );
-        assert_eq!(e("http://h/proxy"), "http://h/proxy/v1/chat/completions");
-        for bad in [
-            "",
-            "localhost:8000",
-            "ftp://h",
-            "http://",
-            "not a url",
-            "http://h/?a=1",
-        ] {
-            let err = endpoint(bad).unwrap_err().to_string();
-            assert!(err.contains("api_base"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn redirect_targets() {
-        let base = "https://h:1/v1/chat/completions";
-        let t = |l: &str| redirect_target(base, l).unwrap();
-        assert_eq!(t("https://other/x"), "https://other/x");
-        assert_eq!(t("/v2/chat/completions"), "https://h:1/v2/chat/completions");
-        assert_eq!(t("//mirror:2/v1"), "https://mirror:2/v1");
-        assert_eq!(t("completions2"), "https://h:1/v1/chat/completions2");
-        assert!(redirect_target(base, "ftp://x/y").is_err());
-        assert!(redirect_target(base, "http://").is_err());
-        assert_eq!(origin("HTTP://Example.com:80/a?b"), "http://example.com:80");
-        assert_eq!(origin("http://h"), "http://h");
-    }
 
     #[test]
     fn messages_are_checked() {

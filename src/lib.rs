@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 mod answer;
+mod builder;
 mod cancel;
 mod chunk;
 mod client;
@@ -57,6 +58,7 @@ mod error;
 mod event;
 pub mod ffi;
 mod mock;
+mod redirect;
 mod retry;
 mod secrets;
 pub mod sse;
@@ -65,11 +67,12 @@ mod transport;
 mod types;
 
 pub use answer::StreamMetadata;
+pub use builder::ModelApiBuilder;
 pub use cancel::CancelToken;
 pub use client::Cancellable;
 pub use client::{
-    ModelApi, ModelApiBuilder, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
+    ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
 pub use error::Error;
 pub use event::StreamEvent;

@@ -1,0 +1,409 @@
+//! Making a client and setting it up: [`ModelApi::new`],
+//! [`ModelApi::from_env`], [`ModelApi::builder`] and [`ModelApiBuilder`],
+//! the setters of a client not yet shared, and the checks of every
+//! setting.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use ureq::http::HeaderValue;
+
+use crate::client::{
+    ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
+};
+use crate::mock::{self, CannedReplies};
+use crate::secrets::{parse_header, Secrets};
+use crate::transport::{self, AgentSettings};
+use crate::Error;
+
+impl ModelApi {
+    /// A client with default settings. `api_base` is the server's URL, with
+    /// or without a trailing `/v1`; `api_key`, when given, is sent as
+    /// `Authorization: Bearer <key>`. `DEBUG_MOCK_RESPONSES` is read now.
+    pub fn new(
+        model: impl Into<String>,
+        api_base: impl Into<String>,
+        api_key: Option<String>,
+    ) -> Result<ModelApi, Error> {
+        let builder = ModelApi::builder(model, api_base);
+        match api_key {
+            Some(key) => builder.api_key(key).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// A client configured by the environment: `MODEL_API_URL` (required),
+    /// `MODEL_NAME` (required) and `MODEL_API_KEY` (optional). No other key
+    /// variable is read.
+    pub fn from_env() -> Result<ModelApi, Error> {
+        let required = |name: &str, example: &str| match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(Error::InvalidArgument(format!(
+                "{name} is not set: set it to {example}"
+            ))),
+        };
+        let api_base = required(
+            "MODEL_API_URL",
+            "the server's URL, e.g. http://localhost:8000",
+        )?;
+        let model = required("MODEL_NAME", "the model's name, e.g. gpt-4o-mini")?;
+        let api_key = std::env::var("MODEL_API_KEY").ok();
+        ModelApi::new(model, api_base, api_key)
+    }
+
+    /// A builder, for settings beyond [`new`](Self::new).
+    pub fn builder(model: impl Into<String>, api_base: impl Into<String>) -> ModelApiBuilder {
+        ModelApiBuilder::new(model.into(), api_base.into())
+    }
+
+    /// Changes the per-wait timeout (for use before the client is shared;
+    /// the C API's `modelapi_set_timeout_ms`).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        check_timeout(timeout)?;
+        self.settings.timeout = timeout;
+        self.rebuild_agent();
+        Ok(())
+    }
+
+    /// Trusts the CA certificates of a PEM file, in place of the built-in
+    /// roots (for use before the client is shared; the C API's
+    /// `modelapi_set_ca_file`). See [`ModelApiBuilder::ca_file`].
+    pub fn set_ca_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
+        self.settings.ca_pem = Some(transport::load_ca_file(path.as_ref())?);
+        self.rebuild_agent();
+        Ok(())
+    }
+
+    fn rebuild_agent(&mut self) {
+        let agent = self.agent.get_mut().unwrap_or_else(|p| p.into_inner());
+        if agent.is_some() {
+            *agent = Some(transport::agent(&self.settings));
+        }
+    }
+
+    /// Changes the number of retries (for use before the client is shared).
+    pub fn set_max_retries(&mut self, max_retries: u32) {
+        self.max_retries = max_retries;
+    }
+
+    /// Adds a header to every request (for use before the client is shared).
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let header = parse_header(name, value)?;
+        self.secrets = Arc::new(self.secrets.with_header(&header));
+        self.headers.push(header);
+        Ok(())
+    }
+}
+
+/// Settings for a [`ModelApi`]; see [`ModelApi::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
+///     .timeout(Duration::from_secs(30))
+///     .max_retries(0)
+///     .mock_responses(vec!["Hello from a canned reply".into()])
+///     .build()?;
+/// let answer = api.complete(&[modelapi::Message::user("Hi")], None)?;
+/// assert_eq!(answer.content(), Some("Hello from a canned reply"));
+/// # Ok::<(), modelapi::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct ModelApiBuilder {
+    model: String,
+    api_base: String,
+    api_key: Option<String>,
+    timeout: Duration,
+    max_retries: u32,
+    retry_backoff: Duration,
+    headers: Vec<(String, String)>,
+    ca_file: Option<PathBuf>,
+    mock_replies: Option<Vec<Value>>,
+    max_response_bytes: u64,
+    max_event_bytes: usize,
+}
+
+impl ModelApiBuilder {
+    /// The default settings (see [`ModelApi::builder`]).
+    pub(crate) fn new(model: String, api_base: String) -> ModelApiBuilder {
+        ModelApiBuilder {
+            model,
+            api_base,
+            api_key: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_backoff: DEFAULT_RETRY_BACKOFF,
+            headers: Vec::new(),
+            ca_file: None,
+            mock_replies: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+
+    /// The API key, sent as `Authorization: Bearer <key>` to the configured
+    /// server only. An empty key counts as none.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The longest any single wait on the network may take (default 60 s):
+    /// connecting, sending, waiting for the response head, and waiting
+    /// between two reads of the body. A stream that keeps sending is never
+    /// cut by it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times a failed request is sent again (default 2): after
+    /// connection failures and statuses 408, 409, 429 and 5xx, never once
+    /// a response has begun.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// The first wait between attempts (default 0.5 s); it doubles per
+    /// attempt, up to 8 s, less random jitter. A `Retry-After` or
+    /// `retry-after-ms` header of up to 60 s takes precedence.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// A header sent with every request (e.g. `OpenAI-Organization`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file for HTTPS, in place of
+    /// the built-in (Mozilla) roots: for a server whose certificate a
+    /// private CA signed, or a self-signed one. Verification stays on.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Canned replies, used in place of `DEBUG_MOCK_RESPONSES`: one per call,
+    /// in order, with no network traffic; then calls go to the server.
+    pub fn mock_responses(mut self, replies: Vec<String>) -> Self {
+        self.mock_replies = Some(replies.into_iter().map(Value::String).collect());
+        self
+    }
+
+    /// Canned replies as `DEBUG_MOCK_RESPONSES` has them, in place of it
+    /// (and of [`mock_responses`](Self::mock_responses)):
+    /// each a JSON string (the answer's text) or a JSON object standing for
+    /// a whole assistant message, with any of `content`,
+    /// `reasoning_content`, `tool_calls` and `refusal`:
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
+    ///     .mock_replies(vec![
+    ///         json!({"tool_calls": [{"function": {"name": "get_weather",
+    ///                                             "arguments": {"city": "Paris"}}}]}),
+    ///         json!("It is sunny in Paris."),
+    ///     ])
+    ///     .build()?;
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    ///
+    /// A tool call's `id` defaults to `call_mock_<n>_<i>`, its `arguments`
+    /// may be JSON (their text is used), and a reply with tool calls
+    /// finishes with `tool_calls`. [`build`](Self::build) checks them.
+    pub fn mock_replies(mut self, replies: Vec<Value>) -> Self {
+        self.mock_replies = Some(replies);
+        self
+    }
+
+    /// The cap on a non-streamed response body (default 64 MiB).
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The cap on one server-sent event, and on one line of the stream
+    /// (default 16 MiB).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Checks the settings and creates the client. Reads
+    /// `DEBUG_MOCK_RESPONSES` unless [`mock_responses`](Self::mock_responses)
+    /// was given.
+    pub fn build(self) -> Result<ModelApi, Error> {
+        if self.model.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "model is empty: give the model's name, e.g. gpt-4o-mini".into(),
+            ));
+        }
+        let endpoint = endpoint(&self.api_base)?;
+        check_timeout(self.timeout)?;
+        let api_key = self.api_key.filter(|k| !k.is_empty());
+        let authorization = match &api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    Error::InvalidArgument(
+                        "api_key holds characters not allowed in an HTTP header \
+                         (a line break or a control character?)"
+                            .into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let mut secrets = Secrets::new(api_key.as_deref());
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let header = parse_header(name, value)?;
+            secrets = secrets.with_header(&header);
+            headers.push(header);
+        }
+        let canned = match self.mock_replies {
+            Some(replies) => replies
+                .into_iter()
+                .enumerate()
+                .map(|(i, reply)| mock::reply_of(reply, &format!("canned reply {i}")))
+                .collect::<Result<_, _>>()
+                .map_err(Error::InvalidArgument)?,
+            None => match std::env::var(mock::MOCK_ENV_VAR) {
+                Ok(value) => mock::parse_env_value(&value)?,
+                Err(std::env::VarError::NotPresent) => Vec::new(),
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{} is not valid UTF-8",
+                        mock::MOCK_ENV_VAR
+                    )))
+                }
+            },
+        };
+        let settings = AgentSettings {
+            timeout: self.timeout,
+            ca_pem: match &self.ca_file {
+                Some(path) => Some(transport::load_ca_file(path)?),
+                None => None,
+            },
+        };
+        Ok(ModelApi {
+            model: self.model,
+            endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
+            endpoint,
+            api_key,
+            authorization,
+            headers,
+            agent: RwLock::new(Some(transport::agent(&settings))),
+            settings,
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+            max_response_bytes: self.max_response_bytes,
+            max_event_bytes: self.max_event_bytes.max(1),
+            closed: AtomicBool::new(false),
+            canned: CannedReplies::new(canned),
+            secrets: Arc::new(secrets),
+        })
+    }
+}
+
+impl fmt::Debug for ModelApiBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelApiBuilder")
+            .field("model", &self.model)
+            .field("api_base", &self.api_base)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST` URL of the chat completions endpoint for `api_base`.
+fn endpoint(api_base: &str) -> Result<String, Error> {
+    let base = api_base.trim().trim_end_matches('/');
+    let bad = |why: &str| {
+        Error::InvalidArgument(format!(
+            "api_base {base:?} is not usable: {why}; give the server's URL, \
+             e.g. http://localhost:8000 or https://api.openai.com/v1"
+        ))
+    };
+    let uri: ureq::http::Uri = base.parse().map_err(|_| bad("it is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(_) => return Err(bad("only http:// and https:// are supported")),
+        None => return Err(bad("it has no http:// or https:// scheme")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("it has a query string"));
+    }
+    Ok(if base.ends_with("/v1") {
+        format!("{base}/chat/completions")
+    } else {
+        format!("{base}/v1/chat/completions")
+    })
+}
+
+pub(crate) fn check_timeout(timeout: Duration) -> Result<(), Error> {
+    if timeout.is_zero() {
+        return Err(Error::InvalidArgument(
+            "timeout is zero: give a positive duration (the default is 60 s)".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = |b: &str| endpoint(b).unwrap();
+        assert_eq!(
+            e("http://host:8000"),
+            "http://host:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            e("http://host:8000///"),
+            "http://host:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            e("https://api.openai.com/v1"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            e("https://api.openai.com/v1/"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(e("http://h/proxy"), "http://h/proxy/v1/chat/completions");
+        for bad in [
+            "",
+            "localhost:8000",
+            "ftp://h",
+            "http://",
+            "not a url",
+            "http://h/?a=1",
+        ] {
+            let err = endpoint(bad).unwrap_err().to_string();
+            assert!(err.contains("api_base"), "{bad}: {err}");
+        }
+    }
+}
