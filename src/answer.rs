@@ -4,9 +4,7 @@
 //! answer a stream request with plain JSON, so that they stream through the
 //! same reader as any server's chunks).
 
-use std::io::Write;
-
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::types::{ChatCompletion, Usage};
 
@@ -121,23 +119,29 @@ impl Answer {
     /// The answer as a `chat.completion` object, the shape
     /// [`ModelApi::complete`](crate::ModelApi::complete) returns.
     pub(crate) fn completion(&self) -> ChatCompletion {
-        let choices: Vec<Value> = self.choices.iter().map(ChoiceSoFar::to_json).collect();
-        let mut body = Map::new();
-        body.insert("id".into(), json!(self.meta.id.as_deref().unwrap_or("")));
-        body.insert("object".into(), json!("chat.completion"));
-        body.insert("created".into(), json!(self.created.unwrap_or(0)));
-        body.insert(
-            "model".into(),
-            json!(self.meta.model.as_deref().unwrap_or("")),
-        );
+        let mut json = Json::default();
+        json.raw("{\"id\":")
+            .string(self.meta.id.as_deref().unwrap_or(""))
+            .raw(",\"object\":\"chat.completion\",\"created\":")
+            .number(self.created.unwrap_or(0))
+            .raw(",\"model\":")
+            .string(self.meta.model.as_deref().unwrap_or(""));
         if let Some(fingerprint) = &self.system_fingerprint {
-            body.insert("system_fingerprint".into(), json!(fingerprint));
+            json.raw(",\"system_fingerprint\":").string(fingerprint);
         }
-        body.insert("choices".into(), Value::Array(choices));
+        json.raw(",\"choices\":[");
+        for (i, choice) in self.choices.iter().enumerate() {
+            if i > 0 {
+                json.raw(",");
+            }
+            choice.write(&mut json);
+        }
+        json.raw("]");
         if let Some(usage) = &self.meta.usage {
-            body.insert("usage".into(), json!(usage));
+            json.raw(",\"usage\":").usage(usage);
         }
-        ChatCompletion::from_body(Value::Object(body).to_string())
+        json.raw("}");
+        ChatCompletion::from_body(json.into_string())
             .expect("an assembled answer is a chat.completion object")
     }
 }
@@ -192,34 +196,86 @@ impl ChoiceSoFar {
         write_arguments(&mut call.arguments);
     }
 
-    fn to_json(&self) -> Value {
-        let mut message = Map::new();
-        message.insert("role".into(), json!("assistant"));
-        message.insert("content".into(), json!(self.content));
+    fn write(&self, json: &mut Json) {
+        json.raw("{\"index\":")
+            .number(self.index)
+            .raw(",\"message\":{\"role\":\"assistant\",\"content\":")
+            .string_or_null(self.content.as_deref());
         if let Some(reasoning) = &self.reasoning {
-            message.insert("reasoning_content".into(), json!(reasoning));
+            json.raw(",\"reasoning_content\":").string(reasoning);
         }
         if !self.tool_calls.is_empty() {
-            let calls = self.tool_calls.iter().map(|call| {
-                json!({
-                    "id": call.id.as_deref().unwrap_or(""),
-                    "type": "function",
-                    "function": {
-                        "name": call.name.as_deref().unwrap_or(""),
-                        "arguments": call.arguments,
-                    },
-                })
-            });
-            message.insert("tool_calls".into(), Value::Array(calls.collect()));
+            json.raw(",\"tool_calls\":[");
+            for (i, call) in self.tool_calls.iter().enumerate() {
+                if i > 0 {
+                    json.raw(",");
+                }
+                json.raw("{\"id\":")
+                    .string(call.id.as_deref().unwrap_or(""))
+                    .raw(",\"type\":\"function\",\"function\":{\"name\":")
+                    .string(call.name.as_deref().unwrap_or(""))
+                    .raw(",\"arguments\":")
+                    .string(&call.arguments)
+                    .raw("}}");
+            }
+            json.raw("]");
         }
         if let Some(refusal) = &self.refusal {
-            message.insert("refusal".into(), json!(refusal));
+            json.raw(",\"refusal\":").string(refusal);
         }
-        json!({
-            "index": self.index,
-            "message": message,
-            "finish_reason": self.finish_reason,
-        })
+        json.raw("},\"finish_reason\":")
+            .string_or_null(self.finish_reason.as_deref())
+            .raw("}");
+    }
+}
+
+/// JSON text written directly, for the few fixed shapes made here (no
+/// tree of values in between).
+#[derive(Default)]
+struct Json(Vec<u8>);
+
+impl Json {
+    fn raw(&mut self, text: &str) -> &mut Json {
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    fn string(&mut self, text: &str) -> &mut Json {
+        serde_json::to_writer(&mut self.0, text).expect("a string serializes");
+        self
+    }
+
+    fn string_or_null(&mut self, text: Option<&str>) -> &mut Json {
+        match text {
+            Some(text) => self.string(text),
+            None => self.raw("null"),
+        }
+    }
+
+    fn number(&mut self, number: u64) -> &mut Json {
+        self.raw(&number.to_string())
+    }
+
+    fn value(&mut self, value: &Value) -> &mut Json {
+        serde_json::to_writer(&mut self.0, value).expect("a value serializes");
+        self
+    }
+
+    fn usage(&mut self, usage: &Usage) -> &mut Json {
+        self.raw("{\"prompt_tokens\":")
+            .number(usage.prompt_tokens)
+            .raw(",\"completion_tokens\":")
+            .number(usage.completion_tokens)
+            .raw(",\"total_tokens\":")
+            .number(usage.total_tokens);
+        for (key, value) in &usage.extra {
+            self.raw(",").string(key).raw(":").value(value);
+        }
+        self.raw("}")
+    }
+
+    fn into_string(self) -> String {
+        String::from_utf8(self.0).expect("JSON text is UTF-8")
     }
 }
 
@@ -244,87 +300,91 @@ fn last_text(field: &mut Option<String>, text: &str) {
 /// (`stop` when it has none), the usage and `[DONE]`. Without `finish` the
 /// events stop after the texts, as a stream cut short does.
 pub(crate) fn chunks_of(completion: &ChatCompletion, piece_chars: usize, finish: bool) -> Vec<u8> {
-    let mut sse = Vec::new();
-    let mut chunk = |choices: Value, usage: Option<&Usage>| {
-        let mut chunk = json!({
-            "id": completion.id,
-            "object": "chat.completion.chunk",
-            "created": completion.created,
-            "model": completion.model,
-            "choices": choices,
-        });
-        if let Some(usage) = usage {
-            chunk["usage"] = json!(usage);
-        }
-        sse.extend_from_slice(b"data: ");
-        serde_json::to_writer(&mut sse, &chunk).expect("a chunk serializes");
-        sse.extend_from_slice(b"\n\n");
+    // Every chunk starts the same.
+    let mut head = Json::default();
+    head.raw("data: {\"id\":")
+        .string(&completion.id)
+        .raw(",\"object\":\"chat.completion.chunk\",\"created\":")
+        .number(completion.created)
+        .raw(",\"model\":")
+        .string(&completion.model)
+        .raw(",\"choices\":[");
+    let mut sse = Json::default();
+    // One chunk of choice `index`; `delta` writes the delta's fields.
+    let mut chunk = |index: u64, reason: Option<&str>, delta: &dyn Fn(&mut Json)| {
+        sse.0.extend_from_slice(&head.0);
+        sse.raw("{\"index\":").number(index).raw(",\"delta\":{");
+        delta(&mut sse);
+        sse.raw("},\"finish_reason\":")
+            .string_or_null(reason)
+            .raw("}]}\n\n");
     };
     for choice in &completion.choices {
-        let delta =
-            |delta: Value| json!([{"index": choice.index, "delta": delta, "finish_reason": null}]);
         let message = &choice.message;
         let extra_text = |key: &str| message.extra.get(key).and_then(Value::as_str);
         let reasoning = extra_text("reasoning_content").or_else(|| extra_text("reasoning"));
         let texts = [
-            ("reasoning_content", reasoning),
-            ("content", message.content.as_deref()),
-            ("refusal", extra_text("refusal")),
+            ("\"reasoning_content\":", reasoning),
+            ("\"content\":", message.content.as_deref()),
+            ("\"refusal\":", extra_text("refusal")),
         ];
-        let mut first = true;
+        let mut role = "\"role\":\"assistant\",";
         for (field, text) in texts {
             for piece in pieces(text.unwrap_or(""), piece_chars) {
-                let mut body = json!({ field: piece });
-                if std::mem::take(&mut first) {
-                    body["role"] = json!("assistant");
-                }
-                chunk(delta(body), None);
+                let role = std::mem::take(&mut role);
+                chunk(choice.index, None, &|json| {
+                    json.raw(role).raw(field).string(piece);
+                });
             }
         }
         let calls = message.extra.get("tool_calls").and_then(Value::as_array);
-        for (position, call) in calls.into_iter().flatten().enumerate() {
+        for (position, call) in (0u64..).zip(calls.into_iter().flatten()) {
             let index = call
                 .get("index")
                 .and_then(Value::as_u64)
-                .unwrap_or(position as u64);
-            let function = call.get("function");
-            let arguments = match function.and_then(|f| f.get("arguments")) {
+                .unwrap_or(position);
+            let part = |key: &str| call.get("function").and_then(|f| f.get(key));
+            let arguments = match part("arguments") {
                 Some(Value::String(text)) => text.clone(),
                 None | Some(Value::Null) => String::new(),
                 Some(other) => other.to_string(),
             };
             let mut pieces = pieces(&arguments, piece_chars);
-            let head = json!({
-                "index": index,
-                "id": call.get("id").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {
-                    "name": function.and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null),
-                    "arguments": pieces.next().unwrap_or(""),
-                },
+            let first = pieces.next().unwrap_or("");
+            chunk(choice.index, None, &|json| {
+                json.raw("\"tool_calls\":[{\"index\":")
+                    .number(index)
+                    .raw(",\"id\":")
+                    .string_or_null(call.get("id").and_then(Value::as_str))
+                    .raw(",\"type\":\"function\",\"function\":{\"name\":")
+                    .string_or_null(part("name").and_then(Value::as_str))
+                    .raw(",\"arguments\":")
+                    .string(first)
+                    .raw("}}]");
             });
-            chunk(delta(json!({"tool_calls": [head]})), None);
             for piece in pieces {
-                let body =
-                    json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
-                chunk(delta(body), None);
+                chunk(choice.index, None, &|json| {
+                    json.raw("\"tool_calls\":[{\"index\":")
+                        .number(index)
+                        .raw(",\"function\":{\"arguments\":")
+                        .string(piece)
+                        .raw("}}]");
+                });
             }
         }
     }
     if finish {
         for choice in &completion.choices {
             let reason = choice.finish_reason.as_deref().unwrap_or("stop");
-            chunk(
-                json!([{"index": choice.index, "delta": {}, "finish_reason": reason}]),
-                None,
-            );
+            chunk(choice.index, Some(reason), &|_| {});
         }
         if let Some(usage) = &completion.usage {
-            chunk(json!([]), Some(usage));
+            sse.0.extend_from_slice(&head.0);
+            sse.raw("],\"usage\":").usage(usage).raw("}\n\n");
         }
-        sse.write_all(b"data: [DONE]\n\n").expect("writes to a Vec");
+        sse.raw("data: [DONE]\n\n");
     }
-    sse
+    sse.0
 }
 
 /// `text` cut into pieces of at most `chars` characters.

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::answer::chunks_of;
+use crate::answer::{chunks_of, Answer};
 use crate::error::truncate;
+use crate::event::Kind;
 use crate::stream::ChatStream;
 use crate::types::{ChatCompletion, Usage};
 use crate::Error;
@@ -206,51 +207,53 @@ impl CannedReplies {
         Ok(self.answer(model, prompt_chars, reply))
     }
 
+    /// The answer of `reply`, assembled as a stream's answer is.
     fn answer(&self, model: &str, prompt_chars: usize, reply: &CannedReply) -> ChatCompletion {
         let serial = self.serial();
-        let mut message = match reply {
-            CannedReply::Text(text) => json!({"content": text}),
-            CannedReply::Message(message) => Value::Object(message.clone()),
+        let mut answer = Answer::default();
+        answer.id(&format!("chatcmpl-mock-{serial}"));
+        answer.model(model);
+        answer.created(unix_time());
+        let choice = answer.choice(0);
+        let mut chars = 0;
+        let mut text = |kind: Kind, text: &str| {
+            chars += text.chars().count();
+            choice.text(kind, |out| out.push_str(text));
         };
-        message["role"] = json!("assistant");
-        let mut finish_reason = "stop";
-        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
-            finish_reason = "tool_calls";
-            for (i, call) in calls.iter_mut().enumerate() {
-                if call.get("id").is_none_or(|id| !id.is_string()) {
-                    call["id"] = json!(format!("call_mock_{serial}_{i}"));
+        let mut calls: &[Value] = &[];
+        match reply {
+            CannedReply::Text(content) => text(Kind::Content, content),
+            CannedReply::Message(message) => {
+                let field = |key: &str| message.get(key).and_then(Value::as_str);
+                let reasoning = field("reasoning_content").or_else(|| field("reasoning"));
+                text(Kind::Reasoning, reasoning.unwrap_or(""));
+                text(Kind::Content, field("content").unwrap_or(""));
+                text(Kind::Refusal, field("refusal").unwrap_or(""));
+                if let Some(Value::Array(list)) = message.get("tool_calls") {
+                    calls = list;
                 }
-                call["type"] = json!("function");
             }
         }
-        let text_chars: usize = ["content", "reasoning_content", "reasoning", "refusal"]
-            .iter()
-            .filter_map(|k| message.get(*k).and_then(Value::as_str))
-            .chain(
-                message
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c.pointer("/function/arguments").and_then(Value::as_str)),
-            )
-            .map(|t| t.chars().count())
-            .sum();
-        let usage = estimate_usage(prompt_chars, text_chars);
-        let body = json!({
-            "id": format!("chatcmpl-mock-{serial}"),
-            "object": "chat.completion",
-            "created": unix_time(),
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": message,
-                "finish_reason": finish_reason
-            }],
-            "usage": usage,
-        })
-        .to_string();
-        ChatCompletion::from_body(body).expect("a canned completion is a valid completion")
+        for (i, call) in (0u32..).zip(calls) {
+            let id = match call.get("id").and_then(Value::as_str) {
+                Some(id) => id.to_string(),
+                None => format!("call_mock_{serial}_{i}"),
+            };
+            let part = |key: &str| call.pointer(key).and_then(Value::as_str);
+            let arguments = part("/function/arguments").unwrap_or("");
+            chars += arguments.chars().count();
+            choice.tool_call(i, Some(&id), part("/function/name"), |out| {
+                out.push_str(arguments)
+            });
+        }
+        let reason = if calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        answer.finish_reason(0, reason);
+        answer.usage(estimate_usage(prompt_chars, chars));
+        answer.completion()
     }
 
     /// A stream of `reply`: its texts in pieces whose concatenation is the
