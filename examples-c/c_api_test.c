@@ -12,6 +12,9 @@
  *   "long"          a stream of 1000 chunks "x", 10 ms apart
  *   "stream-error"  a stream of one chunk "partial", then
  *                   data: {"error":{"message":"model overloaded"}}
+ *   "agent"         a stream of reasoning, content and two parallel tool
+ *                   calls whose pieces interleave (AGENT_EVENTS below),
+ *                   finish_reason tool_calls
  *
  * Output (stdout), TAP-like, one line per check:
  *   ok <n> - <description>
@@ -120,6 +123,230 @@ static int collect(void *user_data, const char *chunk, size_t len)
         c->text[c->len] = '\0';
     }
     return c->stop_after > 0 && c->chunks >= c->stop_after;
+}
+
+/* ---- an event recorder -------------------------------------------------- */
+
+/* One event, copied. */
+struct recorded_event {
+    ModelApiEventKind kind;
+    char text[128];
+    uint32_t tool_index;
+    char tool_id[64];    /* "" with has_id 0: NULL */
+    int has_id;
+    char tool_name[64];
+    int has_name;
+};
+
+struct recorder {
+    struct recorded_event events[64];
+    int count;       /* events recorded (calls beyond 64 are counted too) */
+    int stop_after;  /* a callback returns non-zero at this many; 0: never */
+    char bad[256];   /* the first event that broke a rule, described */
+};
+
+/* Copies a string of an event into out (size n), checking it fits. */
+static int copy_text(char *out, size_t n, const char *text, size_t len)
+{
+    if (len >= n) {
+        return 0;
+    }
+    memcpy(out, text, len);
+    out[len] = '\0';
+    return 1;
+}
+
+/* Records *event, checking the rules every event keeps: text never NULL,
+   len its length, tool fields only on tool calls. */
+static void record(struct recorder *r, const ModelApiEvent *event)
+{
+    struct recorded_event *e;
+    int fits;
+
+    if (r->count >= (int)(sizeof r->events / sizeof r->events[0])) {
+        r->count++;
+        return;
+    }
+    e = &r->events[r->count++];
+    memset(e, 0, sizeof *e);
+    if (event == NULL || event->text == NULL || strlen(event->text) != event->len) {
+        if (r->bad[0] == '\0') {
+            snprintf(r->bad, sizeof r->bad, "event %d: NULL, or text NULL, or len wrong",
+                     r->count);
+        }
+        return;
+    }
+    e->kind = event->kind;
+    e->tool_index = event->tool_index;
+    fits = copy_text(e->text, sizeof e->text, event->text, event->len);
+    if (event->tool_id != NULL) {
+        e->has_id = 1;
+        fits = fits && copy_text(e->tool_id, sizeof e->tool_id, event->tool_id,
+                                 strlen(event->tool_id));
+    }
+    if (event->tool_name != NULL) {
+        e->has_name = 1;
+        fits = fits && copy_text(e->tool_name, sizeof e->tool_name, event->tool_name,
+                                 strlen(event->tool_name));
+    }
+    if (!fits && r->bad[0] == '\0') {
+        snprintf(r->bad, sizeof r->bad, "event %d: a text too long for the test", r->count);
+    }
+    if (event->kind != MODELAPI_EVENT_TOOL_CALL &&
+        (event->tool_index != 0 || event->tool_id != NULL || event->tool_name != NULL) &&
+        r->bad[0] == '\0') {
+        snprintf(r->bad, sizeof r->bad, "event %d: tool fields on a kind %d event", r->count,
+                 (int)event->kind);
+    }
+}
+
+static int record_event(void *user_data, const ModelApiEvent *event)
+{
+    struct recorder *r = (struct recorder *)user_data;
+
+    record(r, event);
+    return r->stop_after > 0 && r->count >= r->stop_after;
+}
+
+/* An event as expected: NULL id or name means none. */
+struct expected_event {
+    ModelApiEventKind kind;
+    const char *text;
+    uint32_t tool_index;
+    const char *tool_id;
+    const char *tool_name;
+};
+
+/* The events of the test server's "agent" stream, in order. The server
+   sends reasoning with \u escapes, an empty content piece (no event), and
+   the pieces of two tool calls interleaved, one chunk holding a piece of
+   each (the second one empty: no event), the UTF-8 of a piece split across
+   two writes. */
+static const struct expected_event AGENT_EVENTS[] = {
+    { MODELAPI_EVENT_REASONING, "Two cities: Z\xc3\xbc" "rich", 0, NULL, NULL },
+    { MODELAPI_EVENT_REASONING, " and S\xc3\xa3o Paulo.", 0, NULL, NULL },
+    { MODELAPI_EVENT_CONTENT, "Let me check both cities.", 0, NULL, NULL },
+    { MODELAPI_EVENT_TOOL_CALL, "", 0, "call_zrh", "get_weather" },
+    { MODELAPI_EVENT_TOOL_CALL, "{\"ci", 1, "call_sao", "get_weather" },
+    { MODELAPI_EVENT_TOOL_CALL, "{\"city\": \"Z", 0, NULL, NULL },
+    { MODELAPI_EVENT_TOOL_CALL, "ty\": \"S\\u00", 1, NULL, NULL },
+    { MODELAPI_EVENT_TOOL_CALL, "\xc3\xbc" "rich\"}", 0, NULL, NULL },
+    { MODELAPI_EVENT_TOOL_CALL, "e3o Paulo\", \"unit", 1, NULL, NULL },
+    { MODELAPI_EVENT_TOOL_CALL, "\": \"celsius\"}", 1, NULL, NULL },
+};
+#define AGENT_EVENT_COUNT ((int)(sizeof AGENT_EVENTS / sizeof AGENT_EVENTS[0]))
+
+/* The JSON text of the two calls' arguments, as they appear (escaped) in
+   the assembled answer. */
+#define ZRH_ARGUMENTS_JSON "\"arguments\":\"{\\\"city\\\": \\\"Z\xc3\xbc" "rich\\\"}\""
+#define SAO_ARGUMENTS_JSON                                                               \
+    "\"arguments\":\"{\\\"city\\\": \\\"S\\\\u00e3o Paulo\\\", \\\"unit\\\": "           \
+    "\\\"celsius\\\"}\""
+#define AGENT_REASONING_JSON "\"reasoning_content\":\"Two cities: Z\xc3\xbc" "rich and S\xc3\xa3o Paulo.\""
+
+/* Whether a recorded event is the expected one; else says why in why. */
+static int event_is(const struct recorded_event *e, const struct expected_event *x, char *why,
+                    size_t n)
+{
+    if (e->kind != x->kind || strcmp(e->text, x->text) != 0 || e->tool_index != x->tool_index ||
+        e->has_id != (x->tool_id != NULL) || e->has_name != (x->tool_name != NULL) ||
+        (x->tool_id != NULL && strcmp(e->tool_id, x->tool_id) != 0) ||
+        (x->tool_name != NULL && strcmp(e->tool_name, x->tool_name) != 0)) {
+        snprintf(why, n,
+                 "got kind %d \"%s\" index %u id %s%s name %s%s, expected kind %d \"%s\" "
+                 "index %u id %s name %s",
+                 (int)e->kind, e->text, (unsigned)e->tool_index, e->has_id ? e->tool_id : "",
+                 e->has_id ? "" : "(null)", e->has_name ? e->tool_name : "",
+                 e->has_name ? "" : "(null)", (int)x->kind, x->text, (unsigned)x->tool_index,
+                 str(x->tool_id), str(x->tool_name));
+        return 0;
+    }
+    return 1;
+}
+
+/* Whether the recorder holds exactly the events expected[0..count-1]. */
+static int events_are(const struct recorder *r, const struct expected_event *expected,
+                      int count, char *why, size_t n)
+{
+    int i;
+
+    if (r->bad[0] != '\0') {
+        snprintf(why, n, "%s", r->bad);
+        return 0;
+    }
+    for (i = 0; i < r->count && i < count; i++) {
+        char detail[512];
+
+        if (!event_is(&r->events[i], &expected[i], detail, sizeof detail)) {
+            snprintf(why, n, "event %d: %s", i + 1, detail);
+            return 0;
+        }
+    }
+    if (r->count != count) {
+        snprintf(why, n, "%d events, expected %d", r->count, count);
+        return 0;
+    }
+    return 1;
+}
+
+/* Whether *event is the empty content event of a status other than OK. */
+static int is_empty_event(const ModelApiEvent *event)
+{
+    return event->kind == MODELAPI_EVENT_CONTENT && event->text != NULL &&
+           event->text[0] == '\0' && event->len == 0 && event->tool_index == 0 &&
+           event->tool_id == NULL && event->tool_name == NULL;
+}
+
+/* An event full of garbage, to see that the library sets every field. */
+static void garbage_event(ModelApiEvent *event)
+{
+    event->kind = MODELAPI_EVENT_REFUSAL;
+    event->text = GARBAGE;
+    event->len = 99;
+    event->tool_index = 7;
+    event->tool_id = GARBAGE;
+    event->tool_name = GARBAGE;
+}
+
+/* Pulls up to max events of stream into r with modelapi_stream_next_event;
+   returns the status of the last call. */
+static ModelApiStatus pull_events(ModelApiStream *stream, struct recorder *r, int max)
+{
+    ModelApiStatus status = MODELAPI_OK;
+    ModelApiEvent event;
+    int i;
+
+    for (i = 0; i < max; i++) {
+        status = modelapi_stream_next_event(stream, &event);
+        if (status != MODELAPI_OK) {
+            break;
+        }
+        record(r, &event);
+    }
+    return status;
+}
+
+/* The stream's assembled answer (NULL after printing why when it fails).
+   Free it with modelapi_string_free. */
+static char *completion_of(ModelApiStream *stream)
+{
+    char *json = GARBAGE;
+    ModelApiStatus status = modelapi_stream_completion_json(stream, &json);
+
+    if (status != MODELAPI_OK || json == NULL || json == GARBAGE) {
+        check(0, "modelapi_stream_completion_json", "status %s (%s), json %p",
+              status_name(status), modelapi_last_error(), (void *)json);
+        return NULL;
+    }
+    return json;
+}
+
+/* The position of needle in haystack, or -1. */
+static long position(const char *haystack, const char *needle)
+{
+    const char *at = haystack != NULL ? strstr(haystack, needle) : NULL;
+
+    return at != NULL ? (long)(at - haystack) : -1;
 }
 
 /* ---- the checks --------------------------------------------------------- */
@@ -501,6 +728,482 @@ static void pull_stream_checks(ModelApi *ok, ModelApi *long_api, ModelApi *strea
           "stream_next(NULL, ...): INVALID_ARGUMENT", "status %s", status_name(status));
 }
 
+static void event_argument_checks(ModelApi *ok)
+{
+    ModelApiStream *stream = NULL;
+    ModelApiStatus status;
+    ModelApiEvent event;
+    char *json = GARBAGE;
+
+    garbage_event(&event);
+    status = modelapi_stream_next_event(NULL, &event);
+    check(status == MODELAPI_INVALID_ARGUMENT && is_empty_event(&event) &&
+              contains(modelapi_last_error(), "stream"),
+          "stream_next_event(NULL, &event): INVALID_ARGUMENT, an empty content event",
+          "status %s, last_error \"%s\", text %p", status_name(status), modelapi_last_error(),
+          (const void *)event.text);
+
+    status = modelapi_stream_completion_json(NULL, &json);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL,
+          "stream_completion_json(NULL, &json): INVALID_ARGUMENT, json NULL",
+          "status %s, json %p", status_name(status), (void *)json);
+    free_out(json);
+
+    status = modelapi_stream_open(ok, HELLO, 1, NULL, &stream);
+    if (!check(status == MODELAPI_OK, "stream_open on \"ok\" for the NULL checks", "status %s (%s)",
+               status_name(status), modelapi_last_error())) {
+        return;
+    }
+    status = modelapi_stream_next_event(stream, NULL);
+    check(status == MODELAPI_INVALID_ARGUMENT && contains(modelapi_last_error(), "out_event"),
+          "stream_next_event(stream, NULL): INVALID_ARGUMENT naming out_event",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+    status = modelapi_stream_completion_json(stream, NULL);
+    check(status == MODELAPI_INVALID_ARGUMENT && contains(modelapi_last_error(), "out_json"),
+          "stream_completion_json(stream, NULL): INVALID_ARGUMENT naming out_json",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+
+    /* The failed calls left the stream as it was. */
+    garbage_event(&event);
+    status = modelapi_stream_next_event(stream, &event);
+    check(status == MODELAPI_OK && event.kind == MODELAPI_EVENT_CONTENT && event.len == 5 &&
+              strcmp(event.text, "Hello") == 0 && event.tool_id == NULL &&
+              event.tool_name == NULL && event.tool_index == 0,
+          "then stream_next_event gives the first chunk, \"Hello\", as a content event",
+          "status %s (%s), text \"%s\"", status_name(status), modelapi_last_error(),
+          status == MODELAPI_OK ? event.text : "");
+
+    json = completion_of(stream);
+    check(contains(json, "\"content\":\"Hello\"") && contains(json, "\"finish_reason\":null") &&
+              contains(json, "\"id\":\"chatcmpl-1\"") && contains(json, "\"model\":\"test-model\"") &&
+              contains(json, "\"object\":\"chat.completion\""),
+          "completion_json after the first chunk: content \"Hello\", no finish_reason yet",
+          "%s", str(json));
+    modelapi_string_free(json);
+    modelapi_stream_free(stream);
+
+    /* modelapi_stream_events */
+    json = GARBAGE;
+    status = modelapi_stream_events(NULL, "[]", NULL, NULL, record_event, NULL, &json);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL,
+          "stream_events with a NULL client: INVALID_ARGUMENT, out_json NULL",
+          "status %s, json %p", status_name(status), (void *)json);
+    free_out(json);
+    json = GARBAGE;
+    status = modelapi_stream_events(ok, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL,
+                                    NULL, NULL, &json);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL &&
+              contains(modelapi_last_error(), "on_event"),
+          "stream_events with on_event NULL: INVALID_ARGUMENT naming on_event, out_json NULL",
+          "status %s, last_error \"%s\", json %p", status_name(status), modelapi_last_error(),
+          (void *)json);
+    free_out(json);
+    json = GARBAGE;
+    status = modelapi_stream_events(ok, NULL, NULL, NULL, record_event, NULL, &json);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL,
+          "stream_events with messages_json NULL: INVALID_ARGUMENT",
+          "status %s, json %p", status_name(status), (void *)json);
+    free_out(json);
+    json = GARBAGE;
+    status = modelapi_stream_events(ok, "not json", NULL, NULL, record_event, NULL, &json);
+    check(status == MODELAPI_INVALID_ARGUMENT && json == NULL,
+          "stream_events with messages_json \"not json\": INVALID_ARGUMENT",
+          "status %s, json %p", status_name(status), (void *)json);
+    free_out(json);
+}
+
+/* The substrings of the whole "agent" answer. */
+static int is_whole_agent_answer(const char *json)
+{
+    long zrh = position(json, "\"id\":\"call_zrh\"");
+    long sao = position(json, "\"id\":\"call_sao\"");
+
+    return contains(json, AGENT_REASONING_JSON) &&
+           contains(json, "\"content\":\"Let me check both cities.\"") &&
+           contains(json, ZRH_ARGUMENTS_JSON) && contains(json, SAO_ARGUMENTS_JSON) &&
+           contains(json, "\"name\":\"get_weather\"") &&
+           contains(json, "\"type\":\"function\"") &&
+           contains(json, "\"finish_reason\":\"tool_calls\"") && zrh >= 0 && sao > zrh;
+}
+
+static void pull_event_checks(ModelApi *agent, ModelApi *stream_error)
+{
+    ModelApiStream *stream = NULL;
+    ModelApiStatus status;
+    ModelApiEvent event;
+    struct recorder r;
+    char why[1024] = "";
+    char *json;
+    const char *chunk;
+    size_t len;
+    int all_done;
+    int i;
+
+    /* The whole "agent" stream, event by event. */
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_open(agent, HELLO, 1, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 100);
+    }
+    check(status == MODELAPI_DONE && events_are(&r, AGENT_EVENTS, AGENT_EVENT_COUNT, why,
+                                                sizeof why),
+          "stream_next_event on \"agent\": reasoning, content, interleaved tool-call pieces, "
+          "then MODELAPI_DONE",
+          "status %s (%s); %s", status_name(status), modelapi_last_error(), why);
+    all_done = 1;
+    for (i = 0; i < 3; i++) {
+        garbage_event(&event);
+        status = modelapi_stream_next_event(stream, &event);
+        if (status != MODELAPI_DONE || !is_empty_event(&event)) {
+            all_done = 0;
+        }
+    }
+    check(all_done,
+          "after the end: MODELAPI_DONE 3 more times, each with an empty content event "
+          "(text \"\", never NULL)",
+          "last: status %s, text %p, len %lu", status_name(status), (const void *)event.text,
+          (unsigned long)event.len);
+    check(strcmp(str(modelapi_stream_finish_reason(stream)), "tool_calls") == 0,
+          "stream_finish_reason is \"tool_calls\"", "got %s",
+          str(modelapi_stream_finish_reason(stream)));
+    json = completion_of(stream);
+    check(is_whole_agent_answer(json),
+          "completion_json at the end: reasoning, content, both calls' whole arguments in "
+          "index order, finish_reason tool_calls",
+          "%s", str(json));
+    modelapi_string_free(json);
+    modelapi_stream_free(stream);
+
+    /* In the middle. */
+    stream = NULL;
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_open(agent, HELLO, 1, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 2);
+    }
+    json = status == MODELAPI_OK ? completion_of(stream) : NULL;
+    check(status == MODELAPI_OK && r.count == 2 && contains(json, AGENT_REASONING_JSON) &&
+              contains(json, "\"content\":null") && !contains(json, "tool_calls") &&
+              contains(json, "\"finish_reason\":null"),
+          "completion_json after the 2 reasoning events: the reasoning, content null, no "
+          "tool_calls, no finish_reason",
+          "status %s (%s), %d events: %s", status_name(status), modelapi_last_error(), r.count,
+          str(json));
+    modelapi_string_free(json);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 4);
+    }
+    json = status == MODELAPI_OK ? completion_of(stream) : NULL;
+    check(status == MODELAPI_OK && r.count == 6 &&
+              contains(json, "\"content\":\"Let me check both cities.\"") &&
+              contains(json, "\"arguments\":\"{\\\"city\\\": \\\"Z\"") &&
+              contains(json, "\"arguments\":\"{\\\"ci\"") && contains(json, "\"id\":\"call_sao\"") &&
+              contains(json, "\"finish_reason\":null"),
+          "completion_json after 6 events: both calls' arguments so far",
+          "status %s (%s), %d events: %s", status_name(status), modelapi_last_error(), r.count,
+          str(json));
+    modelapi_string_free(json);
+    modelapi_stream_free(stream); /* half-way */
+
+    /* modelapi_stream_next and modelapi_stream_next_event mixed. */
+    stream = NULL;
+    memset(&r, 0, sizeof r);
+    chunk = NULL;
+    len = 0;
+    status = modelapi_stream_open(agent, HELLO, 1, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 1);
+    }
+    check(status == MODELAPI_OK && r.count == 1 &&
+              event_is(&r.events[0], &AGENT_EVENTS[0], why, sizeof why),
+          "mixed: stream_next_event gives the first reasoning piece", "status %s (%s); %s",
+          status_name(status), modelapi_last_error(), why);
+    if (status == MODELAPI_OK) {
+        status = modelapi_stream_next(stream, &chunk, &len);
+    }
+    check(status == MODELAPI_OK && chunk != NULL && strcmp(chunk, "Let me check both cities.") == 0 &&
+              len == strlen(chunk),
+          "mixed: then stream_next skips the second reasoning piece, gives the content",
+          "status %s (%s), chunk \"%s\"", status_name(status), modelapi_last_error(), str(chunk));
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 1);
+    }
+    check(status == MODELAPI_OK && r.count == 2 &&
+              event_is(&r.events[1], &AGENT_EVENTS[3], why, sizeof why),
+          "mixed: then stream_next_event gives the first tool-call piece",
+          "status %s (%s); %s", status_name(status), modelapi_last_error(), why);
+    if (status == MODELAPI_OK) {
+        status = modelapi_stream_next(stream, &chunk, &len);
+    }
+    check(status == MODELAPI_DONE && chunk == NULL && len == 0,
+          "mixed: then stream_next skips the other tool-call pieces: MODELAPI_DONE",
+          "status %s (%s), chunk \"%s\"", status_name(status), modelapi_last_error(), str(chunk));
+    garbage_event(&event);
+    status = modelapi_stream_next_event(stream, &event);
+    json = completion_of(stream);
+    check(status == MODELAPI_DONE && is_empty_event(&event) && is_whole_agent_answer(json),
+          "mixed: stream_next_event is DONE too, and the skipped pieces are in completion_json",
+          "status %s: %s", status_name(status), str(json));
+    modelapi_string_free(json);
+    modelapi_stream_free(stream);
+
+    /* A mid-stream error. */
+    stream = NULL;
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_open(stream_error, HELLO, 1, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 1);
+    }
+    check(status == MODELAPI_OK && r.count == 1 && r.events[0].kind == MODELAPI_EVENT_CONTENT &&
+              strcmp(r.events[0].text, "partial") == 0,
+          "stream_next_event on \"stream-error\": first the content event \"partial\"",
+          "status %s (%s)", status_name(status), modelapi_last_error());
+    garbage_event(&event);
+    status = modelapi_stream_next_event(stream, &event);
+    check(status == MODELAPI_SERVER_ERROR && contains(modelapi_last_error(), "model overloaded") &&
+              is_empty_event(&event),
+          "then MODELAPI_SERVER_ERROR, with an empty content event",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+    json = completion_of(stream);
+    check(contains(json, "\"content\":\"partial\"") && contains(json, "\"finish_reason\":null"),
+          "completion_json after the error: what arrived before it", "%s", str(json));
+    modelapi_string_free(json);
+    status = modelapi_stream_next_event(stream, &event);
+    check(status == MODELAPI_DONE && is_empty_event(&event), "then stream_next_event is DONE",
+          "status %s", status_name(status));
+    modelapi_stream_free(stream);
+}
+
+static void callback_event_checks(ModelApi *agent, ModelApi *ok, ModelApi *stream_error,
+                                  ModelApi *unauthorized)
+{
+    static const char *const request = "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],"
+                                       "\"tools\":[{\"type\":\"function\",\"function\":{"
+                                       "\"name\":\"get_weather\",\"parameters\":{\"type\":"
+                                       "\"object\",\"properties\":{\"city\":{\"type\":"
+                                       "\"string\"}}}}}]}";
+    ModelApiCancel *cancel;
+    ModelApiStatus status;
+    struct recorder r;
+    char why[1024] = "";
+    char *json = GARBAGE;
+
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_events(agent, request, NULL, NULL, record_event, &r, &json);
+    check(status == MODELAPI_OK && events_are(&r, AGENT_EVENTS, AGENT_EVENT_COUNT, why, sizeof why),
+          "stream_events on \"agent\": every event, in order", "status %s (%s); %s",
+          status_name(status), modelapi_last_error(), why);
+    check(json != GARBAGE && is_whole_agent_answer(json),
+          "stream_events: out_json is the whole answer", "%s",
+          json == GARBAGE ? "(not set)" : str(json));
+    free_out(json);
+
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_events(agent, request, NULL, NULL, record_event, &r, NULL);
+    check(status == MODELAPI_OK && r.count == AGENT_EVENT_COUNT,
+          "stream_events with out_json NULL (not wanted): MODELAPI_OK", "status %s (%s), %d events",
+          status_name(status), modelapi_last_error(), r.count);
+
+    memset(&r, 0, sizeof r);
+    r.stop_after = 3;
+    json = GARBAGE;
+    status = modelapi_stream_events(agent, request, NULL, NULL, record_event, &r, &json);
+    check(status == MODELAPI_ABORTED && r.count == 3 && json == NULL &&
+              events_are(&r, AGENT_EVENTS, 3, why, sizeof why),
+          "stream_events whose callback stops at the 3rd event: MODELAPI_ABORTED, out_json NULL",
+          "status %s (%s), %d events, json %p; %s", status_name(status), modelapi_last_error(),
+          r.count, (void *)json, why);
+    free_out(json);
+
+    memset(&r, 0, sizeof r);
+    json = GARBAGE;
+    status = modelapi_stream_events(ok, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL,
+                                    record_event, &r, &json);
+    check(status == MODELAPI_OK && r.count == 5 && strcmp(r.events[4].text, " server") == 0 &&
+              contains(json, "\"content\":\"Hello from the test server\"") &&
+              contains(json, "\"finish_reason\":\"stop\""),
+          "the client streams again after the stop: 5 content events, the answer",
+          "status %s (%s), %d events, %s", status_name(status), modelapi_last_error(), r.count,
+          json == GARBAGE ? "(not set)" : str(json));
+    free_out(json);
+
+    memset(&r, 0, sizeof r);
+    json = GARBAGE;
+    status = modelapi_stream_events(stream_error, "[]", NULL, NULL, record_event, &r, &json);
+    check(status == MODELAPI_SERVER_ERROR && r.count == 1 && strcmp(r.events[0].text, "partial") == 0 &&
+              json == NULL && contains(modelapi_last_error(), "model overloaded"),
+          "stream_events on \"stream-error\": MODELAPI_SERVER_ERROR after 1 event, out_json NULL",
+          "status %s (%s), %d events, json %p", status_name(status), modelapi_last_error(),
+          r.count, (void *)json);
+    free_out(json);
+
+    memset(&r, 0, sizeof r);
+    json = GARBAGE;
+    status = modelapi_stream_events(unauthorized, "[]", NULL, NULL, record_event, &r, &json);
+    check(status == MODELAPI_HTTP_ERROR && modelapi_last_http_status() == 401 && r.count == 0 &&
+              json == NULL,
+          "stream_events answered 401: MODELAPI_HTTP_ERROR, no event, out_json NULL",
+          "status %s (%s), %d events, json %p", status_name(status), modelapi_last_error(),
+          r.count, (void *)json);
+    free_out(json);
+
+    cancel = modelapi_cancel_new();
+    modelapi_cancel(cancel);
+    memset(&r, 0, sizeof r);
+    json = GARBAGE;
+    status = modelapi_stream_events(agent, request, NULL, cancel, record_event, &r, &json);
+    check(status == MODELAPI_ABORTED && r.count == 0 && json == NULL,
+          "stream_events with a cancelled token: MODELAPI_ABORTED, no event, out_json NULL",
+          "status %s (%s), %d events, json %p", status_name(status), modelapi_last_error(),
+          r.count, (void *)json);
+    free_out(json);
+    modelapi_cancel_reset(cancel);
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_events(agent, request, NULL, cancel, record_event, &r, NULL);
+    check(status == MODELAPI_OK && r.count == AGENT_EVENT_COUNT,
+          "stream_events with the token reset: MODELAPI_OK", "status %s (%s), %d events",
+          status_name(status), modelapi_last_error(), r.count);
+    modelapi_cancel_free(cancel);
+}
+
+/* The texts of the events of one kind, concatenated into out (size n);
+   max_len: the longest a piece was. Returns how many there were. */
+static int join_kind(const struct recorder *r, ModelApiEventKind kind, uint32_t tool_index,
+                     char *out, size_t n, size_t *max_len)
+{
+    int i;
+    int pieces = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < r->count && i < 64; i++) {
+        const struct recorded_event *e = &r->events[i];
+
+        if (e->kind != kind || e->tool_index != tool_index) {
+            continue;
+        }
+        pieces++;
+        if (strlen(e->text) > *max_len) {
+            *max_len = strlen(e->text);
+        }
+        if (strlen(out) + strlen(e->text) < n) {
+            strcat(out, e->text);
+        }
+    }
+    return pieces;
+}
+
+/* Canned replies that are whole assistant messages, with tool calls. */
+static void canned_tool_call_checks(void)
+{
+    ModelApi *api;
+    ModelApiStream *stream = NULL;
+    ModelApiStatus status;
+    struct recorder r;
+    char reasoning[128];
+    char arguments[128];
+    char content[128];
+    size_t longest = 0;
+    char *json = NULL;
+    int pieces;
+
+    setenv("DEBUG_MOCK_RESPONSES",
+           "[{\"reasoning_content\":\"I should call the tool.\",\"tool_calls\":[{\"id\":\"call_1\","
+           "\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+           "\"It is 18 \\u00b0C and sunny in Paris.\","
+           "{\"tool_calls\":[{\"function\":{\"name\":\"get_time\",\"arguments\":"
+           "\"{\\\"tz\\\": \\\"Europe/Paris\\\"}\"}},{\"function\":{\"name\":\"get_weather\","
+           "\"arguments\":{\"city\":\"Lyon\"}}}]}]",
+           1);
+    api = modelapi_new("ok", base_url, NULL);
+    unsetenv("DEBUG_MOCK_RESPONSES");
+    if (!check(api != NULL, "modelapi_new with canned tool-call replies", "%s",
+               modelapi_last_error())) {
+        return;
+    }
+
+    /* 1: reasoning and a tool call, pulled. */
+    memset(&r, 0, sizeof r);
+    status = modelapi_stream_open(api, HELLO, 1, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = pull_events(stream, &r, 100);
+    }
+    pieces = join_kind(&r, MODELAPI_EVENT_REASONING, 0, reasoning, sizeof reasoning, &longest);
+    check(status == MODELAPI_DONE && r.bad[0] == '\0' && pieces == 8 && longest == 3 &&
+              strcmp(reasoning, "I should call the tool.") == 0,
+          "canned: the reasoning streams in pieces of 3 characters",
+          "status %s (%s), %d pieces, \"%s\" %s", status_name(status), modelapi_last_error(),
+          pieces, reasoning, r.bad);
+    longest = 0;
+    pieces = join_kind(&r, MODELAPI_EVENT_TOOL_CALL, 0, arguments, sizeof arguments, &longest);
+    {
+        const struct recorded_event *first = &r.events[8 < r.count ? 8 : 0];
+
+        check(pieces == 6 && longest == 3 && strcmp(arguments, "{\"city\":\"Paris\"}") == 0 &&
+                  first->kind == MODELAPI_EVENT_TOOL_CALL && first->has_id && first->has_name &&
+                  strcmp(first->tool_id, "call_1") == 0 &&
+                  strcmp(first->tool_name, "get_weather") == 0 &&
+                  strcmp(first->text, "{\"c") == 0 && r.count == 14 && !r.events[9].has_id &&
+                  !r.events[9].has_name,
+              "canned: the tool call: id and name with the first 3 characters of the "
+              "arguments, then pieces of 3",
+              "%d pieces, arguments \"%s\", %d events, first \"%s\" id \"%s\" name \"%s\"",
+              pieces, arguments, r.count, first->text, first->tool_id, first->tool_name);
+    }
+    check(strcmp(str(modelapi_stream_finish_reason(stream)), "tool_calls") == 0,
+          "canned: finish_reason \"tool_calls\"", "got %s",
+          str(modelapi_stream_finish_reason(stream)));
+    json = completion_of(stream);
+    check(contains(json, "\"id\":\"call_1\"") &&
+              contains(json, "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"") &&
+              contains(json, "\"reasoning_content\":\"I should call the tool.\"") &&
+              contains(json, "\"content\":null") &&
+              contains(json, "\"finish_reason\":\"tool_calls\""),
+          "canned: completion_json holds the tool call, the reasoning, content null",
+          "%s", str(json));
+    modelapi_string_free(json);
+    modelapi_stream_free(stream);
+
+    /* 2: a text, through the callback. */
+    memset(&r, 0, sizeof r);
+    json = NULL;
+    status = modelapi_stream_events(api, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL,
+                                    record_event, &r, &json);
+    longest = 0;
+    pieces = join_kind(&r, MODELAPI_EVENT_CONTENT, 0, content, sizeof content, &longest);
+    check(status == MODELAPI_OK && pieces == r.count &&
+              strcmp(content, "It is 18 \xc2\xb0" "C and sunny in Paris.") == 0 &&
+              contains(json, "\"content\":\"It is 18 \xc2\xb0" "C and sunny in Paris.\"") &&
+              contains(json, "\"finish_reason\":\"stop\"") && !contains(json, "tool_calls"),
+          "canned: the next reply, a text, streams as content events; finish_reason stop",
+          "status %s (%s), \"%s\", %s", status_name(status), modelapi_last_error(), content,
+          str(json));
+    modelapi_string_free(json);
+
+    /* 3: two calls without ids. */
+    memset(&r, 0, sizeof r);
+    json = NULL;
+    status = modelapi_stream_events(api, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL,
+                                    record_event, &r, &json);
+    pieces = join_kind(&r, MODELAPI_EVENT_TOOL_CALL, 0, arguments, sizeof arguments, &longest);
+    join_kind(&r, MODELAPI_EVENT_TOOL_CALL, 1, content, sizeof content, &longest);
+    check(status == MODELAPI_OK && strcmp(arguments, "{\"tz\": \"Europe/Paris\"}") == 0 &&
+              strcmp(content, "{\"city\":\"Lyon\"}") == 0 && r.events[0].has_id &&
+              strcmp(r.events[0].tool_id, "call_mock_3_0") == 0 &&
+              strcmp(r.events[0].tool_name, "get_time") == 0 && r.events[pieces].has_id &&
+              strcmp(r.events[pieces].tool_id, "call_mock_3_1") == 0 &&
+              r.events[pieces].tool_index == 1,
+          "canned: calls without an id get call_mock_<n>_<i>, one index each",
+          "status %s (%s), \"%s\", \"%s\", first id \"%s\", second id \"%s\"",
+          status_name(status), modelapi_last_error(), arguments, content, r.events[0].tool_id,
+          r.events[pieces < 64 ? pieces : 0].tool_id);
+    check(contains(json, "\"id\":\"call_mock_3_0\"") && contains(json, "\"id\":\"call_mock_3_1\"") &&
+              contains(json, "\"arguments\":\"{\\\"city\\\":\\\"Lyon\\\"}\"") &&
+              contains(json, "\"finish_reason\":\"tool_calls\""),
+          "canned: out_json holds both calls", "%s", str(json));
+    modelapi_string_free(json);
+    modelapi_close(api);
+}
+
 static void setter_checks(ModelApi *ok)
 {
     ModelApiStatus status;
@@ -605,6 +1308,7 @@ int main(int argc, char **argv)
     ModelApi *unauthorized;
     ModelApi *long_api;
     ModelApi *stream_error;
+    ModelApi *agent;
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s <base_url of the test server>\n", argv[0]);
@@ -622,7 +1326,9 @@ int main(int argc, char **argv)
     unauthorized = test_client("unauthorized", "sk-c-test-secret");
     long_api = test_client("long", NULL);
     stream_error = test_client("stream-error", NULL);
-    if (ok == NULL || unauthorized == NULL || long_api == NULL || stream_error == NULL) {
+    agent = test_client("agent", NULL);
+    if (ok == NULL || unauthorized == NULL || long_api == NULL || stream_error == NULL ||
+        agent == NULL) {
         printf("Bail out! cannot create the clients\n");
     } else {
         argument_checks(ok);
@@ -631,6 +1337,10 @@ int main(int argc, char **argv)
         canned_reply_checks();
         stream_callback_checks(ok, long_api, stream_error);
         pull_stream_checks(ok, long_api, stream_error);
+        event_argument_checks(ok);
+        pull_event_checks(agent, stream_error);
+        callback_event_checks(agent, ok, stream_error, unauthorized);
+        canned_tool_call_checks();
         setter_checks(ok);
         null_frees();
         thread_local_checks();
@@ -640,6 +1350,7 @@ int main(int argc, char **argv)
     modelapi_close(unauthorized);
     modelapi_close(long_api);
     modelapi_close(stream_error);
+    modelapi_close(agent);
 
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed == 0 ? 0 : 1;

@@ -15,6 +15,9 @@
 //   "stream-error"  a stream of one chunk "partial", then an error event
 //                   "model overloaded"
 //   "slow"          no answer for 5 s (then the connection is closed)
+//   "agent"         a stream of reasoning, content and two parallel tool
+//                   calls whose pieces interleave (AGENT_EVENTS below),
+//                   finish_reason tool_calls
 //
 // Output (stdout), TAP-like, one line per check:
 //   ok <n> - <description>
@@ -26,6 +29,7 @@
 // Everything is freed by the RAII types, so valgrind --leak-check=full and
 // LeakSanitizer report no leaks.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -65,6 +69,19 @@ static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::iterator>::i
 static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::iterator>::value_type,
                              std::string_view>,
               "a chunk is a std::string_view");
+static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::event_iterator>::iterator_category,
+                             std::input_iterator_tag>,
+              "Stream::event_iterator is an input iterator");
+static_assert(std::is_same_v<std::iterator_traits<modelapi::Stream::event_iterator>::value_type,
+                             modelapi::Event>,
+              "an event is a modelapi::Event");
+static_assert(static_cast<int>(modelapi::EventKind::content) == MODELAPI_EVENT_CONTENT &&
+                  static_cast<int>(modelapi::EventKind::reasoning) == MODELAPI_EVENT_REASONING &&
+                  static_cast<int>(modelapi::EventKind::tool_call) == MODELAPI_EVENT_TOOL_CALL &&
+                  static_cast<int>(modelapi::EventKind::refusal) == MODELAPI_EVENT_REFUSAL,
+              "EventKind mirrors ModelApiEventKind");
+static_assert(!std::is_copy_constructible_v<modelapi::Stream::Events>, "Events is move-only");
+static_assert(std::is_nothrow_move_constructible_v<modelapi::Stream::Events>, "Events moves");
 
 // ---- the test harness -----------------------------------------------------
 
@@ -192,6 +209,96 @@ modelapi::Client test_client(std::string_view model,
     return client;
 }
 
+// An event, copied.
+struct Seen {
+    modelapi::EventKind kind = modelapi::EventKind::content;
+    std::string text;
+    std::uint32_t tool_index = 0;
+    std::optional<std::string> tool_id;
+    std::optional<std::string> tool_name;
+
+    bool operator==(const Seen &other) const
+    {
+        return kind == other.kind && text == other.text && tool_index == other.tool_index &&
+               tool_id == other.tool_id && tool_name == other.tool_name;
+    }
+};
+
+Seen seen(const modelapi::Event &event)
+{
+    Seen copy;
+    copy.kind = event.kind;
+    copy.text = std::string(event.text);
+    copy.tool_index = event.tool_index;
+    if (event.tool_id) {
+        copy.tool_id = std::string(*event.tool_id);
+    }
+    if (event.tool_name) {
+        copy.tool_name = std::string(*event.tool_name);
+    }
+    return copy;
+}
+
+std::string show(const std::vector<Seen> &events)
+{
+    std::string text;
+    for (const Seen &e : events) {
+        text += std::string(modelapi::event_kind_name(e.kind)) + "[" +
+                std::to_string(e.tool_index) + (e.tool_id ? " " + *e.tool_id : "") +
+                (e.tool_name ? " " + *e.tool_name : "") + "] \"" + e.text + "\"; ";
+    }
+    return text;
+}
+
+Seen reasoning(std::string text)
+{
+    return Seen{modelapi::EventKind::reasoning, std::move(text), 0, std::nullopt, std::nullopt};
+}
+Seen content(std::string text)
+{
+    return Seen{modelapi::EventKind::content, std::move(text), 0, std::nullopt, std::nullopt};
+}
+Seen tool_piece(std::uint32_t index, std::string text,
+                std::optional<std::string> id = std::nullopt,
+                std::optional<std::string> name = std::nullopt)
+{
+    return Seen{modelapi::EventKind::tool_call, std::move(text), index, std::move(id),
+                std::move(name)};
+}
+
+// The events of the test server's "agent" stream, in order.
+const std::vector<Seen> AGENT_EVENTS{
+    reasoning("Two cities: Z\xc3\xbc" "rich"),
+    reasoning(" and S\xc3\xa3o Paulo."),
+    content("Let me check both cities."),
+    tool_piece(0, "", "call_zrh", "get_weather"),
+    tool_piece(1, "{\"ci", "call_sao", "get_weather"),
+    tool_piece(0, "{\"city\": \"Z"),
+    tool_piece(1, "ty\": \"S\\u00"),
+    tool_piece(0, "\xc3\xbc" "rich\"}"),
+    tool_piece(1, "e3o Paulo\", \"unit"),
+    tool_piece(1, "\": \"celsius\"}"),
+};
+
+// Substrings of the whole "agent" answer as chat.completion JSON.
+bool is_whole_agent_answer(std::string_view json)
+{
+    const std::size_t zrh = json.find("\"id\":\"call_zrh\"");
+    const std::size_t sao = json.find("\"id\":\"call_sao\"");
+    return contains(json, "\"reasoning_content\":\"Two cities: Z\xc3\xbc" "rich and S\xc3\xa3o Paulo.\"") &&
+           contains(json, "\"content\":\"Let me check both cities.\"") &&
+           contains(json, "\"arguments\":\"{\\\"city\\\": \\\"Z\xc3\xbc" "rich\\\"}\"") &&
+           contains(json, "\"arguments\":\"{\\\"city\\\": \\\"S\\\\u00e3o Paulo\\\", "
+                          "\\\"unit\\\": \\\"celsius\\\"}\"") &&
+           contains(json, "\"finish_reason\":\"tool_calls\"") && zrh != std::string_view::npos &&
+           sao != std::string_view::npos && zrh < sao;
+}
+
+const std::string TOOLS_REQUEST =
+    "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather?\"}],\"tools\":[{\"type\":"
+    "\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":"
+    "\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}";
+
 // ---- the checks -------------------------------------------------------------
 
 void version_checks()
@@ -222,6 +329,9 @@ void message_checks()
           json);
     check(modelapi::to_json({}) == "[]", "to_json of no messages is []",
           modelapi::to_json({}));
+    const std::string literal = modelapi::json_string("a\"b\\c\nd\x01" "caf\xc3\xa9");
+    check(literal == "\"a\\\"b\\\\c\\nd\\u0001caf\xc3\xa9\"",
+          "json_string makes a JSON string literal, escaped", literal);
 }
 
 void constructor_checks()
@@ -539,6 +649,306 @@ void stream_error_checks(const modelapi::Client &stream_error)
           out.describe() + ", \"" + join(chunks) + "\"");
 }
 
+void pull_event_checks(const modelapi::Client &agent, const modelapi::Client &stream_error)
+{
+    // A range-for over the events of a Stream variable.
+    std::vector<Seen> events;
+    std::string json;
+    std::optional<std::string_view> finish_reason;
+    bool ended = false;
+    Outcome out = outcome_of([&] {
+        modelapi::Stream stream = agent.stream(HELLO);
+        for (const modelapi::Event &event : stream.events()) {
+            events.push_back(seen(event));
+        }
+        json = stream.completion_json();
+        finish_reason = stream.finish_reason();
+        check(finish_reason == "tool_calls", "finish_reason() after the events: \"tool_calls\"",
+              show(finish_reason));
+        ended = !stream.next_event().has_value() && stream.events().begin() == stream.events().end() &&
+                !stream.next().has_value();
+    });
+    check(!out.error && events == AGENT_EVENTS,
+          "range-for over stream.events() on \"agent\": reasoning, content, interleaved "
+          "tool-call pieces",
+          out.describe() + ": " + show(events));
+    check(is_whole_agent_answer(json),
+          "completion_json() at the end: the whole answer, both calls in index order", json);
+    check(ended, "after the end: next_event() is nullopt, events() is empty, next() is nullopt");
+
+    // Directly over the temporary: events() takes the Stream over.
+    events.clear();
+    out = outcome_of([&] {
+        for (const modelapi::Event &event : agent.stream_json(TOOLS_REQUEST).events()) {
+            events.push_back(seen(event));
+        }
+    });
+    check(!out.error && events == AGENT_EVENTS,
+          "range-for directly over client.stream_json(...).events()",
+          out.describe() + ": " + show(events));
+
+    // next_event() until nullopt; completion_json() in the middle.
+    events.clear();
+    std::string after_two;
+    std::string after_six;
+    out = outcome_of([&] {
+        modelapi::Stream stream = agent.stream(HELLO);
+        while (std::optional<modelapi::Event> event = stream.next_event()) {
+            events.push_back(seen(*event));
+            if (events.size() == 2) {
+                after_two = stream.completion_json();
+            } else if (events.size() == 6) {
+                after_six = stream.completion_json();
+            }
+        }
+    });
+    check(!out.error && events == AGENT_EVENTS, "next_event() until nullopt",
+          out.describe() + ": " + show(events));
+    check(contains(after_two, "\"reasoning_content\":\"Two cities: Z\xc3\xbc" "rich and S\xc3\xa3o Paulo.\"") &&
+              contains(after_two, "\"content\":null") && !contains(after_two, "tool_calls") &&
+              contains(after_six, "\"arguments\":\"{\\\"city\\\": \\\"Z\"") &&
+              contains(after_six, "\"arguments\":\"{\\\"ci\"") &&
+              contains(after_six, "\"finish_reason\":null"),
+          "completion_json() in the middle: what was read so far", after_two + " | " + after_six);
+
+    // Mixed with the chunk reads, which skip the other kinds.
+    std::vector<std::string> steps;
+    out = outcome_of([&] {
+        modelapi::Stream stream = agent.stream(HELLO);
+        std::optional<modelapi::Event> event = stream.next_event();
+        steps.push_back(event ? show({seen(*event)}) : "(none)");
+        const std::optional<std::string_view> chunk = stream.next();
+        steps.push_back(chunk ? std::string(*chunk) : "(none)");
+        event = stream.next_event();
+        steps.push_back(event ? show({seen(*event)}) : "(none)");
+        steps.push_back(stream.next() ? "more" : "end");
+        steps.push_back(stream.next_event() ? "more" : "end");
+        json = stream.completion_json();
+    });
+    check(!out.error && steps.size() == 5 && steps[0] == show({AGENT_EVENTS[0]}) &&
+              steps[1] == "Let me check both cities." && steps[2] == show({AGENT_EVENTS[3]}) &&
+              steps[3] == "end" && steps[4] == "end" && is_whole_agent_answer(json),
+          "next_event() and next() mixed: next() skips the other kinds, still assembled",
+          out.describe() + ": " + join(steps) + " " + json);
+
+    // break, then a move, an iterator, and a new loop: each event once.
+    events.clear();
+    std::string postfix_text;
+    out = outcome_of([&] {
+        modelapi::Stream stream = agent.stream(HELLO);
+        for (const modelapi::Event &event : stream.events()) {
+            events.push_back(seen(event));
+            if (events.size() == 3) {
+                break;
+            }
+        }
+        modelapi::Stream moved = std::move(stream);
+        modelapi::Stream::event_iterator it = moved.events().begin();  // reads the 4th
+        events.push_back(seen(*it++));  // copied from the postfix value; reads the 5th
+        events.push_back(seen(*it));
+        for (const modelapi::Event &event : moved.events()) {  // reads the 6th, ...
+            events.push_back(seen(event));
+        }
+    });
+    check(!out.error && events == AGENT_EVENTS,
+          "a loop left with break, the Stream moved, *it++, then a new loop: each event once",
+          out.describe() + ": " + show(events));
+    out = outcome_of([&] {
+        modelapi::Stream stream = agent.stream(HELLO);
+        modelapi::Stream::event_iterator it = stream.events().begin();
+        for (int i = 0; i < 3; i++) {
+            ++it;
+        }
+        const modelapi::Stream::event_iterator::postfix old = it++;
+        const modelapi::Event event = *old;
+        postfix_text = std::string(event.text) + "|" +
+                       (event.tool_id ? std::string(*event.tool_id) : "(none)") + "|" +
+                       std::string(it->text);
+    });
+    check(!out.error && postfix_text == "|call_zrh|{\"ci",
+          "it++ returns a copy of the event it was at", out.describe() + ", " + postfix_text);
+
+    // A mid-stream error.
+    events.clear();
+    json.clear();
+    std::optional<modelapi::Event> after;
+    out = outcome_of([&] {
+        modelapi::Stream stream = stream_error.stream(HELLO);
+        const Outcome inner = outcome_of([&] {
+            for (const modelapi::Event &event : stream.events()) {
+                events.push_back(seen(event));
+            }
+        });
+        json = stream.completion_json();
+        after = stream.next_event();
+        if (inner.error) {
+            throw *inner.error;
+        }
+    });
+    check(out.failed_with(MODELAPI_SERVER_ERROR) && contains(out.error->what(), "model overloaded") &&
+              events == std::vector<Seen>{content("partial")},
+          "a mid-stream error throws from the events loop after the content event \"partial\"",
+          out.describe() + ": " + show(events));
+    check(contains(json, "\"content\":\"partial\"") && !after.has_value(),
+          "completion_json() after the error: what arrived; then next_event() is nullopt", json);
+
+    // An empty Stream.
+    modelapi::Stream empty;
+    check(!empty.next_event().has_value() && empty.events().begin() == empty.events().end(),
+          "an empty Stream has no events");
+    out = outcome_of([&] { json = empty.completion_json(); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT),
+          "completion_json() of an empty Stream throws INVALID_ARGUMENT", out.describe());
+}
+
+// A free function as an event callback.
+std::string free_function_events;
+void append_event_text(const modelapi::Event &event)
+{
+    free_function_events += event.text;
+}
+
+void callback_event_checks(const modelapi::Client &agent, const modelapi::Client &ok,
+                           const modelapi::Client &long_api, const modelapi::Client &stream_error)
+{
+    std::vector<Seen> events;
+    std::string json;
+    Outcome out = outcome_of([&] {
+        json = agent.stream_events_json(TOOLS_REQUEST, [&](const modelapi::Event &event) {
+            events.push_back(seen(event));
+        });
+    });
+    check(!out.error && events == AGENT_EVENTS,
+          "stream_events_json (void callback) on \"agent\": every event",
+          out.describe() + ": " + show(events));
+    check(is_whole_agent_answer(json), "stream_events_json returns the whole answer's JSON", json);
+
+    // false stops the stream: not an error, "" returned.
+    events.clear();
+    json = "(not set)";
+    out = outcome_of([&] {
+        json = agent.stream_events(HELLO, [&](const modelapi::Event &event) {
+            events.push_back(seen(event));
+            return events.size() < 3;
+        });
+    });
+    check(!out.error && json.empty() && events.size() == 3 &&
+              std::vector<Seen>(AGENT_EVENTS.begin(), AGENT_EVENTS.begin() + 3) == events,
+          "a callback returning false at the 3rd event: stream_events() returns \"\"",
+          out.describe() + ", \"" + json + "\", " + show(events));
+
+    // An exception from the callback stops the stream and comes out unchanged.
+    int calls = 0;
+    out = outcome_of([&] {
+        long_api.stream_events(HELLO, [&](const modelapi::Event &) {
+            if (++calls == 2) {
+                throw std::logic_error("boom from the event callback");
+            }
+        });
+    });
+    check(!out.error && out.threw_other && out.other == "boom from the event callback" &&
+              calls == 2,
+          "an exception thrown by the event callback comes out of stream_events() unchanged",
+          out.describe() + ", " + std::to_string(calls) + " calls");
+    std::string text;
+    out = outcome_of([&] {
+        json = ok.stream_events({modelapi::user("hi")}, [&](modelapi::Event event) {
+            text += event.text;
+            return true;
+        });
+    });
+    check(!out.error && text == "Hello from the test server" &&
+              contains(json, "\"content\":\"Hello from the test server\"") &&
+              contains(json, "\"finish_reason\":\"stop\""),
+          "the client streams events again after the exception", out.describe() + ", " + json);
+
+    out = outcome_of([&] { ok.stream_events(HELLO, &append_event_text); });
+    check(!out.error && free_function_events == "Hello from the test server",
+          "a function pointer as the event callback", out.describe());
+
+    // Failures throw Error, after the events that arrived.
+    events.clear();
+    out = outcome_of([&] {
+        stream_error.stream_events(
+            HELLO, [&](const modelapi::Event &event) { events.push_back(seen(event)); });
+    });
+    check(out.failed_with(MODELAPI_SERVER_ERROR) && events == std::vector<Seen>{content("partial")},
+          "stream_events() throws the mid-stream error after \"partial\"",
+          out.describe() + ": " + show(events));
+
+    // A Cancel: MODELAPI_ABORTED is thrown (only a callback's false returns "").
+    {
+        modelapi::Cancel cancel;
+        std::size_t count = 0;
+        const CancelRun run = cancel_after(std::chrono::milliseconds(150), [&] { cancel.cancel(); },
+                                           [&] {
+                                               long_api.stream_events(
+                                                   HELLO, [&](const modelapi::Event &) { count++; },
+                                                   cancel);
+                                           });
+        check(run.outcome.failed_with(MODELAPI_ABORTED) && count > 0 && count < 1000 &&
+                  run.latency_ms >= 0 && run.latency_ms < 2000,
+              "stream_events() with a Cancel from another thread throws MODELAPI_ABORTED",
+              run.outcome.describe() + ", " + std::to_string(count) + " events, " +
+                  std::to_string(run.latency_ms) + " ms after the cancel");
+        out = outcome_of([&] {
+            agent.stream_events_json(TOOLS_REQUEST, [](const modelapi::Event &) { return true; },
+                                     cancel);
+        });
+        check(out.failed_with(MODELAPI_ABORTED), "stream_events_json() with a cancelled token throws",
+              out.describe());
+    }
+}
+
+void canned_event_checks()
+{
+    setenv("DEBUG_MOCK_RESPONSES",
+           "[{\"reasoning_content\":\"I should call the tool.\",\"tool_calls\":[{\"id\":\"call_1\","
+           "\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+           "\"It is 18 \\u00b0C and sunny in Paris.\"]",
+           1);
+    std::string reasoning_text;
+    std::string arguments;
+    std::string first_id;
+    std::string first_name;
+    std::string json;
+    std::string answer;
+    std::string answer_json;
+    std::size_t longest = 0;
+    const Outcome out = outcome_of([&] {
+        const modelapi::Client client = test_client("ok");
+        modelapi::Stream stream = client.stream(HELLO);
+        for (const modelapi::Event &event : stream.events()) {
+            longest = std::max(longest, event.text.size());
+            if (event.kind == modelapi::EventKind::reasoning) {
+                reasoning_text += event.text;
+            } else if (event.kind == modelapi::EventKind::tool_call) {
+                if (event.tool_id) {
+                    first_id += *event.tool_id;
+                    first_name += event.tool_name.value_or("(none)");
+                }
+                arguments += event.text;
+            }
+        }
+        json = stream.completion_json();
+        answer_json = client.stream_events(
+            HELLO, [&](const modelapi::Event &event) { answer += event.text; });
+    });
+    unsetenv("DEBUG_MOCK_RESPONSES");
+    check(!out.error && reasoning_text == "I should call the tool." &&
+              arguments == "{\"city\":\"Paris\"}" && first_id == "call_1" &&
+              first_name == "get_weather" && longest == 3,
+          "canned: a whole assistant message streams as reasoning and tool-call events",
+          out.describe() + ", \"" + reasoning_text + "\", \"" + arguments + "\", " + first_id);
+    check(contains(json, "\"id\":\"call_1\"") &&
+              contains(json, "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"") &&
+              contains(json, "\"finish_reason\":\"tool_calls\""),
+          "canned: completion_json() holds the tool call", json);
+    check(answer == "It is 18 \xc2\xb0" "C and sunny in Paris." &&
+              contains(answer_json, "\"finish_reason\":\"stop\""),
+          "canned: then stream_events() gets the text reply", answer + " " + answer_json);
+}
+
 void cancel_checks(const modelapi::Client &ok, const modelapi::Client &long_api,
                    const modelapi::Client &slow)
 {
@@ -767,12 +1177,14 @@ int run_checks()
     std::optional<modelapi::Client> long_api;
     std::optional<modelapi::Client> stream_error;
     std::optional<modelapi::Client> slow;
+    std::optional<modelapi::Client> agent;
     const Outcome out = outcome_of([&] {
         ok.emplace(test_client("ok"));
         unauthorized.emplace(test_client("unauthorized", "sk-hpp-secret"));
         long_api.emplace(test_client("long"));
         stream_error.emplace(test_client("stream-error"));
         slow.emplace(test_client("slow"));
+        agent.emplace(test_client("agent"));
     });
     if (!check(!out.error && !out.threw_other, "the clients of the test server are created",
                out.describe())) {
@@ -784,6 +1196,9 @@ int run_checks()
     range_for_checks(*ok);
     callback_checks(*ok, *long_api);
     stream_error_checks(*stream_error);
+    pull_event_checks(*agent, *stream_error);
+    callback_event_checks(*agent, *ok, *long_api, *stream_error);
+    canned_event_checks();
     cancel_checks(*ok, *long_api, *slow);
     move_checks();
     setter_checks();

@@ -18,6 +18,22 @@
  *       return chunk != "STOP";                                // false stops it
  *   });
  *
+ * Every kind of piece of a streamed answer (text, reasoning, tool calls,
+ * refusals) comes as an Event, and the whole answer as chat.completion JSON:
+ *
+ *   modelapi::Stream stream = client.stream_json(request_with_tools);
+ *   for (const modelapi::Event &event : stream.events()) {     // event by event
+ *       if (event.kind == modelapi::EventKind::content) std::cout << event.text;
+ *       if (event.kind == modelapi::EventKind::tool_call) {    // parallel calls'
+ *           calls[event.tool_index].arguments += event.text;   // pieces interleave
+ *           if (event.tool_id) calls[event.tool_index].id = *event.tool_id;
+ *       }
+ *   }
+ *   std::string answer = stream.completion_json();             // the whole answer
+ *
+ *   std::string json = client.stream_events_json(request_with_tools,
+ *       [](const modelapi::Event &event) { ... });             // callback form
+ *
  * Errors are exceptions. Every failed call throws modelapi::Error (a
  * std::runtime_error) carrying the ModelApiStatus, the library's message
  * (what()) and, for MODELAPI_HTTP_ERROR, the HTTP status. Exceptions, rather
@@ -37,11 +53,19 @@
  * - Strings passed in (messages, JSON, mock replies, settings) are read
  *   during the call only; the library copies what it keeps. The C API takes
  *   NUL-terminated strings, so text after a NUL character is not seen.
- * - A Completion owns its strings.
+ * - A Completion owns its strings, and so does the std::string of
+ *   completion_json() and stream_events().
  * - A chunk of a Stream (a std::string_view) points into the stream: it is
- *   valid until the stream is read again (operator++, next(), begin()) or
- *   destroyed. Copy it (std::string(chunk)) to keep it. A chunk handed to a
- *   callback is valid during that call only.
+ *   valid until the stream is read again (operator++, next(), begin(),
+ *   next_event(), or the same on its events()) or destroyed. Copy it
+ *   (std::string(chunk)) to keep it. A chunk handed to a callback is valid
+ *   during that call only.
+ * - An Event is a view too: its text, tool_id and tool_name point into the
+ *   stream, with the lifetime of a chunk (an Event handed to a callback:
+ *   during that call only). Copy what you keep.
+ * - stream.events() on a Stream variable borrows it (the Stream must outlive
+ *   the loop); on a temporary (client.stream_json(...).events()) the range
+ *   takes the Stream over, so a range-for directly over it is safe.
  * - The metadata of a Stream (finish_reason(), id(), model(),
  *   request_id()) stays valid until the Stream is destroyed.
  * - A Stream does not borrow its Client: it stays valid after the Client is
@@ -59,7 +83,8 @@
  * - Cancel::cancel() and Cancel::reset() are safe from any thread at any
  *   time; destroy a Cancel after every call using it has returned and every
  *   Stream opened with it is destroyed.
- * - Callbacks run on the thread that called stream(), inside the call.
+ * - Callbacks run on the thread that called stream() or stream_events(),
+ *   inside the call.
  * - The library keeps its last error per thread; an Error copies it when it
  *   is thrown, so an Error may be passed to and read on any thread.
  * - Nothing here starts a thread or writes to stdout or stderr.
@@ -68,12 +93,14 @@
  * - A cancelled call throws Error with status MODELAPI_ABORTED
  *   (Error::cancelled()) within milliseconds, wherever it was waiting:
  *   complete() and stream() while the request is sent or the answer
- *   awaited; a range-for over a Stream (or next()) from the operator++
- *   waiting for the next chunk; a callback stream() after the chunks that
- *   arrived. A callback that returns false is not an error: stream() then
- *   returns false.
+ *   awaited; a range-for over a Stream or its events() (or next(),
+ *   next_event()) from the operator++ waiting for the next piece; a callback
+ *   stream() or stream_events() after the pieces that arrived. A callback
+ *   that returns false is not an error: stream() then returns false,
+ *   stream_events() an empty string.
  * - Calls given a Cancel send the messages as JSON (modelapi_*_with); the
- *   others use the message arrays of the C API. Both send the same request.
+ *   others use the message arrays of the C API (stream_events() always
+ *   sends JSON: modelapi_stream_events). They all send the same request.
  */
 
 #ifndef MODELAPI_HPP
@@ -239,6 +266,18 @@ inline std::string to_json(const std::vector<Message> &messages)
     return json;
 }
 
+/* text as a JSON string literal, quotes included, e.g. to build a request
+   object with tools, or the tool messages that answer tool calls:
+     "{\"role\":\"tool\",\"tool_call_id\":" + modelapi::json_string(id) +
+     ",\"content\":" + modelapi::json_string(result) + "}" */
+inline std::string json_string(std::string_view text)
+{
+    std::string json;
+    json.reserve(text.size() + 2);
+    detail::append_json_string(json, text);
+    return json;
+}
+
 /* The answer of complete()/complete_json(). */
 struct Completion {
     std::string content;  /* the first choice's message content ("" if none) */
@@ -250,6 +289,47 @@ struct Usage {
     std::uint64_t prompt_tokens = 0;
     std::uint64_t completion_tokens = 0;
     std::uint64_t total_tokens = 0;
+};
+
+/* What an Event is; the values are those of ModelApiEventKind. A newer
+   library may hand out other values: skip an event of a kind you do not
+   know. */
+enum class EventKind : int {
+    content = MODELAPI_EVENT_CONTENT,      /* a piece of the answer's text */
+    reasoning = MODELAPI_EVENT_REASONING,  /* a piece of the model's reasoning */
+    tool_call = MODELAPI_EVENT_TOOL_CALL,  /* a piece of one tool call */
+    refusal = MODELAPI_EVENT_REFUSAL,      /* a piece of a refusal */
+};
+
+/* The name of a kind: "content", "reasoning", "tool_call", "refusal";
+   "unknown" for a kind of a newer library. */
+inline const char *event_kind_name(EventKind kind) noexcept
+{
+    switch (kind) {
+    case EventKind::content: return "content";
+    case EventKind::reasoning: return "reasoning";
+    case EventKind::tool_call: return "tool_call";
+    case EventKind::refusal: return "refusal";
+    }
+    return "unknown";
+}
+
+/* One piece of a streamed answer (of choice 0, in the order the pieces
+   arrived): of its text, of the model's reasoning, of a tool call or of a
+   refusal. A view: the strings point into the stream (see "Ownership"). */
+struct Event {
+    EventKind kind = EventKind::content;
+    /* The piece; for a tool_call, a piece of the call's arguments (JSON
+       text, escapes resolved; may be empty when the piece carries only the
+       id or the name). Concatenated, a call's pieces are its arguments. */
+    std::string_view text;
+    /* tool_call: the call this piece belongs to (parallel calls interleave;
+       the pieces of one call share its index); else 0. */
+    std::uint32_t tool_index = 0;
+    /* tool_call: the call's id and the function's name, on the piece that
+       carries them (usually the call's first); else none. */
+    std::optional<std::string_view> tool_id;
+    std::optional<std::string_view> tool_name;
 };
 
 namespace detail {
@@ -351,18 +431,12 @@ int trampoline(void *user_data, const char *chunk, std::size_t len) noexcept
     }
 }
 
-/* Runs call(trampoline, user_data), a C streaming call with a callback:
-   true at the end of the stream, false when the callback stopped it; else
-   rethrows the callback's exception or throws the call's Error. */
-template <class Fn, class Call>
-bool run_callback(Fn &fn, Call &&call)
+/* What a C streaming call with a callback came to: true at the end of the
+   stream, false when the callback stopped it; else rethrows the callback's
+   exception or throws the call's Error. */
+template <class Fn>
+bool callback_outcome(ModelApiStatus status, const CallbackState<Fn> &state)
 {
-    using Result = std::invoke_result_t<Fn &, std::string_view>;
-    static_assert(std::is_void_v<Result> || std::is_same_v<Result, bool>,
-                  "a modelapi chunk callback returns void (goes on to the end) or bool "
-                  "(true: go on, false: stop)");
-    CallbackState<Fn> state{&fn, false, nullptr};
-    const ModelApiStatus status = call(&trampoline<Fn>, static_cast<void *>(&state));
     if (state.error) {
         std::rethrow_exception(state.error);
     }
@@ -373,6 +447,75 @@ bool run_callback(Fn &fn, Call &&call)
         return false;
     }
     throw Error::last(status);
+}
+
+/* Runs call(trampoline, user_data), a C streaming call with a chunk
+   callback (see callback_outcome). */
+template <class Fn, class Call>
+bool run_callback(Fn &fn, Call &&call)
+{
+    using Result = std::invoke_result_t<Fn &, std::string_view>;
+    static_assert(std::is_void_v<Result> || std::is_same_v<Result, bool>,
+                  "a modelapi chunk callback returns void (goes on to the end) or bool "
+                  "(true: go on, false: stop)");
+    CallbackState<Fn> state{&fn, false, nullptr};
+    const ModelApiStatus status = call(&trampoline<Fn>, static_cast<void *>(&state));
+    return callback_outcome(status, state);
+}
+
+/* The Event of a C event (views of its strings). */
+inline Event to_event(const ModelApiEvent &event) noexcept
+{
+    Event out;
+    out.kind = static_cast<EventKind>(event.kind);
+    out.text = event.text != nullptr ? std::string_view(event.text, event.len)
+                                     : std::string_view();
+    out.tool_index = event.tool_index;
+    out.tool_id = optional_view(event.tool_id);
+    out.tool_name = optional_view(event.tool_name);
+    return out;
+}
+
+/* An event callback: called with a const Event &, returns void or bool. */
+template <class F>
+using if_event_callback =
+    std::enable_if_t<std::is_invocable_v<std::remove_reference_t<F> &, const Event &>, int>;
+
+/* The ModelApiEventFn of a callback, with the rules of trampoline. */
+template <class Fn>
+int event_trampoline(void *user_data, const ModelApiEvent *event) noexcept
+{
+    auto *state = static_cast<CallbackState<Fn> *>(user_data);
+    try {
+        const Event view = to_event(*event);
+        if constexpr (std::is_void_v<std::invoke_result_t<Fn &, const Event &>>) {
+            std::invoke(*state->fn, view);
+            return 0;
+        } else {
+            if (std::invoke(*state->fn, view)) {
+                return 0;
+            }
+            state->stopped = true;
+            return 1;
+        }
+    } catch (...) {
+        state->error = std::current_exception();
+        return 1;
+    }
+}
+
+/* Runs call(event_trampoline, user_data), a C streaming call with an event
+   callback (see callback_outcome). */
+template <class Fn, class Call>
+bool run_event_callback(Fn &fn, Call &&call)
+{
+    using Result = std::invoke_result_t<Fn &, const Event &>;
+    static_assert(std::is_void_v<Result> || std::is_same_v<Result, bool>,
+                  "a modelapi event callback returns void (goes on to the end) or bool "
+                  "(true: go on, false: stop)");
+    CallbackState<Fn> state{&fn, false, nullptr};
+    const ModelApiStatus status = call(&event_trampoline<Fn>, static_cast<void *>(&state));
+    return callback_outcome(status, state);
 }
 
 }  // namespace detail
@@ -423,16 +566,27 @@ private:
      for (std::string_view chunk : stream) { ... }   // a single-pass range
      while (auto chunk = stream.next()) { ... *chunk ... }
 
-   An error in the middle of the stream throws from the operator++ (or
-   next()) that met it, after the chunks before it were delivered. Each
-   chunk is delivered once: a range-for left with break, then started again,
-   goes on with the chunk after. Destroying a Stream in the middle closes
-   its connection at once.
+   or event by event, with the reasoning, tool-call and refusal pieces too
+   (the chunk reads above skip them):
 
-   Move-only; moving it invalidates its iterators. An empty Stream
-   (default-constructed or moved from) has no chunks and no metadata. */
+     for (const modelapi::Event &event : stream.events()) { ... }
+     while (auto event = stream.next_event()) { ... event->text ... }
+
+   The two kinds of read may be mixed on one stream. An error in the middle
+   of the stream throws from the operator++ (or next(), next_event()) that
+   met it, after the pieces before it were delivered. Each piece is
+   delivered once: a range-for left with break, then started again, goes on
+   with the piece after. completion_json() gives the answer assembled from
+   the pieces read so far, at any time (after an error too). Destroying a
+   Stream in the middle closes its connection at once.
+
+   Move-only; moving it invalidates its iterators (and a borrowing
+   events() range). An empty Stream (default-constructed or moved from) has
+   no chunks, no events and no metadata. */
 class Stream {
 public:
+    class Events;
+
     /* An input iterator over the chunks; *it is valid until the next read
        of the stream. Copies share the stream's position. */
     class iterator {
@@ -493,6 +647,93 @@ public:
         Stream *stream_ = nullptr;  // nullptr: the end
     };
 
+    /* An input iterator over the events (see events()); *it is valid until
+       the next read of the stream. Copies share the stream's position. */
+    class event_iterator {
+    public:
+        using iterator_category = std::input_iterator_tag;
+        using value_type = Event;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const Event *;
+        using reference = const Event &;
+
+        /* What it++ returns: a copy of the event it was at, whose *
+           (an Event) points into the copy: use it within the expression
+           (*it++), or copy its strings. Prefer ++it. */
+        class postfix {
+        public:
+            Event operator*() const
+            {
+                Event event;
+                event.kind = kind_;
+                event.text = text_;
+                event.tool_index = tool_index_;
+                if (id_) {
+                    event.tool_id = std::string_view(*id_);
+                }
+                if (name_) {
+                    event.tool_name = std::string_view(*name_);
+                }
+                return event;
+            }
+
+        private:
+            friend class event_iterator;
+            explicit postfix(const Event &event)
+                : kind_(event.kind), text_(event.text), tool_index_(event.tool_index),
+                  id_(event.tool_id ? std::optional<std::string>(std::string(*event.tool_id))
+                                    : std::nullopt),
+                  name_(event.tool_name
+                            ? std::optional<std::string>(std::string(*event.tool_name))
+                            : std::nullopt)
+            {
+            }
+            EventKind kind_;
+            std::string text_;
+            std::uint32_t tool_index_;
+            std::optional<std::string> id_;
+            std::optional<std::string> name_;
+        };
+
+        event_iterator() noexcept = default;
+
+        reference operator*() const noexcept { return stream_->event_; }
+        pointer operator->() const noexcept { return &stream_->event_; }
+
+        /* Reads the next event (modelapi_stream_next_event): blocks until
+           it arrives; at the end, becomes the end; throws Error on a
+           failure (then the stream is over). */
+        event_iterator &operator++()
+        {
+            Stream *stream = stream_;
+            stream_ = nullptr;  // the end if next_event() throws, too
+            if (stream->next_event()) {
+                stream_ = stream;
+            }
+            return *this;
+        }
+        postfix operator++(int)
+        {
+            postfix old(stream_->event_);
+            ++*this;
+            return old;
+        }
+
+        friend bool operator==(const event_iterator &a, const event_iterator &b) noexcept
+        {
+            return a.stream_ == b.stream_;
+        }
+        friend bool operator!=(const event_iterator &a, const event_iterator &b) noexcept
+        {
+            return a.stream_ != b.stream_;
+        }
+
+    private:
+        friend class Stream;
+        explicit event_iterator(Stream *stream) noexcept : stream_(stream) {}
+        Stream *stream_ = nullptr;  // nullptr: the end
+    };
+
     Stream() noexcept = default;
 
     /* Adopts a stream of modelapi_stream_open* (NULL: an empty Stream). */
@@ -505,7 +746,8 @@ public:
 
     Stream(Stream &&other) noexcept
         : stream_(std::exchange(other.stream_, nullptr)),
-          chunk_(std::exchange(other.chunk_, std::string_view()))
+          chunk_(std::exchange(other.chunk_, std::string_view())),
+          event_(std::exchange(other.event_, Event()))
     {
     }
     Stream &operator=(Stream &&other) noexcept
@@ -514,6 +756,7 @@ public:
             modelapi_stream_free(stream_);
             stream_ = std::exchange(other.stream_, nullptr);
             chunk_ = std::exchange(other.chunk_, std::string_view());
+            event_ = std::exchange(other.event_, Event());
         }
         return *this;
     }
@@ -524,6 +767,7 @@ public:
     std::optional<std::string_view> next()
     {
         chunk_ = std::string_view();
+        event_ = Event();
         if (stream_ == nullptr) {
             return std::nullopt;
         }
@@ -544,6 +788,54 @@ public:
         return next() ? iterator(this) : iterator();
     }
     iterator end() noexcept { return iterator(); }
+
+    /* The next event: a piece of the text, of the reasoning, of a tool call
+       or of a refusal (see Event), or std::nullopt at the end (and on every
+       later call). Blocks until one arrives. Throws Error on a failure, as
+       next() does, after which the stream is over. */
+    std::optional<Event> next_event()
+    {
+        chunk_ = std::string_view();
+        event_ = Event();
+        if (stream_ == nullptr) {
+            return std::nullopt;
+        }
+        ModelApiEvent event{};
+        const ModelApiStatus status = modelapi_stream_next_event(stream_, &event);
+        if (status == MODELAPI_DONE) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        event_ = detail::to_event(event);
+        return event_;
+    }
+
+    /* The events as a single-pass range, for a range-for:
+         for (const modelapi::Event &event : stream.events()) { ... }
+       Its begin() reads the first event not read yet. On a Stream variable
+       the range borrows the Stream; on a temporary it takes the Stream over
+       (Events::stream() reaches it), so that
+         for (const modelapi::Event &event : client.stream_json(request).events())
+       is safe. Defined below, once Events is. */
+    Events events() &;
+    Events events() &&;
+
+    /* The answer assembled from every piece read so far, as a
+       chat.completion object (the shape of Completion::json): the content,
+       reasoning_content, tool_calls (id, function name, the arguments'
+       pieces concatenated, in index order) and refusal, each only when some
+       arrived, with finish_reason, id, model and usage as the server sent
+       them. Works at any time: in the middle of the stream, at its end, and
+       after a read threw (what arrived before the error). Throws Error
+       (MODELAPI_INVALID_ARGUMENT) on an empty Stream. */
+    std::string completion_json() const
+    {
+        char *json = nullptr;
+        const ModelApiStatus status = modelapi_stream_completion_json(stream_, &json);
+        detail::CString owned(json);
+        detail::check(status);
+        return owned ? std::string(owned.get()) : std::string();
+    }
 
     /* Stops the stream from any thread, also while another thread waits in
        operator++/next(): that read throws Error (MODELAPI_ABORTED) within
@@ -589,13 +881,51 @@ public:
     ModelApiStream *release() noexcept
     {
         chunk_ = std::string_view();
+        event_ = Event();
         return std::exchange(stream_, nullptr);
     }
 
 private:
     ModelApiStream *stream_ = nullptr;
     std::string_view chunk_;  // the current chunk, in the C stream's buffer
+    Event event_;             // the current event, its views in that buffer
 };
+
+/* The events of a Stream as a single-pass range (see Stream::events()):
+   borrowing a Stream, or owning one taken over from a temporary. Move-only;
+   moving it invalidates its iterators. */
+class Stream::Events {
+public:
+    /* Reads the first event not read yet; end() when there is none. */
+    event_iterator begin()
+    {
+        Stream &events_of = stream();
+        return events_of.next_event() ? event_iterator(&events_of) : event_iterator();
+    }
+    event_iterator end() noexcept { return event_iterator(); }
+
+    /* The Stream the events come from (the one borrowed, or the one owned),
+       e.g. for its completion_json() after the loop. */
+    Stream &stream() noexcept { return borrowed_ != nullptr ? *borrowed_ : owned_; }
+
+private:
+    friend class Stream;
+    explicit Events(Stream &borrowed) noexcept : borrowed_(&borrowed) {}
+    explicit Events(Stream &&owned) noexcept : owned_(std::move(owned)) {}
+
+    Stream *borrowed_ = nullptr;  // nullptr: the events of owned_
+    Stream owned_;
+};
+
+inline Stream::Events Stream::events() &
+{
+    return Events(*this);
+}
+
+inline Stream::Events Stream::events() &&
+{
+    return Events(std::move(*this));
+}
 
 /* ---- Client ------------------------------------------------------------- */
 
@@ -810,12 +1140,69 @@ public:
         });
     }
 
+    /* A streamed completion handed to on_event, event by event, on this
+       thread: on_event(const modelapi::Event &) is called with each piece of
+       the text, the reasoning, the tool calls and the refusal (see Event;
+       valid during the call only), and returns void, or bool (false stops
+       the stream). Returns the whole answer, as chat.completion JSON (see
+       Stream::completion_json()), at the end of the stream; an empty string
+       when on_event stopped it. An exception thrown by on_event stops the
+       stream and comes out of stream_events() unchanged; a failure throws
+       Error, after the events that arrived. The messages are sent as JSON
+       (modelapi_stream_events); stream_events_json takes a request object,
+       e.g. with "tools". */
+    template <class F, detail::if_event_callback<F> = 0>
+    std::string stream_events(const std::vector<Message> &messages, F &&on_event,
+                              std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return events_call(to_json(messages), on_event, nullptr, mock);
+    }
+    template <class F, detail::if_event_callback<F> = 0>
+    std::string stream_events(const std::vector<Message> &messages, F &&on_event,
+                              Cancel &cancel,
+                              std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return events_call(to_json(messages), on_event, cancel.get(), mock);
+    }
+    template <class F, detail::if_event_callback<F> = 0>
+    std::string stream_events_json(std::string_view request_json, F &&on_event,
+                                   std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return events_call(request_json, on_event, nullptr, mock);
+    }
+    template <class F, detail::if_event_callback<F> = 0>
+    std::string stream_events_json(std::string_view request_json, F &&on_event, Cancel &cancel,
+                                   std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return events_call(request_json, on_event, cancel.get(), mock);
+    }
+
     /* The C handle, still owned by this object (NULL once moved from). */
     ModelApi *get() const noexcept { return api_; }
     /* Gives the C handle up (close it with modelapi_close). */
     ModelApi *release() noexcept { return std::exchange(api_, nullptr); }
 
 private:
+    /* stream_events: modelapi_stream_events with on_event behind the
+       trampoline; cancel may be NULL. */
+    template <class F>
+    std::string events_call(std::string_view request_json, F &on_event, ModelApiCancel *cancel,
+                            std::optional<std::string_view> mock) const
+    {
+        const std::string request(request_json);
+        const detail::OptionalText mock_text(mock);
+        detail::CString json;
+        const bool completed =
+            detail::run_event_callback(on_event, [&](ModelApiEventFn fn, void *state) {
+                char *out = nullptr;
+                const ModelApiStatus status = modelapi_stream_events(
+                    api_, request.c_str(), mock_text.c_str(), cancel, fn, state, &out);
+                json.reset(out);
+                return status;
+            });
+        return completed && json ? std::string(json.get()) : std::string();
+    }
+
     static ModelApi *adopt(ModelApi *api)
     {
         if (api == nullptr) {

@@ -12,7 +12,11 @@
 //! - `long`: a stream of 1000 chunks "x", 10 ms apart;
 //! - `stream-error`: one chunk, then an error event;
 //! - `slow`: no answer for 5 s, then the connection is closed (for cancels
-//!   of a waiting `complete`).
+//!   of a waiting `complete`);
+//! - `agent` (streamed): without a `tool` message in the request, reasoning,
+//!   content and two parallel tool calls whose pieces interleave, as vLLM
+//!   and OpenAI send them (see [`agent_first_turn`]); with one, a text made
+//!   of the tool results (see [`agent_answer`]).
 
 mod common;
 
@@ -27,11 +31,119 @@ fn sse(events: Vec<String>) -> Reply {
     Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// One chunk of the `agent` stream with this `delta` (JSON text, written
+/// as is, so that its escapes are those given).
+fn agent_chunk(delta: &str, finish_reason: &str) -> String {
+    format!(
+        "data: {{\"id\":\"chatcmpl-agent\",\"object\":\"chat.completion.chunk\",\"created\":1,\
+         \"model\":\"agent-model\",\"choices\":[{{\"index\":0,\"delta\":{delta},\
+         \"finish_reason\":{finish_reason}}}]}}\n\n"
+    )
+}
+
+/// The arguments the `agent` stream's two tool calls add up to.
+const ZRH_ARGUMENTS: &str = r#"{"city": "Zürich"}"#;
+const SAO_ARGUMENTS: &str = r#"{"city": "S\u00e3o Paulo", "unit": "celsius"}"#;
+
+/// The first turn of the `agent` model: an empty content piece (llama.cpp
+/// sends one), reasoning with `\u` escapes, content, then tool calls
+/// `call_zrh` (index 0, [`ZRH_ARGUMENTS`]) and `call_sao` (index 1,
+/// [`SAO_ARGUMENTS`], whose text holds a `\u` escape of its own, split
+/// between two pieces), the first piece of each with its id, type and name,
+/// the others keyed by index only, interleaved; one chunk has a piece of
+/// each call (the second one empty). One event is written in two parts
+/// that cut a `ü` in two, another in two parts that cut a `\\` in two.
+fn agent_first_turn() -> Reply {
+    let deltas = [
+        r#"{"role":"assistant","content":""}"#,
+        r#"{"reasoning_content":"Two cities: Z\u00fcrich"}"#,
+        r#"{"reasoning_content":" and S\u00e3o Paulo."}"#,
+        r#"{"content":"Let me check both cities."}"#,
+        r#"{"tool_calls":[{"index":0,"id":"call_zrh","type":"function","function":{"name":"get_weather","arguments":""}}]}"#,
+        r#"{"tool_calls":[{"index":1,"id":"call_sao","type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}]}"#,
+        r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Z"}}]}"#,
+        r#"{"tool_calls":[{"index":1,"function":{"arguments":"ty\": \"S\\u00"}}]}"#,
+        r#"{"tool_calls":[{"index":0,"function":{"arguments":"ürich\"}"}}]}"#,
+        r#"{"tool_calls":[{"index":1,"function":{"arguments":"e3o Paulo\", \"unit"}},{"index":0,"function":{"arguments":""}}]}"#,
+        r#"{"tool_calls":[{"index":1,"function":{"arguments":"\": \"celsius\"}"}}]}"#,
+    ];
+    let mut steps = vec![Step::Write(head(
+        200,
+        &[
+            ("Content-Type", "text/event-stream".into()),
+            ("Transfer-Encoding", "chunked".into()),
+        ],
+    ))];
+    for delta in deltas {
+        let event = agent_chunk(delta, "null");
+        // Where to cut the event in two writes, if anywhere.
+        let cut = if delta.contains('ü') {
+            event.find('ü').map(|at| at + 1) // inside the character's UTF-8
+        } else {
+            event.find(r"\\u00").map(|at| at + 1) // between the two backslashes
+        };
+        match cut {
+            Some(at) => {
+                steps.push(Step::Write(chunked(&event.as_bytes()[..at])));
+                steps.push(Step::Sleep(Duration::from_millis(20)));
+                steps.push(Step::Write(chunked(&event.as_bytes()[at..])));
+            }
+            None => steps.push(Step::Write(chunked(event.as_bytes()))),
+        }
+    }
+    steps.push(Step::Write(chunked(
+        agent_chunk("{}", "\"tool_calls\"").as_bytes(),
+    )));
+    steps.push(Step::Write(chunked(DONE.as_bytes())));
+    steps.push(Step::Write(b"0\r\n\r\n".to_vec()));
+    Reply {
+        steps,
+        keep_alive: true,
+    }
+}
+
+/// The answer of the `agent` model once the request has `tool` messages:
+/// "It is 9 °C and foggy in Zürich, and ..." made of each tool message's
+/// JSON (`city`, `temperature_c`, `conditions`), or a text saying what is
+/// wrong with one.
+fn agent_answer(messages: &[serde_json::Value]) -> String {
+    let mut parts = Vec::new();
+    for message in messages.iter().filter(|m| m["role"] == "tool") {
+        let content = message["content"].as_str().unwrap_or("");
+        match serde_json::from_str::<serde_json::Value>(content) {
+            Ok(result) => parts.push(format!(
+                "{} °C and {} in {}",
+                result["temperature_c"],
+                result["conditions"].as_str().unwrap_or("?"),
+                result["city"].as_str().unwrap_or("?")
+            )),
+            Err(e) => return format!("The tool result is not JSON ({e}): {content}"),
+        }
+    }
+    format!("It is {}.", parts.join(", and "))
+}
+
+/// `text` in pieces of at most `chars` characters.
+fn pieces_of(text: &str, chars: usize) -> Vec<String> {
+    let all: Vec<char> = text.chars().collect();
+    all.chunks(chars).map(|c| c.iter().collect()).collect()
+}
+
 fn test_server() -> TestServer {
     TestServer::start(|request| {
         let body = request.body_json();
         let streaming = body["stream"] == true;
         match body["model"].as_str().unwrap_or("") {
+            "agent" if streaming => {
+                let messages = body["messages"].as_array().cloned().unwrap_or_default();
+                if messages.iter().any(|m| m["role"] == "tool") {
+                    let pieces = pieces_of(&agent_answer(&messages), 6);
+                    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+                    sse(stream_events(&pieces))
+                } else {
+                    agent_first_turn()
+                }
+            }
             "slow" => Reply::script(vec![Step::Sleep(Duration::from_secs(5))]),
             "unauthorized" => Reply::json(
                 401,
@@ -179,7 +291,14 @@ fn examples_report_http_errors_with_the_servers_message() {
         ("MODEL_API_KEY", "sk-example-secret-key"),
     ];
     for variant in VARIANTS {
-        for program in ["complete", "stream", "stream_pull", "cancel"] {
+        for program in [
+            "complete",
+            "stream",
+            "stream_pull",
+            "cancel",
+            "agent",
+            "agent_hpp",
+        ] {
             let out = run(variant, program, &[], &env, "", How::Plain);
             assert_eq!(out.status.code(), Some(1), "{variant}/{program}");
             let stderr = text(&out.stderr);
@@ -294,6 +413,159 @@ fn cpp_wrapper_against_the_test_server() {
         .any(|r| r.header("authorization") == Some("Bearer sk-hpp-secret")));
 }
 
+/// What the agents print for the `agent` model's two turns.
+const AGENT_STDOUT: &str = "Let me check both cities.\n\
+    -> get_weather({\"city\": \"Zürich\"}) [call_zrh]\n\
+    <- {\"city\":\"Zürich\",\"temperature_c\":9,\"conditions\":\"foggy\"}\n\
+    -> get_weather({\"city\": \"S\\u00e3o Paulo\", \"unit\": \"celsius\"}) [call_sao]\n\
+    <- {\"city\":\"São Paulo\",\"temperature_c\":27,\"conditions\":\"rainy\"}\n\
+    It is 9 °C and foggy in Zürich, and 27 °C and rainy in São Paulo.\n";
+
+#[test]
+fn agents_call_tools_on_a_server() {
+    let server = test_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "agent")];
+    // A question that needs escaping in JSON.
+    let question = "Weather in \"Zürich\"\\and\tSão Paulo?";
+    for variant in VARIANTS {
+        for program in ["agent", "agent_hpp"] {
+            let out = run(variant, program, &[question], &env, "", How::Plain);
+            let what = format!("{variant}/{program}");
+            assert_ok(&out, &what);
+            assert_eq!(text(&out.stdout), AGENT_STDOUT, "{what}");
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                stderr, "(thinking) Two cities: Zürich and São Paulo.\n",
+                "{what}"
+            );
+        }
+    }
+    let requests: Vec<serde_json::Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.body_json())
+        .filter(|b| b["model"] == "agent")
+        .collect();
+    assert_eq!(requests.len(), 8, "two turns of four runs: {requests:#?}");
+    for (turn, body) in requests.iter().enumerate() {
+        let first_turn = turn % 2 == 0;
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["tools"][0]["type"], "function");
+        assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
+        assert_eq!(
+            body["tools"][0]["function"]["parameters"]["required"][0],
+            "city"
+        );
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages[0]["role"], "user");
+        assert_eq!(messages[0]["content"], question);
+        if first_turn {
+            assert_eq!(messages.len(), 1, "{body:#}");
+            continue;
+        }
+        // The second turn: the assistant message with both calls, each
+        // call's arguments exactly as their pieces add up, then one tool
+        // message per call, in index order.
+        assert_eq!(messages.len(), 4, "{body:#}");
+        let assistant = &messages[1];
+        assert_eq!(assistant["role"], "assistant");
+        assert_eq!(assistant["content"], "Let me check both cities.");
+        let calls = assistant["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 2, "{body:#}");
+        for (call, (id, arguments)) in calls
+            .iter()
+            .zip([("call_zrh", ZRH_ARGUMENTS), ("call_sao", SAO_ARGUMENTS)])
+        {
+            assert_eq!(call["id"], id);
+            assert_eq!(call["type"], "function");
+            assert_eq!(call["function"]["name"], "get_weather");
+            assert_eq!(call["function"]["arguments"], arguments);
+        }
+        for (message, (id, result)) in messages[2..].iter().zip([
+            (
+                "call_zrh",
+                serde_json::json!({"city": "Zürich", "temperature_c": 9, "conditions": "foggy"}),
+            ),
+            (
+                "call_sao",
+                serde_json::json!({"city": "São Paulo", "temperature_c": 27, "conditions": "rainy"}),
+            ),
+        ]) {
+            assert_eq!(message["role"], "tool");
+            assert_eq!(message["tool_call_id"], id);
+            let content: serde_json::Value =
+                serde_json::from_str(message["content"].as_str().unwrap()).unwrap();
+            assert_eq!(content, result);
+        }
+    }
+}
+
+#[test]
+fn agents_call_tools_with_canned_replies() {
+    for variant in VARIANTS {
+        for program in ["agent", "agent_hpp"] {
+            let what = format!("{variant}/{program}");
+            // Their own canned replies: a tool call, then the answer.
+            let out = run(variant, program, &[], &[], "", How::Plain);
+            assert_ok(&out, &what);
+            assert_eq!(
+                text(&out.stdout),
+                "-> get_weather({\"city\":\"Paris\"}) [call_1]\n\
+                 <- {\"city\":\"Paris\",\"temperature_c\":18,\"conditions\":\"sunny\"}\n\
+                 It is 18 °C and sunny in Paris.\n",
+                "{what}"
+            );
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("MODEL_API_URL is not set"), "{stderr}");
+            assert!(
+                stderr.contains(
+                    "\n(thinking) The user asks about the weather in Paris: I should call \
+                     get_weather.\n"
+                ),
+                "{stderr}"
+            );
+
+            // Parallel calls without ids, an unknown city, an unknown tool.
+            let env = [(
+                "DEBUG_MOCK_RESPONSES",
+                r#"[{"content": "Three calls.", "tool_calls": [
+                      {"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}},
+                      {"function": {"name": "get_weather", "arguments": "{\"city\": \"Atlantis\"}"}},
+                      {"function": {"name": "launch_rockets", "arguments": {}}}]},
+                    "Done."]"#,
+            )];
+            let out = run(variant, program, &[], &env, "", How::Plain);
+            assert_ok(&out, &what);
+            assert_eq!(
+                text(&out.stdout),
+                "Three calls.\n\
+                 -> get_weather({\"city\":\"Tokyo\"}) [call_mock_1_0]\n\
+                 <- {\"city\":\"Tokyo\",\"temperature_c\":21,\"conditions\":\"clear\"}\n\
+                 -> get_weather({\"city\": \"Atlantis\"}) [call_mock_1_1]\n\
+                 <- {\"city\":\"Atlantis\",\"error\":\"no weather data for this city\"}\n\
+                 -> launch_rockets({}) [call_mock_1_2]\n\
+                 <- {\"error\":\"there is no such tool\"}\n\
+                 Done.\n",
+                "{what}"
+            );
+
+            // A model that never stops calling tools is stopped.
+            let call = r#"{"tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}"#;
+            let replies = format!("[{}]", [call; 6].join(","));
+            let env = [("DEBUG_MOCK_RESPONSES", replies.as_str())];
+            let out = run(variant, program, &[], &env, "", How::Plain);
+            assert_eq!(out.status.code(), Some(1), "{what}");
+            assert_eq!(text(&out.stdout).matches("-> get_weather").count(), 5);
+            assert!(
+                text(&out.stderr).contains("still calling tools after 5 turns"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
 /// `cancelled after <N> ms: <STATUS>` in `stderr`: N and STATUS.
 fn cancelled_after(stderr: &str) -> Option<(u64, String)> {
     let line = stderr
@@ -395,6 +667,27 @@ int use(const modelapi::Client &client, modelapi::Cancel &cancel)
     client.stream(messages, [](std::string_view) { return false; }, cancel);
     client.stream_json("[]", [](std::string_view) {}, std::string_view("mock"));
     client.stream_json("[]", [](std::string_view) { return true; }, cancel);
+    modelapi::Stream events = client.stream_json("[]");
+    for (const modelapi::Event &event : events.events()) {
+        n += static_cast<int>(event.text.size() + event.tool_index);
+        n += event.tool_id.has_value() + event.tool_name.has_value();
+        n += event.kind == modelapi::EventKind::tool_call ? 1 : 0;
+    }
+    for (const modelapi::Event &event : client.stream(messages).events()) {
+        n += static_cast<int>(event.text.size());
+    }
+    modelapi::Stream::event_iterator it = events.events().begin();
+    n += static_cast<int>((*it++).text.size());
+    while (std::optional<modelapi::Event> event = events.next_event()) {
+        n += static_cast<int>(std::string_view(modelapi::event_kind_name(event->kind)).size());
+    }
+    std::string json = events.completion_json();
+    json += client.stream_events(messages, [&](const modelapi::Event &e) { n += static_cast<int>(e.text.size()); });
+    json += client.stream_events(messages, [](modelapi::Event) { return false; }, cancel, "mock");
+    json += client.stream_events_json("[]", [](const modelapi::Event &) {}, std::string_view("m"));
+    json += client.stream_events_json("[]", [](const modelapi::Event &) { return true; }, cancel);
+    json += modelapi::json_string("a\"b");
+    n += static_cast<int>(json.size());
     modelapi::Completion answer = client.complete(messages, "mock");
     answer = client.complete(messages, cancel);
     answer = client.complete_json("[]");
@@ -452,7 +745,12 @@ fn examples_run_clean_under_valgrind() {
     let served = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
     // (program, arguments, environment, standard input)
     type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 9] = [
+    let agent = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "agent")];
+    let cases: [Case; 13] = [
+        ("agent", &[], &agent, ""),
+        ("agent", &[], &[], ""),
+        ("agent_hpp", &[], &agent, ""),
+        ("agent_hpp", &[], &[], ""),
         ("complete", &[], &served, ""),
         ("ask", &[], &served, ""),
         ("ask", &[], &[], ""),
@@ -466,9 +764,13 @@ fn examples_run_clean_under_valgrind() {
     for (program, args, env, stdin) in cases {
         let out = run("shared", program, args, env, stdin, How::Valgrind);
         assert_ok(&out, &format!("valgrind {program}"));
+        if program.starts_with("agent") && !env.is_empty() {
+            assert_eq!(text(&out.stdout), AGENT_STDOUT, "valgrind {program}");
+        }
     }
     let out = run("static", "c_api_test", &[&url], &[], "", How::Valgrind);
     assert_ok(&out, "valgrind c_api_test");
+    assert!(text(&out.stdout).contains(" passed, 0 failed"));
     let out = run("static", "hpp_test", &[&url], &[], "", How::Valgrind);
     assert_ok(&out, "valgrind hpp_test");
     assert!(text(&out.stdout).contains(" passed, 0 failed"));
@@ -485,9 +787,25 @@ fn examples_run_clean_with_sanitizers() {
     let server = test_server();
     let url = server.url();
     let served = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    let agent = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "agent")];
     for variant in VARIANTS {
         let out = run(variant, "c_api_test", &[&url], &[], "", How::Sanitizers);
         assert_ok(&out, &format!("{variant}/c_api_test with sanitizers"));
+        assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        for program in ["agent", "agent_hpp"] {
+            for env in [&agent[..], &[]] {
+                let out = run(variant, program, &[], env, "", How::Sanitizers);
+                assert_ok(&out, &format!("{variant}/{program} with sanitizers"));
+                assert!(
+                    !text(&out.stderr).contains("Sanitizer"),
+                    "{}",
+                    text(&out.stderr)
+                );
+                if !env.is_empty() {
+                    assert_eq!(text(&out.stdout), AGENT_STDOUT, "{variant}/{program}");
+                }
+            }
+        }
         for (program, args) in [
             ("complete", &[][..]),
             ("stream", &[]),
