@@ -251,7 +251,10 @@ impl ChatStream {
     /// and `refusal` (each only when some arrived), and `finish_reason`;
     /// the `id`, `model`, `created`, `system_fingerprint` and `usage` that
     /// the server sent. It can be asked for at any time, also after an
-    /// error (it then holds what arrived before it).
+    /// error (it then holds what arrived before it). A chunk counts from
+    /// its first event on: one chunk may carry several events, and the
+    /// answer holds all of them once the first is handed out. A tool call
+    /// whose server sent no id or name has `""` there.
     pub fn completion(&self) -> ChatCompletion {
         self.answer.completion()
     }

@@ -58,8 +58,9 @@ pub enum ModelApiEventKind {
 
 /// One event of a stream: a piece of the text, of the reasoning, of a tool
 /// call or of a refusal, of choice 0, in the order they arrived. Its
-/// strings belong to the stream: valid until the next call on the stream
-/// or its free (for a callback, during the call only).
+/// strings belong to the stream: valid until the next read of the stream
+/// (`modelapi_stream_next`, `modelapi_stream_next_event`) or its free;
+/// for a callback, during the call only.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ModelApiEvent {
@@ -497,7 +498,7 @@ pub unsafe extern "C" fn modelapi_stream_next(
 /// The next event of a pull stream: a piece of the text, of the reasoning,
 /// of a tool call or of a refusal (see `ModelApiEvent`). Returns
 /// `MODELAPI_OK` with `*out_event` filled (its strings valid until the next
-/// call on this stream or its free); `MODELAPI_DONE` at the end, and again
+/// read of this stream or its free); `MODELAPI_DONE` at the end, and again
 /// on every later call; or an error status, after which the stream is
 /// over. On any status but `MODELAPI_OK`, `*out_event` is an empty content
 /// event ("" text, NULL tool strings). Blocks as `modelapi_stream_next`
@@ -568,7 +569,10 @@ pub unsafe extern "C" fn modelapi_stream_completion_json(
 /// `modelapi_stream_completion_json`), freed with `modelapi_string_free`.
 /// Returns `MODELAPI_ABORTED` when `on_event` returned non-zero or `cancel`
 /// was cancelled, or another error status, in each case after the events
-/// that did arrive and with `*out_json` set to NULL.
+/// that did arrive and with `*out_json` set to NULL (as every out pointer
+/// on a failure: a caller who needs the answer that arrived before an error
+/// reads the stream with `modelapi_stream_next_event` and asks
+/// `modelapi_stream_completion_json`).
 ///
 /// May be called by several threads at once on one client.
 ///
