@@ -85,6 +85,7 @@ impl Answer {
     }
 
     /// Choice `index`, which is now seen.
+    #[inline]
     pub(crate) fn choice(&mut self, index: u64) -> &mut ChoiceSoFar {
         // Nearly always choice 0, the first.
         let at = match self.choices.first() {
@@ -149,6 +150,7 @@ impl Answer {
 impl ChoiceSoFar {
     /// Appends to one of the choice's texts what `write` writes; a text
     /// that stays empty stays absent.
+    #[inline]
     pub(crate) fn text(&mut self, kind: Kind, write: impl FnOnce(&mut String)) {
         let field = match kind {
             Kind::Content => &mut self.content,
@@ -161,6 +163,12 @@ impl ChoiceSoFar {
         if text.is_empty() {
             *field = None;
         }
+    }
+
+    /// Marks the choice as one with a text, even an empty one (a canned
+    /// text reply `""` answers `"content": ""`, not `null`).
+    pub(crate) fn has_content(&mut self) {
+        self.content.get_or_insert_with(String::new);
     }
 
     /// Adds a piece of tool call `index`: its id and name when it is the

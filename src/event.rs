@@ -92,50 +92,58 @@ impl Events {
         self.next = 0;
     }
 
-    /// Queues a text event whose text `write` appends; none when the text
-    /// is empty.
-    pub(crate) fn push_text(&mut self, kind: Kind, write: impl FnOnce(&mut String)) {
+    /// Queues a text event whose text `write` appends: the text; none
+    /// when it is empty.
+    #[inline]
+    pub(crate) fn push_text(
+        &mut self,
+        kind: Kind,
+        write: impl FnOnce(&mut String),
+    ) -> Option<&str> {
         let text = self.write(write);
-        if text.0 < text.1 {
-            self.queue.push(Queued {
-                kind,
-                text,
-                tool_index: 0,
-                tool_id: None,
-                tool_name: None,
-            });
-        } else {
+        if text.0 == text.1 {
             self.text.truncate(text.0);
+            return None;
         }
+        self.queue.push(Queued {
+            kind,
+            text,
+            tool_index: 0,
+            tool_id: None,
+            tool_name: None,
+        });
+        Some(&self.text[text.0..text.1])
     }
 
-    /// Queues a piece of a tool call; none when it carries neither an id,
-    /// a name nor any argument text.
+    /// Queues a piece of a tool call: its arguments' text; none when it
+    /// carries neither an id, a name nor any argument text.
     pub(crate) fn push_tool_call(
         &mut self,
         index: u32,
         id: Option<&str>,
         name: Option<&str>,
         write_arguments: impl FnOnce(&mut String),
-    ) {
+    ) -> Option<&str> {
         let start = self.text.len();
         let tool_id = id.map(|id| self.write(|t| t.push_str(id)));
         let tool_name = name.map(|name| self.write(|t| t.push_str(name)));
         let text = self.write(write_arguments);
-        if text.0 < text.1 || tool_id.is_some() || tool_name.is_some() {
-            self.queue.push(Queued {
-                kind: Kind::ToolCall,
-                text,
-                tool_index: index,
-                tool_id,
-                tool_name,
-            });
-        } else {
+        if text.0 == text.1 && tool_id.is_none() && tool_name.is_none() {
             self.text.truncate(start);
+            return None;
         }
+        self.queue.push(Queued {
+            kind: Kind::ToolCall,
+            text,
+            tool_index: index,
+            tool_id,
+            tool_name,
+        });
+        Some(&self.text[text.0..text.1])
     }
 
     /// Appends a text and its NUL; where the text is (without the NUL).
+    #[inline]
     fn write(&mut self, write: impl FnOnce(&mut String)) -> (usize, usize) {
         let start = self.text.len();
         write(&mut self.text);
@@ -145,6 +153,7 @@ impl Events {
     }
 
     /// The next event not handed out yet: moves past it.
+    #[inline]
     pub(crate) fn take(&mut self) -> Option<usize> {
         let at = self.next;
         if at < self.queue.len() {
@@ -155,8 +164,16 @@ impl Events {
         }
     }
 
+    #[inline]
     pub(crate) fn kind(&self, at: usize) -> Kind {
         self.queue[at].kind
+    }
+
+    /// The text of event `at`, and the same with its NUL.
+    #[inline]
+    pub(crate) fn text(&self, at: usize) -> (&str, &[u8]) {
+        let (start, end) = self.queue[at].text;
+        (&self.text[start..end], &self.text.as_bytes()[start..=end])
     }
 
     /// Event `at` (from [`take`](Self::take)).

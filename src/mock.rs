@@ -222,7 +222,10 @@ impl CannedReplies {
         };
         let mut calls: &[Value] = &[];
         match reply {
-            CannedReply::Text(content) => text(Kind::Content, content),
+            CannedReply::Text(content) => {
+                text(Kind::Content, content);
+                choice.has_content();
+            }
             CannedReply::Message(message) => {
                 let field = |key: &str| message.get(key).and_then(Value::as_str);
                 let reasoning = field("reasoning_content").or_else(|| field("reasoning"));

@@ -166,10 +166,7 @@ impl ChatStream {
     /// [`Iterator`] impl copies each chunk into a `String`.
     pub fn next_chunk(&mut self) -> Option<Result<&str, Error>> {
         match self.next_content()? {
-            Ok(at) => match self.events.event(at) {
-                StreamEvent::Content(text) => Some(Ok(text)),
-                _ => unreachable!("next_content hands out content"),
-            },
+            Ok(at) => Some(Ok(self.events.text(at).0)),
             Err(err) => Some(Err(err)),
         }
     }
@@ -178,7 +175,7 @@ impl ChatStream {
     /// by a NUL, handed out in place.
     pub(crate) fn next_chunk_with_nul(&mut self) -> Option<Result<&[u8], Error>> {
         match self.next_content()? {
-            Ok(at) => Some(Ok(self.events.event_with_nul(at).text)),
+            Ok(at) => Some(Ok(self.events.text(at).1)),
             Err(err) => Some(Err(err)),
         }
     }
@@ -273,6 +270,7 @@ impl ChatStream {
     }
 
     /// The next content event (its place in the queue).
+    #[inline]
     fn next_content(&mut self) -> Option<Result<usize, Error>> {
         loop {
             match self.next_queued()? {

@@ -87,6 +87,7 @@ impl Received<'_> {
         }
     }
 
+    #[inline]
     fn text(&mut self, choice: u64, kind: Kind, text: Text<'_>) {
         if choice == 0 {
             self.events.push_text(kind, |out| text.write_to(out));
@@ -113,13 +114,20 @@ impl Received<'_> {
         };
         let id = id.filter(|id| !id.is_empty());
         let name = name.filter(|name| !name.is_empty());
-        if choice == 0 {
-            let events = &mut *self.events;
-            events.push_tool_call(index, id, name, |out| arguments.write_to(out));
+        if id.is_none() && name.is_none() && arguments.is_empty() {
+            // A piece that carries nothing.
+            return;
         }
-        self.answer
-            .choice(choice)
-            .tool_call(index, id, name, |out| arguments.write_to(out));
+        if choice != 0 {
+            let answer = self.answer.choice(choice);
+            answer.tool_call(index, id, name, |out| arguments.write_to(out));
+        } else if let Some(resolved) = self
+            .events
+            .push_tool_call(index, id, name, |out| arguments.write_to(out))
+        {
+            let answer = self.answer.choice(0);
+            answer.tool_call(index, id, name, |out| out.push_str(resolved));
+        }
     }
 
     /// A chunk the fast reader read.
@@ -161,6 +169,7 @@ impl Text<'_> {
     }
 
     /// Appends the text, escapes resolved.
+    #[inline]
     fn write_to(&self, out: &mut String) {
         match *self {
             Text::Escaped(body) => unescape_into(body, out),
@@ -229,9 +238,8 @@ impl ChunkReader {
         if data == "[DONE]" {
             return Ok(ChunkEvent::Done);
         }
-        if let Some(body) = self.repeated_text(data) {
+        if let Some(text) = self.repeated_text(data) {
             // All else is the remembered chunk's, already recorded.
-            let text = Text::Escaped(body);
             match self.repeat {
                 Repeat::Content => received.text(0, Kind::Content, text),
                 Repeat::Reasoning => received.text(0, Kind::Reasoning, text),
@@ -250,9 +258,9 @@ impl ChunkReader {
         }
     }
 
-    /// The text of `data` when it repeats the remembered chunk: its body
-    /// between the quotes.
-    fn repeated_text<'a>(&self, data: &'a str) -> Option<&'a str> {
+    /// The text of `data` when it repeats the remembered chunk (its body
+    /// between the quotes).
+    fn repeated_text<'a>(&self, data: &'a str) -> Option<Text<'a>> {
         if self.last.is_empty() {
             return None;
         }
@@ -260,13 +268,13 @@ impl ChunkReader {
         // The most common repeat first: all the same but the text.
         let place = self.free[self.text];
         if new.starts_with(&old[..=place.start]) {
-            let (end, _) = scan::string_end(new, place.start + 1)?;
+            let (end, escaped) = scan::string_end(new, place.start + 1)?;
             if new.get(end..)? == &old[place.end - 1..] {
-                return data.get(place.start + 1..end);
+                return Some(Text::of_body((data.get(place.start + 1..end)?, escaped)));
             }
         }
         let (mut old_at, mut new_at) = (0, 0);
-        let mut text = 0..0;
+        let (mut text, mut text_escaped) = (0..0, false);
         for (i, place) in self.free.iter().enumerate() {
             // The same bytes up to the place...
             let same = &old[old_at..place.start];
@@ -279,7 +287,11 @@ impl ChunkReader {
             let start = new_at;
             new_at = match place.token {
                 Token::String if new.get(new_at) == Some(&b'"') => {
-                    scan::string_end(new, new_at + 1)?.0 + 1
+                    let (end, escaped) = scan::string_end(new, new_at + 1)?;
+                    if i == self.text {
+                        text_escaped = escaped;
+                    }
+                    end + 1
                 }
                 Token::String => return None,
                 Token::Number => scan::number_end(new, new_at)?,
@@ -292,7 +304,7 @@ impl ChunkReader {
         if new.get(new_at..)? != &old[old_at..] {
             return None;
         }
-        data.get(text)
+        Some(Text::of_body((data.get(text)?, text_escaped)))
     }
 
     /// Remembers `data`, just read in full as `chunk` (with the values in
@@ -353,7 +365,7 @@ fn one_text<'a>(delta: &Delta<'a>) -> Option<(Repeat, &'a str)> {
         found = Some((Repeat::ToolArguments(index), piece.arguments?));
     }
     match (count, found) {
-        (1, Some((repeat, Text::Escaped(body)))) => Some((repeat, body)),
+        (1, Some((repeat, text))) => Some((repeat, text.body())),
         _ => None,
     }
 }
@@ -562,7 +574,7 @@ pub(crate) fn check_fast_reader(data: &str) -> Result<bool, String> {
 /// they get here: a safety net).
 fn unescape_into(body: &str, out: &mut String) {
     let mut rest = body;
-    while let Some(at) = rest.find('\\') {
+    while let Some(at) = memchr::memchr(b'\\', rest.as_bytes()) {
         out.push_str(&rest[..at]);
         let mut chars = rest[at + 1..].chars();
         let escape = chars.next().unwrap_or('\\');

@@ -71,10 +71,29 @@ pub(crate) const MAX_TOOL_PIECES: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Text<'a> {
     /// As the event has it: the JSON text between the string's quotes,
-    /// escapes not yet resolved (this reader's).
+    /// with escapes not yet resolved.
     Escaped(&'a str),
-    /// Resolved (serde_json's).
+    /// The text itself: serde_json's, or a string without escapes.
     Plain(&'a str),
+}
+
+impl<'a> Text<'a> {
+    /// The text of a string's body as the event has it, and whether it
+    /// has escapes.
+    pub(crate) fn of_body((body, escaped): (&'a str, bool)) -> Text<'a> {
+        if escaped {
+            Text::Escaped(body)
+        } else {
+            Text::Plain(body)
+        }
+    }
+
+    /// The body as the event has it (a text this reader read).
+    pub(crate) fn body(self) -> &'a str {
+        match self {
+            Text::Escaped(body) | Text::Plain(body) => body,
+        }
+    }
 }
 
 /// A value the reader skipped because the stream has no use for it (a
@@ -525,11 +544,12 @@ impl<'a> Reader<'a, '_> {
         Some(piece)
     }
 
-    /// A string (as its escaped text) or `null`.
+    /// A string or `null`: the string's body as the event has it, which
+    /// is its text when it has no escapes.
     fn text_or_null(&mut self) -> Option<Option<Text<'a>>> {
         match self.peek()? {
             b'n' => self.null().map(|()| None),
-            b'"' => Some(Some(Text::Escaped(self.string()?.0))),
+            b'"' => Some(Some(Text::of_body(self.string()?))),
             _ => None,
         }
     }
@@ -708,7 +728,7 @@ mod tests {
         assert_eq!(delta.reasoning_content, Some(Text::Escaped("a\\nb")));
         assert_eq!(
             (delta.reasoning, delta.refusal),
-            (None, Some(Text::Escaped("no")))
+            (None, Some(Text::Plain("no")))
         );
         assert_eq!(delta.tool_call_count, 2);
         assert_eq!(
@@ -753,7 +773,7 @@ mod tests {
         )
         .unwrap();
         let choice = chunk.choice.unwrap();
-        assert_eq!(choice.delta.content, Some(Text::Escaped("A")));
+        assert_eq!(choice.delta.content, Some(Text::Plain("A")));
         assert_eq!(choice.finish_reason, Some("stop"));
         let chunk = read_chunk(
             r#" { "choices" : [ { "delta" : { } } ] } "#,
