@@ -6,7 +6,11 @@
 //! - [`ModelApi::complete`]: one request, the `chat.completion` object back.
 //! - [`ModelApi::stream`]: the answer's content chunks, parsed from
 //!   Server-Sent Events as they arrive, through an iterator
-//!   ([`ChatStream`]) or a callback ([`ModelApi::stream_with`]).
+//!   ([`ChatStream`]) or a callback ([`ModelApi::stream_with`]); every
+//!   kind of delta (reasoning, tool calls, refusals) as a [`StreamEvent`]
+//!   ([`ChatStream::next_event`], [`ModelApi::stream_events_with`]), and
+//!   the whole answer assembled as it arrives
+//!   ([`ChatStream::completion`]).
 //! - [`ModelApi::close`]: releases the pooled keep-alive connections.
 //!
 //! Every call runs on the caller's thread: the library never starts one,
