@@ -87,22 +87,15 @@ impl Answer {
     /// Choice `index`, which is now seen.
     #[inline]
     pub(crate) fn choice(&mut self, index: u64) -> &mut ChoiceSoFar {
-        // Nearly always choice 0, the first.
-        let at = match self.choices.first() {
-            Some(first) if first.index == index => 0,
-            _ => match self.choices.binary_search_by_key(&index, |c| c.index) {
-                Ok(at) => at,
-                Err(at) => {
-                    let choice = ChoiceSoFar {
-                        index,
-                        ..ChoiceSoFar::default()
-                    };
-                    self.choices.insert(at, choice);
-                    at
-                }
+        entry(
+            &mut self.choices,
+            index,
+            |c| c.index,
+            |index| ChoiceSoFar {
+                index,
+                ..ChoiceSoFar::default()
             },
-        };
-        &mut self.choices[at]
+        )
     }
 
     /// A choice's `finish_reason` (an empty one is none: llama.cpp sends
@@ -180,21 +173,15 @@ impl ChoiceSoFar {
         name: Option<&str>,
         write_arguments: impl FnOnce(&mut String),
     ) {
-        let at = match self.tool_calls.last() {
-            Some(last) if last.index == index => self.tool_calls.len() - 1,
-            _ => match self.tool_calls.binary_search_by_key(&index, |c| c.index) {
-                Ok(at) => at,
-                Err(at) => {
-                    let call = ToolCallSoFar {
-                        index,
-                        ..ToolCallSoFar::default()
-                    };
-                    self.tool_calls.insert(at, call);
-                    at
-                }
+        let call = entry(
+            &mut self.tool_calls,
+            index,
+            |c| c.index,
+            |index| ToolCallSoFar {
+                index,
+                ..ToolCallSoFar::default()
             },
-        };
-        let call = &mut self.tool_calls[at];
+        );
         if let Some(id) = id {
             first_text(&mut call.id, id);
         }
@@ -285,6 +272,29 @@ impl Json {
     fn into_string(self) -> String {
         String::from_utf8(self.0).expect("JSON text is UTF-8")
     }
+}
+
+/// The element of `list` (kept in key order) whose key is `key`, made by
+/// `new` and put in its place when there is none. The last element is
+/// looked at first: the usual stream adds to the choice or the tool call
+/// it added to last.
+fn entry<T, K: Ord + Copy>(
+    list: &mut Vec<T>,
+    key: K,
+    key_of: impl Fn(&T) -> K,
+    new: impl FnOnce(K) -> T,
+) -> &mut T {
+    let at = match list.last() {
+        Some(last) if key_of(last) == key => list.len() - 1,
+        _ => match list.binary_search_by_key(&key, &key_of) {
+            Ok(at) => at,
+            Err(at) => {
+                list.insert(at, new(key));
+                at
+            }
+        },
+    };
+    &mut list[at]
 }
 
 /// Sets `field` to `text` unless it is set already or `text` is empty.
