@@ -10,15 +10,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::cbuild::{assert_ok, run, text, How, VARIANTS};
 use common::relay::Relay;
+use common::service;
 use common::user;
 use modelapi::{Error, ModelApi};
 use serde_json::json;
@@ -45,25 +44,6 @@ impl Proxy {
     }
 }
 
-static CHILD: Mutex<Option<Child>> = Mutex::new(None);
-
-/// Stops the proxy when the test process exits.
-extern "C" fn stop_proxy() {
-    let Some(mut child) = CHILD.lock().ok().and_then(|mut c| c.take()) else {
-        return;
-    };
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// The running proxy, or `None` (with a message) when these tests are not
 /// to run here.
 fn proxy() -> Option<&'static Proxy> {
@@ -87,65 +67,17 @@ fn proxy() -> Option<&'static Proxy> {
                 );
                 return None;
             }
-            Some(start(root))
+            // The first run installs the proxy (about 45 s) before starting it.
+            let script = root.join("tests/litellm/start.sh");
+            let proxy = service::start(
+                "litellm",
+                &script,
+                "/health/liveliness",
+                Duration::from_secs(300),
+            );
+            Some(Proxy { addr: proxy.addr })
         })
         .as_ref()
-}
-
-fn start(root: &Path) -> Proxy {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("litellm-{port}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new("bash")
-        .arg(root.join("tests/litellm/start.sh"))
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("bash runs tests/litellm/start.sh");
-    *CHILD.lock().unwrap() = Some(child);
-    unsafe { libc::atexit(stop_proxy) };
-
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // The first run installs the proxy (about 45 s) before starting it.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if healthy(addr) {
-            return Proxy { addr };
-        }
-        let exited = CHILD.lock().unwrap().as_mut().unwrap().try_wait().unwrap();
-        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(status) = exited {
-            panic!(
-                "the LiteLLM proxy exited ({status}) before it answered; its log:\n{}",
-                log()
-            );
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "the LiteLLM proxy did not answer within 300 s; its log:\n{}",
-                log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn healthy(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = "GET /health/liveliness HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
 }
 
 #[test]

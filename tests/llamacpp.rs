@@ -21,10 +21,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::service;
 use modelapi::{ChatCompletion, Error, ModelApi, ModelApiBuilder, StreamEvent};
 use serde_json::{json, Map, Value};
 
@@ -88,25 +89,6 @@ impl Server {
     }
 }
 
-static CHILD: Mutex<Option<Child>> = Mutex::new(None);
-
-/// Stops the server when the test process exits.
-extern "C" fn stop_server() {
-    let Some(mut child) = CHILD.lock().ok().and_then(|mut c| c.take()) else {
-        return;
-    };
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// The running server, or `None` (with a message) when these tests are not
 /// to run here.
 fn server() -> Option<&'static Server> {
@@ -131,62 +113,20 @@ fn server() -> Option<&'static Server> {
                 );
                 return None;
             }
-            Some(start(root))
+            // The first run builds the server (about 8 minutes) before starting it.
+            let script = root.join("tests/llamacpp/start.sh");
+            let server = service::start(
+                "llama-server",
+                &script,
+                "/health",
+                Duration::from_secs(1800),
+            );
+            Some(Server {
+                addr: server.addr,
+                turn: Mutex::new(()),
+            })
         })
         .as_ref()
-}
-
-fn start(root: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("llama-server-{port}.log"));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new("bash")
-        .arg(root.join("tests/llamacpp/start.sh"))
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("bash runs tests/llamacpp/start.sh");
-    *CHILD.lock().unwrap() = Some(child);
-    unsafe { libc::atexit(stop_server) };
-
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    // The first run builds the server (about 8 minutes) before starting it.
-    let limit = Duration::from_secs(1800);
-    let started = Instant::now();
-    loop {
-        if healthy(addr) {
-            eprintln!(
-                "llama-server on {addr} answered after {:.1} s (log: {})",
-                started.elapsed().as_secs_f64(),
-                log_path.display()
-            );
-            return Server {
-                addr,
-                turn: Mutex::new(()),
-            };
-        }
-        let exited = CHILD.lock().unwrap().as_mut().unwrap().try_wait().unwrap();
-        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(status) = exited {
-            panic!(
-                "llama-server exited ({status}) before it answered; its log:\n{}",
-                log()
-            );
-        }
-        if started.elapsed() > limit {
-            panic!(
-                "llama-server did not answer within {limit:?}; its log:\n{}",
-                log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The body of a GET on loopback (`Connection: close`; llama-server sends a
@@ -203,19 +143,6 @@ fn get(addr: SocketAddr, path: &str) -> String {
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
     body.to_string()
-}
-
-fn healthy(addr: SocketAddr) -> bool {
-    // 503 while the model loads, 200 once it answers.
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -738,16 +665,7 @@ fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--lib", "--quiet"])
-            .current_dir(root)
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "cargo build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::cbuild::build_library();
         let target = common::cbuild::target_dir();
         let folder = target.join("llamacpp-c");
         std::fs::create_dir_all(&folder).unwrap();

@@ -43,12 +43,7 @@ fn examples() -> &'static PathBuf {
 fn run(example: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(examples().join(example));
     command.args(args);
-    for var in [
-        "MODEL_API_URL",
-        "MODEL_NAME",
-        "MODEL_API_KEY",
-        "DEBUG_MOCK_RESPONSES",
-    ] {
+    for var in common::cbuild::MODEL_ENV {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());

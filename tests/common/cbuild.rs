@@ -43,18 +43,36 @@ pub fn build_sanitized() -> &'static Path {
     })
 }
 
+/// Builds the library (debug, `target/debug/libmodelapi.{a,so}`), once
+/// per test binary.
+pub fn build_library() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--lib", "--quiet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "cargo build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// The model-related environment variables, which a program under test
+/// must not inherit from the shell running the tests.
+pub const MODEL_ENV: [&str; 4] = [
+    "MODEL_API_URL",
+    "MODEL_NAME",
+    "MODEL_API_KEY",
+    "DEBUG_MOCK_RESPONSES",
+];
+
 fn make(folder: &str, sanitize: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--lib", "--quiet"])
-        .current_dir(root)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_library();
     let build = target_dir().join(folder);
     let out = Command::new("make")
         .arg("-C")
@@ -104,12 +122,7 @@ pub fn run(
         Command::new(&path)
     };
     command.args(args);
-    for var in [
-        "MODEL_API_URL",
-        "MODEL_NAME",
-        "MODEL_API_KEY",
-        "DEBUG_MOCK_RESPONSES",
-    ] {
+    for var in MODEL_ENV {
         command.env_remove(var);
     }
     if how == How::Sanitizers {

@@ -5,6 +5,7 @@
 pub mod cbuild;
 pub mod relay;
 pub mod server;
+pub mod service;
 pub mod tls;
 
 use std::time::Duration;
