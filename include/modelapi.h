@@ -80,6 +80,10 @@ typedef enum ModelApiStatus {
    * mid-stream `{"error": ...}` event.
    */
   MODELAPI_SERVER_ERROR = 10,
+  /**
+   * `modelapi_stream_poll`: nothing yet; call again.
+   */
+  MODELAPI_PENDING = 11,
 } ModelApiStatus;
 
 /**
@@ -596,6 +600,66 @@ enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
                                               const char *mock_response,
                                               struct ModelApiCancel *cancel,
                                               struct ModelApiStream **out_stream);
+
+/**
+ * Starts a streamed request and returns at once: the connection, the
+ * request and the answer progress inside later `modelapi_stream_poll`
+ * calls, for a thread that must never block (a game loop, a UI thread, an
+ * event loop). The name lookup of a host name is the one step that may
+ * block here; an IP address or "localhost" never does. `messages_json`,
+ * `mock_response` and `cancel` (NULL, or a token that outlives the stream)
+ * as in `modelapi_stream_open_with`. Argument errors are returned here;
+ * network and server errors by a poll. On `MODELAPI_OK`, `*out_stream`
+ * receives the stream (free it with `modelapi_stream_free`); on any other
+ * status it is set to NULL. The blocking reads work on it too.
+ *
+ * # Safety
+ * As `modelapi_stream_open_with`.
+ */
+enum ModelApiStatus modelapi_stream_start(struct ModelApi *api,
+                                          const char *messages_json,
+                                          const char *mock_response,
+                                          struct ModelApiCancel *cancel,
+                                          struct ModelApiStream **out_stream);
+
+/**
+ * Gives the next event if one can be had within `wait_ms` milliseconds (0:
+ * at once, never waiting): `MODELAPI_OK` with `*out_event` filled (as
+ * `modelapi_stream_next_event`), `MODELAPI_PENDING` when none came in time
+ * (the stream goes on; call again), `MODELAPI_DONE` at the end (and on
+ * every later call), or an error status, after which the stream is over
+ * (`modelapi_last_error` says why). On any status but `MODELAPI_OK`,
+ * `*out_event` is an empty content event. Works on every stream, however
+ * it was opened, and may be mixed with the blocking reads.
+ *
+ * With `wait_ms` 0 it does no blocking system call: at most one
+ * non-blocking read when nothing has arrived. The client's timeout counts
+ * time without progress across polls: a stream that hears nothing for
+ * longer fails with `MODELAPI_TIMEOUT` at the next poll.
+ *
+ * # Safety
+ * As `modelapi_stream_next_event`.
+ */
+enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
+                                         uint32_t wait_ms,
+                                         struct ModelApiEvent *out_event);
+
+/**
+ * The socket the stream waits on, for the host's `poll`/`select`/`epoll`:
+ * its descriptor, with `*out_wants_write` (may be NULL) set to 1 when the
+ * stream waits to write (connecting, sending the request), 0 to read; or
+ * -1 when it waits on no socket (canned replies, a retry's backoff, a
+ * finished stream, a NULL stream), in which case the host just polls
+ * again. The descriptor belongs to the stream: do not read, write or close
+ * it, and ask again after each poll (a retry or a redirect changes it).
+ * The stream may hold events it has already read, so after a wake-up poll
+ * until `MODELAPI_PENDING` before waiting again.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only;
+ * `out_wants_write` is NULL or writable.
+ */
+int modelapi_stream_fd(const struct ModelApiStream *stream, int *out_wants_write);
 
 /**
  * Frees a pull stream. In the middle of a stream its connection is closed

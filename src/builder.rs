@@ -6,19 +6,20 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq::http::HeaderValue;
+use ureq_proto::http::HeaderValue;
 
 use crate::client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
 use crate::mock::{self, CannedReplies};
+use crate::net::{self, Pool};
+use crate::request::Route;
 use crate::secrets::{parse_header, Secrets};
-use crate::transport::{self, AgentSettings};
 use crate::Error;
 
 impl ModelApi {
@@ -65,8 +66,7 @@ impl ModelApi {
     /// the C API's `modelapi_set_timeout_ms`).
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
         check_timeout(timeout)?;
-        self.settings.timeout = timeout;
-        self.rebuild_agent();
+        self.route_mut().timeout = timeout;
         Ok(())
     }
 
@@ -74,28 +74,31 @@ impl ModelApi {
     /// roots (for use before the client is shared; the C API's
     /// `modelapi_set_ca_file`). See [`ModelApiBuilder::ca_file`].
     pub fn set_ca_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
-        self.settings.ca_pem = Some(transport::load_ca_file(path.as_ref())?);
-        self.rebuild_agent();
+        let pem = net::load_ca_file(path.as_ref())?;
+        let route = self.route_mut();
+        route.tls = net::tls_config(Some(&pem));
+        route.ca_pem = Some(pem);
+        // Connections made with the old trust are not reused.
+        route.pool.clear();
         Ok(())
     }
 
-    fn rebuild_agent(&mut self) {
-        let agent = self.agent.get_mut().unwrap_or_else(|p| p.into_inner());
-        if agent.is_some() {
-            *agent = Some(transport::agent(&self.settings));
-        }
+    /// The route, to change before the client is shared; streams still
+    /// open keep the settings they started with.
+    fn route_mut(&mut self) -> &mut Route {
+        Arc::make_mut(&mut self.route)
     }
 
     /// Changes the number of retries (for use before the client is shared).
     pub fn set_max_retries(&mut self, max_retries: u32) {
-        self.max_retries = max_retries;
+        self.route_mut().max_retries = max_retries;
     }
 
     /// Adds a header to every request (for use before the client is shared).
     pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let header = parse_header(name, value)?;
         self.secrets = Arc::new(self.secrets.with_header(&header));
-        self.headers.push(header);
+        self.route_mut().headers.push(header);
         Ok(())
     }
 }
@@ -290,27 +293,29 @@ impl ModelApiBuilder {
                 }
             },
         };
-        let settings = AgentSettings {
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(net::load_ca_file(path)?),
+            None => None,
+        };
+        let route = Route {
+            endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
+            endpoint,
+            authorization,
+            headers,
             timeout: self.timeout,
-            ca_pem: match &self.ca_file {
-                Some(path) => Some(transport::load_ca_file(path)?),
-                None => None,
-            },
+            tls: net::tls_config(ca_pem.as_deref()),
+            ca_pem,
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+            pool: Pool::default(),
+            closed: AtomicBool::new(false),
         };
         Ok(ModelApi {
             model: self.model,
-            endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
-            endpoint,
             api_key,
-            authorization,
-            headers,
-            agent: RwLock::new(Some(transport::agent(&settings))),
-            settings,
-            max_retries: self.max_retries,
-            retry_backoff: self.retry_backoff,
+            route: Arc::new(route),
             max_response_bytes: self.max_response_bytes,
             max_event_bytes: self.max_event_bytes.max(1),
-            closed: AtomicBool::new(false),
             canned: CannedReplies::new(canned),
             secrets: Arc::new(secrets),
         })
@@ -342,7 +347,7 @@ fn endpoint(api_base: &str) -> Result<String, Error> {
              e.g. http://localhost:8000 or https://api.openai.com/v1"
         ))
     };
-    let uri: ureq::http::Uri = base.parse().map_err(|_| bad("it is not a URL"))?;
+    let uri: ureq_proto::http::Uri = base.parse().map_err(|_| bad("it is not a URL"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         Some(_) => return Err(bad("only http:// and https:// are supported")),

@@ -2,19 +2,17 @@
 //!
 //! A [`CancelToken`] is shared between the thread making a call and any
 //! thread that may want to stop it. While the call does I/O, the
-//! connection it uses is attached to the token (see
-//! [`crate::transport`]); [`CancelToken::cancel`] sets a flag and shuts the
-//! attached socket down, which wakes a read or write blocked on it at once.
+//! connection it uses is attached to the token (see [`crate::net`]);
+//! [`CancelToken::cancel`] sets a flag and shuts the attached socket down,
+//! which wakes a wait on it at once.
 //! The call then returns [`Error::Aborted`](crate::Error::Aborted), and the
 //! connection, closed, never goes back to the pool.
 
-use std::cell::RefCell;
 use std::fmt;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
-
-use ureq::unversioned::transport::ShutdownHandle;
 
 /// Stops a call from any thread: the blocking call returns
 /// [`Error::Aborted`](crate::Error::Aborted) within milliseconds, also while
@@ -51,7 +49,7 @@ pub struct CancelToken {
 pub(crate) struct CancelState {
     cancelled: AtomicBool,
     /// The socket of the connection the call is using right now.
-    connection: Mutex<Option<Weak<dyn ShutdownHandle>>>,
+    connection: Mutex<Option<Weak<TcpStream>>>,
 }
 
 impl CancelToken {
@@ -66,7 +64,7 @@ impl CancelToken {
         self.state.cancelled.store(true, Ordering::SeqCst);
         let connection = self.state.lock().take();
         if let Some(socket) = connection.and_then(|weak| weak.upgrade()) {
-            socket.shutdown();
+            let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -78,18 +76,6 @@ impl CancelToken {
     /// Makes the token usable again for new calls.
     pub fn reset(&self) {
         self.state.cancelled.store(false, Ordering::SeqCst);
-    }
-
-    /// Runs `f` with this token as the current thread's: the I/O it does
-    /// attaches its connection to the token.
-    pub(crate) fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
-        let previous = CURRENT.with(|c| c.replace(Some(Arc::clone(&self.state))));
-        let result = f();
-        CURRENT.with(|c| *c.borrow_mut() = previous);
-        // The connection may go back to the pool now: a late cancel must
-        // not reach whoever uses it next.
-        self.state.lock().take();
-        result
     }
 
     /// Sleeps for `duration`, or less when the token is cancelled meanwhile.
@@ -106,51 +92,38 @@ impl CancelToken {
     }
 }
 
+impl CancelToken {
+    /// Attaches the socket a call is about to use; a cancel that came
+    /// first shuts it down.
+    pub(crate) fn attach(&self, socket: &Arc<TcpStream>) {
+        *self.state.lock() = Some(Arc::downgrade(socket));
+        if self.is_cancelled() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Detaches `socket`, if it is the attached one: it may go back to the
+    /// pool, and a late cancel must not reach whoever uses it next.
+    pub(crate) fn detach(&self, socket: &Arc<TcpStream>) {
+        let mut attached = self.state.lock();
+        if attached
+            .as_ref()
+            .is_some_and(|a| std::ptr::eq(a.as_ptr(), Arc::as_ptr(socket)))
+        {
+            *attached = None;
+        }
+    }
+}
+
 impl CancelState {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
 
-    /// Attaches a connection; a cancel that came first shuts it down.
-    pub(crate) fn attach(&self, socket: &Weak<dyn ShutdownHandle>) {
-        *self.lock() = Some(socket.clone());
-        if self.is_cancelled() {
-            if let Some(socket) = socket.upgrade() {
-                socket.shutdown();
-            }
-        }
-    }
-
-    /// Detaches `socket`, if it is the attached one.
-    pub(crate) fn detach(&self, socket: &Weak<dyn ShutdownHandle>) {
-        let mut attached = self.lock();
-        if attached.as_ref().is_some_and(|a| Weak::ptr_eq(a, socket)) {
-            *attached = None;
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Weak<dyn ShutdownHandle>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Weak<TcpStream>>> {
         // Only a pointer is kept under this lock: never in a broken state.
         self.connection.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-thread_local! {
-    /// The token of the call this thread is making, if any.
-    static CURRENT: RefCell<Option<Arc<CancelState>>> = const { RefCell::new(None) };
-}
-
-/// Calls `f` with the current thread's token state.
-pub(crate) fn with_current<T>(f: impl FnOnce(Option<&Arc<CancelState>>) -> T) -> T {
-    CURRENT.with(|c| f(c.borrow().as_ref()))
-}
-
-/// The error a cancelled transport reports to ureq.
-pub(crate) fn cancelled_io_error() -> ureq::Error {
-    ureq::Error::Io(std::io::Error::new(
-        std::io::ErrorKind::Interrupted,
-        "the call was cancelled",
-    ))
 }
 
 impl fmt::Debug for CancelToken {

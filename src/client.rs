@@ -4,29 +4,24 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use ureq::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use ureq::http::{HeaderName, HeaderValue, Response, Uri};
-use ureq::Body;
 
-use crate::answer::{chunks_of, StreamMetadata};
+use crate::answer::StreamMetadata;
 use crate::cancel::CancelToken;
 use crate::error::truncate;
 use crate::event::StreamEvent;
 use crate::mock::CannedReplies;
-use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
-use crate::secrets::{is_credential_header, Secrets};
+use crate::request::{Request, Route};
+use crate::secrets::Secrets;
 use crate::stream::ChatStream;
-use crate::transport::AgentSettings;
 use crate::types::ChatCompletion;
-use crate::{retry, transport, Error};
+use crate::Error;
 
 /// The default per-wait timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,8 +33,6 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 /// The default cap on one server-sent event.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
-/// How much of an error response's body is read.
-const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 
 /// A client of one OpenAI-compatible chat-completion server and model.
 ///
@@ -62,21 +55,11 @@ const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
 /// ```
 pub struct ModelApi {
     pub(crate) model: String,
-    pub(crate) endpoint: String,
-    /// `endpoint`, parsed once.
-    pub(crate) endpoint_uri: Uri,
     pub(crate) api_key: Option<String>,
-    /// `Bearer <api_key>`, built once and marked sensitive.
-    pub(crate) authorization: Option<HeaderValue>,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) settings: AgentSettings,
-    pub(crate) max_retries: u32,
-    pub(crate) retry_backoff: Duration,
+    /// Where requests go and how; shared with the requests under way.
+    pub(crate) route: Arc<Route>,
     pub(crate) max_response_bytes: u64,
     pub(crate) max_event_bytes: usize,
-    /// `None` once closed.
-    pub(crate) agent: RwLock<Option<ureq::Agent>>,
-    pub(crate) closed: AtomicBool,
     pub(crate) canned: CannedReplies,
     pub(crate) secrets: Arc<Secrets>,
 }
@@ -89,7 +72,7 @@ impl ModelApi {
 
     /// The URL requests go to: `{api_base}/v1/chat/completions`.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.route.endpoint
     }
 
     /// One chat completion: the server's `chat.completion` object.
@@ -140,13 +123,28 @@ impl ModelApi {
         if let Some(reply) = self.canned.take() {
             return self.canned.completion(&self.model, body.len(), &reply);
         }
-        cancel
-            .enter(|| {
-                let mut response = self.send(&body, false, cancel)?;
-                let body = read_body(&mut response, self.max_response_bytes)?;
-                ChatCompletion::from_body(body)
-            })
-            .map_err(|e| self.call_error(e, cancel))
+        let mut request = Request::new(
+            Arc::clone(&self.route),
+            body,
+            "application/json",
+            cancel.clone(),
+        );
+        let mut answer = || {
+            let mut reply = loop {
+                if let Some(reply) = request.poll(None)? {
+                    break reply;
+                }
+            };
+            let mut bytes = Vec::new();
+            while !reply.poll_all(&mut bytes, self.max_response_bytes, None)? {}
+            reply.finish();
+            // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams,
+            // so the rest of the answer is not lost.
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            ChatCompletion::from_body(text)
+        };
+        answer().map_err(|e| self.call_error(e, cancel))
     }
 
     /// A streamed chat completion: an iterator over the content chunks.
@@ -176,12 +174,45 @@ impl ModelApi {
             .stream_request(request, mock_response)
     }
 
-    /// Opens one stream with a request `body` (see
-    /// [`run_complete`](Self::run_complete)).
+    /// A streamed chat completion that returns at once, for a thread that
+    /// must never block (a game loop, a UI thread, an event loop): the
+    /// connection, the request and the answer progress inside later calls
+    /// of [`ChatStream::poll_event`], which give `Poll::Pending` while
+    /// nothing has come, and [`ChatStream::waits_on`] gives the socket to
+    /// wait on. Looking up a host name is the one step that may block
+    /// here; an IP address or `localhost` never does. Argument errors are
+    /// returned here; network and server errors by a poll. Retries,
+    /// redirects, timeouts, caps and cancel work as in
+    /// [`stream`](Self::stream), and the blocking reads work on the
+    /// stream too.
+    pub fn stream_start<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.with_cancel(&CancelToken::new())
+            .stream_start(messages, mock_response)
+    }
+
+    /// Like [`stream_start`](Self::stream_start), with a whole request body
+    /// (see [`stream_request`](Self::stream_request)).
+    pub fn stream_request_start(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.with_cancel(&CancelToken::new())
+            .stream_request_start(request, mock_response)
+    }
+
+    /// Starts one stream with a request `body` (see
+    /// [`run_complete`](Self::run_complete)); `open` waits until its
+    /// events can be read (the blocking calls), else it returns at once.
     fn run_stream(
         &self,
         body: Result<Vec<u8>, Error>,
         cancel: &CancelToken,
+        open: bool,
     ) -> Result<ChatStream, Error> {
         self.ensure_open()?;
         let body = body?;
@@ -189,28 +220,24 @@ impl ModelApi {
         let stream = if let Some(reply) = self.canned.take() {
             self.canned.stream(&self.model, body.len(), &reply)?
         } else {
-            cancel
-                .enter(|| self.open_stream(&body, cancel))
-                .map_err(|e| self.call_error(e, cancel))?
+            let request = Request::new(
+                Arc::clone(&self.route),
+                body,
+                "text/event-stream",
+                cancel.clone(),
+            );
+            let mut stream = ChatStream::starting(
+                request,
+                cancel.clone(),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            );
+            while open && !stream.open(None).map_err(|e| self.call_error(e, cancel))? {}
+            stream
         };
         Ok(stream
             .with_secrets(Arc::clone(&self.secrets))
             .with_cancel(cancel.clone()))
-    }
-
-    fn open_stream(&self, body: &[u8], cancel: &CancelToken) -> Result<ChatStream, Error> {
-        let mut response = self.send(body, true, cancel)?;
-        let request_id = header(&response, "x-request-id").map(str::to_string);
-        if is_json(&response) {
-            let body = read_body(&mut response, self.max_response_bytes)?;
-            let completion = ChatCompletion::from_body(body)?;
-            return Ok(stream_of_completion(completion, request_id));
-        }
-        Ok(ChatStream::from_events(
-            response.into_body().into_reader(),
-            self.max_event_bytes,
-            request_id,
-        ))
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,
@@ -269,14 +296,13 @@ impl ModelApi {
     /// every later call fails with [`Error::Closed`]. Streams already open
     /// go on to their end. Calling it twice is harmless.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        let agent = self.agent.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(agent);
+        self.route.closed.store(true, Ordering::SeqCst);
+        self.route.pool.clear();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.route.is_closed()
     }
 
     /// Canned replies not yet used.
@@ -346,146 +372,6 @@ impl ModelApi {
         serde_json::to_vec(&request)
             .map_err(|e| Error::InvalidArgument(format!("the request cannot be serialized: {e}")))
     }
-
-    /// Sends `body`, retrying connection failures and retryable statuses,
-    /// and returns the first 2xx response.
-    fn send(
-        &self,
-        body: &[u8],
-        stream: bool,
-        cancel: &CancelToken,
-    ) -> Result<Response<Body>, Error> {
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
-        let mut attempt = 0;
-        let mut stale_retry_left = true;
-        loop {
-            let agent = self
-                .agent
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .ok_or(Error::Closed)?;
-            let tried_before = transport::connections_tried();
-            let retry_in = match self.send_following_redirects(&agent, body, accept) {
-                Ok(response) if response.status().is_success() => return Ok(response),
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let delay = retry::server_delay(
-                        header(&response, "retry-after-ms"),
-                        header(&response, "retry-after"),
-                        SystemTime::now(),
-                    );
-                    let error = http_error(&mut response);
-                    if !retry::is_retryable_status(status) || attempt >= self.max_retries {
-                        return Err(self.secrets.redact(error));
-                    }
-                    delay.unwrap_or_else(|| retry::backoff(self.retry_backoff, attempt))
-                }
-                Err(SendError::Final(error)) => return Err(self.secrets.redact(error)),
-                Err(SendError::Ureq(err)) => {
-                    let retryable = retry::is_retryable_error(&err);
-                    // A pooled connection the server had closed: the request
-                    // never reached it, and a new connection is made at once
-                    // (once per call, not counted as a retry).
-                    let on_pooled_connection = transport::connections_tried() == tried_before;
-                    if retryable && on_pooled_connection && stale_retry_left {
-                        stale_retry_left = false;
-                        continue;
-                    }
-                    if !retryable || attempt >= self.max_retries {
-                        let error = Error::from_ureq(err).in_context(&self.endpoint);
-                        return Err(self.secrets.redact(error));
-                    }
-                    retry::backoff(self.retry_backoff, attempt)
-                }
-            };
-            cancel.sleep(retry_in);
-            check_cancel(cancel)?;
-            self.ensure_open()?;
-            attempt += 1;
-        }
-    }
-
-    /// One attempt: POSTs `body`, following 307 and 308 redirects (which
-    /// keep the method and the body) up to [`MAX_REDIRECTS`] times.
-    /// Credentials go only to the configured server's origin, and an
-    /// `https` request is never redirected to plain `http`.
-    fn send_following_redirects(
-        &self,
-        agent: &ureq::Agent,
-        body: &[u8],
-        accept: &'static str,
-    ) -> Result<Response<Body>, SendError> {
-        let mut url = self.endpoint.clone();
-        let mut same_origin = true;
-        let mut same_url = true;
-        for _ in 0..=MAX_REDIRECTS {
-            let uri = if same_url {
-                self.endpoint_uri.clone()
-            } else {
-                url.parse().map_err(|_| {
-                    SendError::Final(Error::InvalidResponse(format!(
-                        "the redirect location {url:?} is not a URL"
-                    )))
-                })?
-            };
-            let mut request = agent
-                .post(uri)
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .header(ACCEPT, HeaderValue::from_static(accept));
-            if let (Some(authorization), true) = (&self.authorization, same_origin) {
-                request = request.header(AUTHORIZATION, authorization);
-            }
-            for (name, value) in &self.headers {
-                if same_origin || !is_credential_header(name.as_str()) {
-                    request = request.header(name, value);
-                }
-            }
-            let response = request.send(body).map_err(SendError::Ureq)?;
-            let status = response.status().as_u16();
-            let Some(location) = header(&response, "location").filter(|_| is_redirect(status))
-            else {
-                return Ok(response);
-            };
-            let next = redirect_target(&url, location).map_err(SendError::Final)?;
-            if !matches!(status, 307 | 308) {
-                return Err(SendError::Final(Error::Http {
-                    status,
-                    message: format!(
-                        "the server redirects to {next} with {status}, which would turn the \
-                         POST into a GET; only 307 and 308 are followed: set api_base to the \
-                         new address"
-                    ),
-                    error_type: None,
-                    code: None,
-                    body: String::new(),
-                }));
-            }
-            if url.starts_with("https:") && next.starts_with("http:") {
-                return Err(SendError::Final(Error::Transport(format!(
-                    "refused to follow a redirect from https to plain http ({next})"
-                ))));
-            }
-            same_origin &= origin(&next) == origin(&self.endpoint);
-            same_url = false;
-            url = next;
-        }
-        Err(SendError::Final(Error::Transport(format!(
-            "more than {MAX_REDIRECTS} redirects from {}",
-            self.endpoint
-        ))))
-    }
-}
-
-/// Why one attempt failed: a transport failure ureq reported (perhaps worth
-/// a retry), or an error that ends the call.
-enum SendError {
-    Ureq(ureq::Error),
-    Final(Error),
 }
 
 /// Calls of a client that a [`CancelToken`] can stop; see
@@ -525,7 +411,7 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.messages_body(messages, mock_response, true);
-        self.api.run_stream(body, self.cancel)
+        self.api.run_stream(body, self.cancel, true)
     }
 
     /// [`ModelApi::stream_request`], cancellable.
@@ -535,7 +421,28 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.request_body(request, mock_response, true);
-        self.api.run_stream(body, self.cancel)
+        self.api.run_stream(body, self.cancel, true)
+    }
+
+    /// [`ModelApi::stream_start`], cancellable: the token stops the stream
+    /// wherever it is, also during a retry's backoff.
+    pub fn stream_start<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let body = self.api.messages_body(messages, mock_response, true);
+        self.api.run_stream(body, self.cancel, false)
+    }
+
+    /// [`ModelApi::stream_request_start`], cancellable.
+    pub fn stream_request_start(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let body = self.api.request_body(request, mock_response, true);
+        self.api.run_stream(body, self.cancel, false)
     }
 
     /// [`ModelApi::stream_with`], cancellable.
@@ -599,19 +506,20 @@ impl fmt::Debug for ModelApi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ModelApi")
             .field("model", &self.model)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.route.endpoint)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field(
                 "headers",
                 &self
+                    .route
                     .headers
                     .iter()
                     .map(|(n, _)| n.as_str())
                     .collect::<Vec<_>>(),
             )
-            .field("timeout", &self.settings.timeout)
-            .field("custom_ca", &self.settings.ca_pem.is_some())
-            .field("max_retries", &self.max_retries)
+            .field("timeout", &self.route.timeout)
+            .field("custom_ca", &self.route.ca_pem.is_some())
+            .field("max_retries", &self.route.max_retries)
             .field("mock_responses_left", &self.canned.remaining())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
@@ -648,81 +556,6 @@ fn check_messages(messages: Option<&Value>) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
-    response.headers().get(name)?.to_str().ok()
-}
-
-fn is_json(response: &Response<Body>) -> bool {
-    header(response, "content-type").is_some_and(|t| {
-        let t = t.trim_start().to_ascii_lowercase();
-        t.starts_with("application/json") || t.starts_with("application/") && t.contains("+json")
-    })
-}
-
-/// Reads a whole body of at most `limit` bytes as text.
-fn read_body(response: &mut Response<Body>, limit: u64) -> Result<String, Error> {
-    // Sized by Content-Length up front (within the cap): one allocation.
-    let expected = response.body().content_length().unwrap_or(0).min(limit);
-    let mut bytes = Vec::with_capacity(expected as usize);
-    response
-        .body_mut()
-        .with_config()
-        .limit(limit)
-        .reader()
-        .read_to_end(&mut bytes)
-        .map_err(Error::from_io)?;
-    // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams, so
-    // the rest of the answer is not lost.
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
-/// The error for a non-2xx response, with the server's message.
-fn http_error(response: &mut Response<Body>) -> Error {
-    let status = response.status();
-    let mut raw = Vec::new();
-    // A body that cannot be read still leaves the status to report.
-    let _ = response
-        .body_mut()
-        .as_reader()
-        .take(MAX_ERROR_BODY_BYTES)
-        .read_to_end(&mut raw);
-    let body = String::from_utf8_lossy(&raw).into_owned();
-    let (mut message, mut error_type, mut code) = (None, None, None);
-    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&body) {
-        let detail = object.get("error").unwrap_or(&Value::Null);
-        let text = |v: Option<&Value>| match v {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        error_type = text(detail.get("type"));
-        code = text(detail.get("code"));
-        message = Some(crate::error::error_message(&Value::Object(object)));
-    }
-    let message = message
-        .or_else(|| Some(truncate(body.trim())).filter(|m| !m.is_empty()))
-        .unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("no reason given")
-                .to_string()
-        });
-    Error::Http {
-        status: status.as_u16(),
-        message,
-        error_type,
-        code,
-        body,
-    }
-}
-
-/// A stream of a plain JSON answer to a stream request: the answer, cut
-/// into chunks (one per part of each choice), read like any stream.
-fn stream_of_completion(completion: ChatCompletion, request_id: Option<String>) -> ChatStream {
-    ChatStream::from_memory(chunks_of(&completion, usize::MAX, true), request_id)
 }
 
 #[cfg(test)]

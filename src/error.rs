@@ -76,6 +76,19 @@ pub enum Error {
     Aborted(String),
 }
 
+/// A response part over one of the caps, as an I/O error of the layer that
+/// found it.
+#[derive(Debug)]
+pub(crate) struct Oversized(pub(crate) String);
+
+impl std::fmt::Display for Oversized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Oversized {}
+
 /// A transport error from a lower layer's text; certificate failures get
 /// a hint of what to do.
 fn transport_error(text: String) -> Error {
@@ -107,41 +120,13 @@ impl Error {
         }
     }
 
-    /// Maps an error of ureq (ours to see, never the caller's) to ours.
-    pub(crate) fn from_ureq(err: ureq::Error) -> Error {
-        use ureq::Error as U;
-        match err {
-            U::Timeout(which) => Error::Timeout(format!(
-                "no progress on the network within the client's timeout ({which})"
-            )),
-            U::Io(io) => Error::from_io(io),
-            U::HostNotFound => Error::Transport("host not found (DNS lookup failed)".into()),
-            U::ConnectionFailed => Error::Transport("could not connect to the server".into()),
-            U::BodyExceedsLimit(limit) => Error::InvalidResponse(format!(
-                "response body is larger than the cap of {limit} bytes \
-                 (raise it with ModelApiBuilder::max_response_bytes)"
-            )),
-            U::BadUri(why) => Error::InvalidArgument(format!("bad URL: {why}")),
-            U::LargeResponseHeader(size, cap) => Error::InvalidResponse(format!(
-                "response head of {size} bytes is larger than the cap of {cap} bytes"
-            )),
-            U::TooManyRedirects => Error::Transport("too many redirects".into()),
-            U::RedirectFailed => Error::Transport("a redirect could not be followed".into()),
-            other => transport_error(other.to_string()),
-        }
-    }
-
-    /// Maps a read error of a response body. ureq hands its own errors
-    /// through `io::Error`, so they are unwrapped first.
+    /// Maps an I/O error of the network layer to ours.
     pub(crate) fn from_io(err: io::Error) -> Error {
-        if err.get_ref().is_some_and(|e| e.is::<ureq::Error>()) {
-            let inner = err.into_inner().expect("checked above");
-            return Error::from_ureq(*inner.downcast::<ureq::Error>().expect("checked above"));
+        if let Some(Oversized(what)) = err.get_ref().and_then(|e| e.downcast_ref()) {
+            return Error::InvalidResponse(what.clone());
         }
         let what = match err.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                return Error::Timeout("no data from the server within the client's timeout".into())
-            }
+            io::ErrorKind::TimedOut => return Error::Timeout(err.to_string()),
             io::ErrorKind::UnexpectedEof => {
                 "the server closed the connection before the whole response arrived"
             }
@@ -150,9 +135,14 @@ impl Error {
             }
             io::ErrorKind::ConnectionRefused => "the server refused the connection",
             io::ErrorKind::BrokenPipe => "the server closed the connection while it was sent to",
+            io::ErrorKind::Interrupted => return Error::Aborted(err.to_string()),
             _ => return transport_error(err.to_string()),
         };
-        Error::Transport(format!("{what} ({err})"))
+        let detail = err.to_string();
+        if detail == what {
+            return Error::Transport(detail);
+        }
+        Error::Transport(format!("{what} ({detail})"))
     }
 
     /// Names the URL a transport failure or timeout happened on.

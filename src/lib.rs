@@ -61,13 +61,15 @@ mod client;
 mod error;
 mod event;
 pub mod ffi;
+mod http;
 mod mock;
+mod net;
 mod redirect;
+mod request;
 mod retry;
 mod secrets;
 pub mod sse;
 mod stream;
-mod transport;
 mod types;
 
 pub use answer::StreamMetadata;
@@ -81,6 +83,8 @@ pub use client::{
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+#[cfg(unix)]
+pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
 

@@ -15,7 +15,7 @@ pub(crate) fn redirect_target(base: &str, location: &str) -> Result<String, Erro
     let location = location.trim();
     let bad = || Error::InvalidResponse(format!("the redirect location {location:?} is not a URL"));
     if location.starts_with("http://") || location.starts_with("https://") {
-        let uri: ureq::http::Uri = location.parse().map_err(|_| bad())?;
+        let uri: ureq_proto::http::Uri = location.parse().map_err(|_| bad())?;
         return uri.host().map(|_| location.to_string()).ok_or_else(bad);
     }
     if location.contains("://") {

@@ -17,24 +17,20 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 
 /// Connection failures worth another attempt: the server could not have
 /// acted on the request. TLS failures, bad URLs and timeouts are not.
-pub(crate) fn is_retryable_error(err: &ureq::Error) -> bool {
-    match err {
-        ureq::Error::Io(io) => {
-            use std::io::ErrorKind::*;
-            // Not InvalidData: that is how a TLS failure arrives.
-            matches!(
-                io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | NotConnected
-            )
-        }
-        ureq::Error::ConnectionFailed => true,
-        _ => false,
-    }
+pub(crate) fn is_retryable_error(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    // Not InvalidData: that is how a TLS failure arrives. Not TimedOut.
+    matches!(
+        err.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | UnexpectedEof
+            | NotConnected
+            | HostUnreachable
+            | NetworkUnreachable
+    )
 }
 
 /// The wait before retry number `attempt` (0 for the first retry):

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use ureq::http::{HeaderName, HeaderValue};
+use ureq_proto::http::{HeaderName, HeaderValue};
 
 use crate::Error;
 

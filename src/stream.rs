@@ -9,16 +9,22 @@
 use std::fmt;
 use std::io::{Cursor, Read};
 use std::ops::ControlFlow;
+#[cfg(unix)]
+use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use crate::answer::{Answer, StreamMetadata};
+use crate::answer::{chunks_of, Answer, StreamMetadata};
 use crate::cancel::CancelToken;
 use crate::chunk::{ChunkEvent, ChunkReader, Received};
 use crate::event::{EventWithNul, Events, Kind, StreamEvent};
+use crate::net::Interest;
+use crate::request::{Reply, Request};
 use crate::secrets::Secrets;
 use crate::sse::SseDecoder;
 use crate::types::ChatCompletion;
-use crate::{transport, Error};
+use crate::Error;
 
 /// How many bytes one read of the body may bring.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -26,6 +32,11 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// After `[DONE]`, how much of the body's remainder is read so that the
 /// connection can go back to the pool; a longer remainder closes it.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024;
+
+/// How long a read after `data: [DONE]` waits for the end of the body. It
+/// normally comes in the same packet; a server that holds the body open
+/// costs its connection (closed, not pooled), not the caller's time.
+const DRAIN_WAIT: Duration = Duration::from_millis(200);
 
 /// A streamed chat answer.
 ///
@@ -43,6 +54,8 @@ const DRAIN_LIMIT_BYTES: usize = 64 * 1024;
 /// connection back to the client's pool.
 pub struct ChatStream {
     body: Body,
+    /// The cap on a plain JSON answer to the stream request.
+    max_response_bytes: u64,
     decoder: SseDecoder,
     buffer: Box<[u8]>,
     /// Unconsumed bytes are `buffer[start..end]`.
@@ -67,13 +80,39 @@ pub struct ChatStream {
 }
 
 enum Body {
+    /// The request is under way: the response head has not come yet.
+    Opening(Box<Request>),
+    /// A plain JSON answer to the stream request, being read whole.
+    Json(Box<Reply>, Vec<u8>),
     /// A `text/event-stream` response body.
-    Network(ureq::BodyReader<'static>),
+    Network(Box<Reply>),
     /// Events made in advance: a canned reply, or a plain JSON answer to a
     /// stream request (see [`crate::answer::chunks_of`]).
     Memory(Cursor<Vec<u8>>),
     /// Finished or failed: the connection is released.
     Released,
+}
+
+/// What one step of reading found.
+enum Step {
+    /// A chunk: its events, if any, are queued.
+    Chunk,
+    /// The end of the stream.
+    End,
+    /// Nothing yet, by the deadline.
+    Pending,
+}
+
+/// The socket a polled stream waits on: see [`ChatStream::waits_on`].
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitsOn {
+    /// The socket's descriptor, for `poll`, `select`, `epoll` or a
+    /// reactor. It belongs to the stream: do not read, write or close it.
+    pub fd: RawFd,
+    /// `true` when the stream waits for the socket to take more bytes
+    /// (connecting, sending the request), `false` when it waits to read.
+    pub wants_write: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +123,16 @@ enum State {
 }
 
 impl ChatStream {
-    /// A stream over an SSE response body.
-    pub(crate) fn from_events(
-        body: ureq::BodyReader<'static>,
+    /// A stream over the answer to `request`, which polls move on.
+    pub(crate) fn starting(
+        request: Request,
+        cancel: CancelToken,
         max_event_bytes: usize,
-        request_id: Option<String>,
+        max_response_bytes: u64,
     ) -> ChatStream {
-        let mut stream = ChatStream::new(Body::Network(body), max_event_bytes);
-        stream.answer.meta.request_id = request_id;
+        let mut stream = ChatStream::new(Body::Opening(Box::new(request)), max_event_bytes);
+        stream.max_response_bytes = max_response_bytes;
+        stream.cancel = cancel;
         stream
     }
 
@@ -106,6 +147,7 @@ impl ChatStream {
     fn new(body: Body, max_event_bytes: usize) -> ChatStream {
         ChatStream {
             body,
+            max_response_bytes: u64::MAX,
             decoder: SseDecoder::new(max_event_bytes),
             buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
             start: 0,
@@ -280,39 +322,172 @@ impl ChatStream {
         }
     }
 
-    /// The next event (its place in the queue), reading chunks until one
-    /// brings an event or the stream ends.
+    /// The next event (its place in the queue), waiting as long as it
+    /// takes (up to the timeout).
+    #[inline]
     fn next_queued(&mut self) -> Option<Result<usize, Error>> {
         loop {
+            if let Poll::Ready(next) = self.poll_queued(None) {
+                return next;
+            }
+        }
+    }
+
+    /// The next event (its place in the queue), reading chunks until one
+    /// brings an event, the stream ends, or `until` passes (`None`: no
+    /// limit).
+    fn poll_queued(&mut self, until: Option<Instant>) -> Poll<Option<Result<usize, Error>>> {
+        loop {
             if let Some(at) = self.events.take() {
-                return Some(Ok(at));
+                return Poll::Ready(Some(Ok(at)));
             }
             if self.state != State::Streaming {
-                return None;
+                return Poll::Ready(None);
             }
             self.events.clear();
             let step = if self.cancel.is_cancelled() {
                 Err(Error::Aborted("the stream was cancelled".into()))
             } else {
-                self.read_chunk()
+                self.read_chunk(until)
             };
             match step {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(Step::Chunk) => {}
+                Ok(Step::Pending) => return Poll::Pending,
+                Ok(Step::End) => {
                     self.state = State::Finished;
                     self.release();
-                    return None;
+                    return Poll::Ready(None);
                 }
-                Err(err) => {
-                    self.stop();
-                    return Some(Err(match &self.secrets {
-                        _ if self.cancel.is_cancelled() => {
-                            Error::Aborted("the stream was cancelled".into())
-                        }
-                        Some(secrets) => secrets.redact(err),
-                        None => err,
-                    }));
+                Err(err) => return Poll::Ready(Some(Err(self.fail(err)))),
+            }
+        }
+    }
+
+    /// Ends the stream with `err`, as the caller sees it: `Aborted` once
+    /// cancelled, secrets scrubbed.
+    fn fail(&mut self, err: Error) -> Error {
+        self.stop();
+        match &self.secrets {
+            _ if self.cancel.is_cancelled() => Error::Aborted("the stream was cancelled".into()),
+            Some(secrets) => secrets.redact(err),
+            None => err,
+        }
+    }
+
+    /// The next event if one can be had by `wait` from now, without ever
+    /// waiting longer: `Poll::Pending` when none came in time (the stream
+    /// goes on: poll again), else what [`next_event`](Self::next_event)
+    /// returns. A `wait` of zero never blocks: it does what the socket
+    /// allows at once (one non-blocking read when nothing has come).
+    ///
+    /// Polls drive a stream opened by [`ModelApi::stream_start`]
+    /// (connecting, sending, retries and redirects included) or any other;
+    /// [`waits_on`](Self::waits_on) gives the socket to wait on between
+    /// polls. The per-wait timeout counts time without progress across
+    /// polls: a stream that hears nothing for longer fails with
+    /// [`Error::Timeout`] at the next poll.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use std::time::Duration;
+    /// use modelapi::{Message, ModelApi, StreamEvent};
+    ///
+    /// let api = ModelApi::builder("my-model", "http://localhost:8000")
+    ///     .mock_responses(vec!["Hello from a game loop".into()])
+    ///     .build()?;
+    /// let mut stream = api.stream_start(&[Message::user("Hi")], None)?;
+    /// let mut text = String::new();
+    /// loop {
+    ///     // ... draw a frame ...
+    ///     match stream.poll_event(Duration::ZERO) {
+    ///         Poll::Pending => continue,
+    ///         Poll::Ready(Some(Ok(StreamEvent::Content(piece)))) => text.push_str(piece),
+    ///         Poll::Ready(Some(Ok(_))) => {}
+    ///         Poll::Ready(Some(Err(error))) => return Err(error),
+    ///         Poll::Ready(None) => break,
+    ///     }
+    /// }
+    /// assert_eq!(text, "Hello from a game loop");
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    ///
+    /// [`ModelApi::stream_start`]: crate::ModelApi::stream_start
+    pub fn poll_event(&mut self, wait: Duration) -> Poll<Option<Result<StreamEvent<'_>, Error>>> {
+        let until = Instant::now().checked_add(wait);
+        match self.poll_queued(until) {
+            Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event(at)))),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// [`poll_event`](Self::poll_event) for C: the texts followed by NULs.
+    pub(crate) fn poll_event_with_nul(
+        &mut self,
+        wait: Duration,
+    ) -> Poll<Option<Result<EventWithNul<'_>, Error>>> {
+        let until = Instant::now().checked_add(wait);
+        match self.poll_queued(until) {
+            Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event_with_nul(at)))),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The socket this stream waits on between polls, and whether it waits
+    /// to write or to read; `None` when it waits on no socket (canned
+    /// replies, a retry's backoff, a finished stream): then just poll
+    /// again. The stream may hold events it has already read, so after a
+    /// wake-up poll until `Poll::Pending` before waiting again.
+    #[cfg(unix)]
+    pub fn waits_on(&self) -> Option<WaitsOn> {
+        if self.state != State::Streaming {
+            return None;
+        }
+        let (fd, interest) = match &self.body {
+            Body::Opening(request) => request.waits_on()?,
+            Body::Json(reply, _) | Body::Network(reply) => reply.waits_on()?,
+            Body::Memory(_) | Body::Released => return None,
+        };
+        Some(WaitsOn {
+            fd,
+            wants_write: interest == Interest::Write,
+        })
+    }
+
+    /// Moves an opening stream on until its events can be read: `Ok(true)`
+    /// once they can, `Ok(false)` when that did not happen by `until`.
+    pub(crate) fn open(&mut self, until: Option<Instant>) -> Result<bool, Error> {
+        loop {
+            match &mut self.body {
+                Body::Opening(request) => {
+                    let Some(reply) = request.poll(until)? else {
+                        return Ok(false);
+                    };
+                    self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
+                    self.body = if reply.is_json() {
+                        Body::Json(Box::new(reply), Vec::new())
+                    } else {
+                        Body::Network(Box::new(reply))
+                    };
                 }
+                Body::Json(reply, bytes) => {
+                    if !reply.poll_all(bytes, self.max_response_bytes, until)? {
+                        return Ok(false);
+                    }
+                    // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in
+                    // streams, so the rest of the answer is not lost.
+                    let text = String::from_utf8(std::mem::take(bytes))
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    let completion = ChatCompletion::from_body(text)?;
+                    let events = chunks_of(&completion, usize::MAX, true);
+                    self.decoder = SseDecoder::new(events.len().max(1));
+                    // The reply, read to its end, hands its connection back.
+                    self.body = Body::Memory(Cursor::new(events));
+                }
+                _ => return Ok(true),
             }
         }
     }
@@ -324,13 +499,9 @@ impl ChatStream {
         self.release();
     }
 
-    /// Reads the next chunk (`Ok(true)`: its events, if any, are queued),
-    /// or finds the end of the stream (`Ok(false)`).
-    fn read_chunk(&mut self) -> Result<bool, Error> {
-        let mut received = Received {
-            events: &mut self.events,
-            answer: &mut self.answer,
-        };
+    /// Reads the next chunk, or finds the end of the stream, or that
+    /// nothing more came by `until`.
+    fn read_chunk(&mut self, until: Option<Instant>) -> Result<Step, Error> {
         loop {
             if self.start < self.end {
                 let (used, event) = self
@@ -339,11 +510,15 @@ impl ChatStream {
                     .map_err(|e| Error::InvalidResponse(e.to_string()))?;
                 self.start += used;
                 if let Some(event) = event {
+                    let mut received = Received {
+                        events: &mut self.events,
+                        answer: &mut self.answer,
+                    };
                     return match self.reader.read_event(&event, &mut received)? {
-                        ChunkEvent::Chunk => Ok(true),
+                        ChunkEvent::Chunk => Ok(Step::Chunk),
                         ChunkEvent::Done => {
-                            drain(&mut self.body, &mut self.buffer, &self.cancel);
-                            Ok(false)
+                            drain(&mut self.body, &mut self.buffer, until);
+                            Ok(Step::End)
                         }
                     };
                 }
@@ -352,13 +527,18 @@ impl ChatStream {
             if self.eof {
                 return self.end_of_body();
             }
+            if matches!(self.body, Body::Opening(_) | Body::Json(..)) && !self.open(until)? {
+                return Ok(Step::Pending);
+            }
             let buffer = &mut self.buffer;
             let read = match &mut self.body {
-                Body::Network(body) => self.cancel.enter(|| body.read(buffer)),
-                Body::Memory(events) => events.read(buffer),
-                Body::Released => return Ok(false),
+                Body::Network(reply) => reply.poll_body(buffer, until)?,
+                Body::Memory(events) => Some(events.read(buffer).map_err(Error::from_io)?),
+                _ => return Ok(Step::End),
             };
-            let read = read.map_err(Error::from_io)?;
+            let Some(read) = read else {
+                return Ok(Step::Pending);
+            };
             self.start = 0;
             self.end = read;
             if read == 0 {
@@ -368,11 +548,15 @@ impl ChatStream {
                     .finish()
                     .map_err(|e| Error::InvalidResponse(e.to_string()))?;
                 if let Some(event) = event {
+                    let mut received = Received {
+                        events: &mut self.events,
+                        answer: &mut self.answer,
+                    };
                     // This event never got its blank line: data that does
                     // not parse was cut off, not garbled.
                     match self.reader.read_event(&event, &mut received) {
-                        Ok(ChunkEvent::Chunk) => return Ok(true),
-                        Ok(ChunkEvent::Done) => return Ok(false),
+                        Ok(ChunkEvent::Chunk) => return Ok(Step::Chunk),
+                        Ok(ChunkEvent::Done) => return Ok(Step::End),
                         Err(Error::InvalidResponse(_)) => return Err(truncated()),
                         Err(err) => return Err(err),
                     }
@@ -384,18 +568,18 @@ impl ChatStream {
 
     /// The body ended without `[DONE]`: clean after a `finish_reason`,
     /// truncated otherwise.
-    fn end_of_body(&mut self) -> Result<bool, Error> {
+    fn end_of_body(&mut self) -> Result<Step, Error> {
         if let Some(error) = self.then_error.take() {
             return Err(error);
         }
         if self.answer.meta.finish_reason.is_some() {
-            return Ok(false);
+            return Ok(Step::End);
         }
         Err(truncated())
     }
 
-    /// Drops the body reader: a finished body has handed its connection to
-    /// the pool, an unfinished one closes it.
+    /// Drops the body: a finished body hands its connection to the pool,
+    /// an unfinished one closes it.
     fn release(&mut self) {
         self.body = Body::Released;
         self.buffer = Box::default();
@@ -405,20 +589,21 @@ impl ChatStream {
 }
 
 /// Reads what follows `[DONE]` (normally just the end of the body) so the
-/// connection can be pooled; gives up past a small limit, or when the end
-/// does not come at once (the connection is then closed, not waited for).
-fn drain(body: &mut Body, buffer: &mut [u8], cancel: &CancelToken) {
-    if let Body::Network(body) = body {
-        cancel.enter(|| {
-            let _short_waits = transport::DrainGuard::new();
-            let mut drained = 0;
-            while drained <= DRAIN_LIMIT_BYTES {
-                match body.read(buffer) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => drained += n,
-                }
-            }
-        });
+/// connection can go back to the pool; gives up past a small limit, or when
+/// the end does not come within [`DRAIN_WAIT`] (nor by the caller's
+/// deadline): the connection is then closed, not waited for.
+fn drain(body: &mut Body, buffer: &mut [u8], until: Option<Instant>) {
+    let Body::Network(reply) = body else {
+        return;
+    };
+    let short = Instant::now() + DRAIN_WAIT;
+    let until = until.map_or(short, |u| u.min(short));
+    let mut drained = 0;
+    while drained <= DRAIN_LIMIT_BYTES {
+        match reply.poll_body(buffer, Some(until)) {
+            Ok(Some(0)) | Ok(None) | Err(_) => break,
+            Ok(Some(n)) => drained += n,
+        }
     }
 }
 
@@ -469,6 +654,8 @@ impl std::iter::FusedIterator for ChatStream {}
 impl fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = match self.body {
+            Body::Opening(_) => "opening",
+            Body::Json(..) => "JSON answer",
             Body::Network(_) => "server-sent events",
             Body::Memory(_) => "events in memory",
             Body::Released => "released",

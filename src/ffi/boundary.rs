@@ -37,6 +37,8 @@ pub enum ModelApiStatus {
     /// The server reported an error inside a 2xx response, e.g. a
     /// mid-stream `{"error": ...}` event.
     MODELAPI_SERVER_ERROR = 10,
+    /// `modelapi_stream_poll`: nothing yet; call again.
+    MODELAPI_PENDING = 11,
 }
 
 use ModelApiStatus::*;

@@ -11,6 +11,7 @@ mod boundary;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
+use std::task::Poll;
 use std::time::Duration;
 
 pub use boundary::ModelApiStatus;
@@ -845,6 +846,120 @@ pub unsafe extern "C" fn modelapi_stream_open_with(
         let stream = api.with_cancel(&token).stream_request(request, mock)?;
         open(stream, out_stream)
     })
+}
+
+/// Starts a streamed request and returns at once: the connection, the
+/// request and the answer progress inside later `modelapi_stream_poll`
+/// calls, for a thread that must never block (a game loop, a UI thread, an
+/// event loop). The name lookup of a host name is the one step that may
+/// block here; an IP address or "localhost" never does. `messages_json`,
+/// `mock_response` and `cancel` (NULL, or a token that outlives the stream)
+/// as in `modelapi_stream_open_with`. Argument errors are returned here;
+/// network and server errors by a poll. On `MODELAPI_OK`, `*out_stream`
+/// receives the stream (free it with `modelapi_stream_free`); on any other
+/// status it is set to NULL. The blocking reads work on it too.
+///
+/// # Safety
+/// As `modelapi_stream_open_with`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_start(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    out_stream: *mut *mut ModelApiStream,
+) -> ModelApiStatus {
+    args::clear(out_stream);
+    guard(|| {
+        let api = shared(api)?;
+        required_out(out_stream, "out_stream")?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let stream = api
+            .with_cancel(&token)
+            .stream_request_start(request, mock)?;
+        open(stream, out_stream)
+    })
+}
+
+/// Gives the next event if one can be had within `wait_ms` milliseconds (0:
+/// at once, never waiting): `MODELAPI_OK` with `*out_event` filled (as
+/// `modelapi_stream_next_event`), `MODELAPI_PENDING` when none came in time
+/// (the stream goes on; call again), `MODELAPI_DONE` at the end (and on
+/// every later call), or an error status, after which the stream is over
+/// (`modelapi_last_error` says why). On any status but `MODELAPI_OK`,
+/// `*out_event` is an empty content event. Works on every stream, however
+/// it was opened, and may be mixed with the blocking reads.
+///
+/// With `wait_ms` 0 it does no blocking system call: at most one
+/// non-blocking read when nothing has arrived. The client's timeout counts
+/// time without progress across polls: a stream that hears nothing for
+/// longer fails with `MODELAPI_TIMEOUT` at the next poll.
+///
+/// # Safety
+/// As `modelapi_stream_next_event`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_poll(
+    stream: *mut ModelApiStream,
+    wait_ms: u32,
+    out_event: *mut ModelApiEvent,
+) -> ModelApiStatus {
+    if let Some(out) = out_event.as_mut() {
+        *out = no_event();
+    }
+    guard(|| {
+        let handle = args::shared(stream, "stream")?;
+        let out = out_event
+            .as_mut()
+            .ok_or_else(|| Failure::invalid("out_event is NULL"))?;
+        let wait = Duration::from_millis(wait_ms.into());
+        match handle.state().stream.poll_event_with_nul(wait) {
+            Poll::Pending => Ok(MODELAPI_PENDING),
+            Poll::Ready(None) => Ok(MODELAPI_DONE),
+            Poll::Ready(Some(Err(err))) => Err(err.into()),
+            Poll::Ready(Some(Ok(event))) => {
+                *out = c_event(&event);
+                Ok(MODELAPI_OK)
+            }
+        }
+    })
+}
+
+/// The socket the stream waits on, for the host's `poll`/`select`/`epoll`:
+/// its descriptor, with `*out_wants_write` (may be NULL) set to 1 when the
+/// stream waits to write (connecting, sending the request), 0 to read; or
+/// -1 when it waits on no socket (canned replies, a retry's backoff, a
+/// finished stream, a NULL stream), in which case the host just polls
+/// again. The descriptor belongs to the stream: do not read, write or close
+/// it, and ask again after each poll (a retry or a redirect changes it).
+/// The stream may hold events it has already read, so after a wake-up poll
+/// until `MODELAPI_PENDING` before waiting again.
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only;
+/// `out_wants_write` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_fd(
+    stream: *const ModelApiStream,
+    out_wants_write: *mut c_int,
+) -> c_int {
+    if let Some(out) = out_wants_write.as_mut() {
+        *out = 0;
+    }
+    let mut fd = -1;
+    guard_void(|| {
+        let Some(handle) = stream.as_ref() else {
+            return;
+        };
+        if let Some(waits) = handle.state().stream.waits_on() {
+            fd = waits.fd;
+            if let Some(out) = out_wants_write.as_mut() {
+                *out = c_int::from(waits.wants_write);
+            }
+        }
+    });
+    fd
 }
 
 /// Frees a pull stream. In the middle of a stream its connection is closed

@@ -1,0 +1,157 @@
+//! One HTTP/1.1 exchange, sans I/O: the bytes of a POST, then the response
+//! head and body parsed from whatever bytes the connection hands over.
+//! ureq's own protocol core (ureq-proto) does the parsing: sized, chunked
+//! and close-delimited bodies, informational 1xx heads, keep-alive.
+
+use std::io;
+
+use ureq_proto::client::state::{RecvBody, RecvResponse};
+use ureq_proto::client::{Call, RecvBodyResult, RecvResponseResult, SendRequestResult};
+use ureq_proto::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri};
+use ureq_proto::BodyMode;
+
+/// Where one exchange is.
+pub(crate) enum Exchange {
+    /// Waiting for (the rest of) the response head.
+    Head(Call<RecvResponse>),
+    /// Reading the body.
+    Body(Call<RecvBody>),
+    /// The body is complete; `keep_alive`: the connection may serve
+    /// another request.
+    Ended { keep_alive: bool },
+}
+
+/// The bytes of a POST of `body` to `uri` with `headers` (the `Host` and
+/// `Content-Length` headers are added), and the exchange awaiting its
+/// answer.
+pub(crate) fn post(
+    uri: &Uri,
+    headers: impl Iterator<Item = (HeaderName, HeaderValue)>,
+    body: &[u8],
+) -> io::Result<(Vec<u8>, Exchange)> {
+    let mut request = Request::builder().method(Method::POST).uri(uri.clone());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(())
+        .map_err(invalid)?;
+    let mut call = Call::new(request).map_err(invalid)?.proceed();
+    let mut bytes = vec![0; 1024];
+    let mut used = 0;
+    while !call.can_proceed() {
+        if bytes.len() - used < 1024 {
+            bytes.resize(bytes.len() * 2, 0);
+        }
+        used += call.write(&mut bytes[used..]).map_err(invalid)?;
+    }
+    bytes.truncate(used);
+    let call = match call.proceed().map_err(invalid)? {
+        Some(SendRequestResult::SendBody(mut call)) => {
+            // The body goes out right behind the head, in the same write.
+            call.consume_direct_write(body.len()).map_err(invalid)?;
+            bytes.extend_from_slice(body);
+            call.proceed()
+        }
+        Some(SendRequestResult::RecvResponse(call)) => Some(call),
+        _ => None,
+    };
+    let call = call.ok_or_else(|| invalid("the request could not be written"))?;
+    Ok((bytes, Exchange::Head(call)))
+}
+
+impl Exchange {
+    /// Parses the response head from `input`: the bytes used, and the head
+    /// once it is complete (informational 1xx heads are skipped).
+    pub(crate) fn head(&mut self, input: &[u8]) -> io::Result<(usize, Option<Response<()>>)> {
+        let Exchange::Head(call) = self else {
+            return Ok((0, None));
+        };
+        let (used, response) = call.try_response(input, false).map_err(malformed)?;
+        let Some(response) = response else {
+            return Ok((used, None));
+        };
+        let Exchange::Head(call) = std::mem::replace(self, Exchange::Ended { keep_alive: false })
+        else {
+            unreachable!("matched above")
+        };
+        *self = match call.proceed() {
+            Some(RecvResponseResult::RecvBody(body)) => Exchange::Body(body),
+            Some(RecvResponseResult::Cleanup(end)) => Exchange::Ended {
+                keep_alive: !end.must_close_connection(),
+            },
+            // A redirect with no body: its connection is not kept.
+            Some(RecvResponseResult::Redirect(_)) | None => Exchange::Ended { keep_alive: false },
+        };
+        Ok((used, Some(response)))
+    }
+
+    /// Decodes body bytes from `input` into `output`: `(input used, output
+    /// written)`.
+    pub(crate) fn body(&mut self, input: &[u8], output: &mut [u8]) -> io::Result<(usize, usize)> {
+        let Exchange::Body(call) = self else {
+            return Ok((0, 0));
+        };
+        let moved = call.read(input, output).map_err(malformed)?;
+        let sized_end = call.body_mode() != BodyMode::CloseDelimited && call.can_proceed();
+        if sized_end {
+            self.end();
+        }
+        Ok(moved)
+    }
+
+    /// The connection brought no more bytes: fine for a body that ends with
+    /// the connection (or a chunked one that got its last chunk), a
+    /// truncated answer otherwise.
+    pub(crate) fn at_eof(&mut self) -> io::Result<()> {
+        match self {
+            Exchange::Ended { keep_alive } => {
+                *keep_alive = false;
+                Ok(())
+            }
+            Exchange::Body(call)
+                if call.body_mode() == BodyMode::CloseDelimited || call.is_ended_chunked() =>
+            {
+                *self = Exchange::Ended { keep_alive: false };
+                Ok(())
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection before the whole response arrived",
+            )),
+        }
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        matches!(self, Exchange::Ended { .. })
+    }
+
+    /// Whether the connection may serve another request.
+    pub(crate) fn keeps_alive(&self) -> bool {
+        matches!(self, Exchange::Ended { keep_alive: true })
+    }
+
+    fn end(&mut self) {
+        let Exchange::Body(call) = std::mem::replace(self, Exchange::Ended { keep_alive: false })
+        else {
+            return;
+        };
+        if let Some(RecvBodyResult::Cleanup(end)) = call.proceed() {
+            *self = Exchange::Ended {
+                keep_alive: !end.must_close_connection(),
+            };
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
+fn malformed(e: ureq_proto::Error) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server's answer is not valid HTTP/1.1: {e}"),
+    )
+}

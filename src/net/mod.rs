@@ -1,0 +1,242 @@
+//! The network edge: connections that never block, and one exchange on
+//! one of them driven by polls.
+//!
+//! # Design: one pipeline, driven by polls
+//!
+//! Every request — a blocking `complete`, a blocking stream, a stream
+//! polled from a game loop — runs through the same code: a state machine
+//! ([`crate::request::Request`], then [`Transfer`]) that each call moves as
+//! far as the network allows *now*, and that says when it is stuck. A
+//! blocking call is that machine plus a wait: "poll until something comes",
+//! with the wait in poll(2) on the socket (or a sleep during a retry's
+//! backoff). A non-blocking poll is the same machine with a wait of zero.
+//! So retries, redirects, credential scoping, caps, timeouts and cancel
+//! exist once, whichever way a stream is driven.
+//!
+//! That needs protocol code that does no I/O of its own: ureq's sans-IO
+//! core (`ureq-proto`) writes requests and parses responses, rustls'
+//! `ClientConnection` does TLS, and this module moves their bytes over
+//! non-blocking sockets. ureq's blocking agent could not serve here: a
+//! call, once in it, returns only when the response head has come.
+//!
+//! The per-wait timeout is the longest time without progress (a byte moved,
+//! a connection made), counted across polls: a poll after a silence longer
+//! than that fails with a timeout, however the waiting was split.
+
+mod conn;
+mod pool;
+mod socket;
+mod tls;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use ureq_proto::http::Response;
+
+pub(crate) use conn::Conn;
+pub(crate) use pool::Pool;
+pub(crate) use socket::Interest;
+pub(crate) use tls::{config as tls_config, load_ca_file, TlsConfig};
+
+use crate::cancel::CancelToken;
+use crate::error::Oversized;
+use crate::http::Exchange;
+
+/// The input buffer holds a response head (up to 64 KiB, which must fit
+/// with room to spare) and then each read of the body.
+const INPUT_BYTES: usize = 80 * 1024;
+
+/// The largest response head accepted.
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// One request and its response on one connection.
+pub(crate) struct Transfer {
+    conn: Conn,
+    exchange: Exchange,
+    /// Bytes read and not yet parsed are `input[start..end]`.
+    input: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The connection has no more bytes to give.
+    eof: bool,
+    /// When bytes last moved: the per-wait timeout runs from here.
+    last_progress: Instant,
+    timeout: Duration,
+    /// The connection came from the pool (a failure before any answer may
+    /// be the server having closed it meanwhile).
+    pub(crate) reused: bool,
+    cancel: CancelToken,
+}
+
+impl Transfer {
+    /// Sends `request` (the bytes of [`crate::http::post`]) on `conn` and
+    /// expects the answer `exchange` describes.
+    pub(crate) fn new(
+        mut conn: Conn,
+        reused: bool,
+        request: &[u8],
+        exchange: Exchange,
+        timeout: Duration,
+        cancel: CancelToken,
+    ) -> Transfer {
+        conn.send(request);
+        cancel.attach(conn.socket());
+        Transfer {
+            conn,
+            exchange,
+            input: vec![0; INPUT_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            last_progress: Instant::now(),
+            timeout,
+            reused,
+            cancel,
+        }
+    }
+
+    /// The socket and what it waits for.
+    pub(crate) fn waits_on(&self) -> (RawFd, Interest) {
+        (self.conn.fd(), self.conn.interest())
+    }
+
+    /// Whether any byte of the answer has arrived.
+    pub(crate) fn heard_back(&self) -> bool {
+        self.end > 0 || !matches!(self.exchange, Exchange::Head(_))
+    }
+
+    /// The response head, once it has come: `Ok(None)` when it has not by
+    /// `until` (`None`: wait as long as it takes, up to the timeout).
+    pub(crate) fn poll_head(&mut self, until: Option<Instant>) -> io::Result<Option<Response<()>>> {
+        loop {
+            if self.start < self.end {
+                let (used, head) = self.exchange.head(&self.input[self.start..self.end])?;
+                self.start += used;
+                if head.is_some() {
+                    return Ok(head);
+                }
+                if self.end - self.start >= MAX_HEAD_BYTES {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        Oversized(format!(
+                            "response head of more than {MAX_HEAD_BYTES} bytes is larger than \
+                             the cap of {MAX_HEAD_BYTES} bytes"
+                        )),
+                    ));
+                }
+            }
+            if self.eof {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection without answering",
+                ));
+            }
+            if !self.fill(until)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads body bytes into `out`: `Ok(Some(0))` at the end of the body,
+    /// `Ok(None)` when none came by `until` (as in
+    /// [`poll_head`](Self::poll_head)).
+    pub(crate) fn poll_body(
+        &mut self,
+        out: &mut [u8],
+        until: Option<Instant>,
+    ) -> io::Result<Option<usize>> {
+        loop {
+            if self.start < self.end {
+                let (used, written) = self.exchange.body(&self.input[self.start..self.end], out)?;
+                self.start += used;
+                if written > 0 {
+                    return Ok(Some(written));
+                }
+                if used > 0 {
+                    continue;
+                }
+            }
+            if self.exchange.is_ended() {
+                return Ok(Some(0));
+            }
+            if self.eof {
+                self.exchange.at_eof()?;
+                return Ok(Some(0));
+            }
+            if !self.fill(until)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Whether the whole body has been read.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.exchange.is_ended()
+    }
+
+    /// The connection, when it can serve another request: the body was
+    /// read to its end and the server keeps it open.
+    pub(crate) fn into_reusable(self) -> Option<Conn> {
+        let reusable = self.exchange.keeps_alive() && self.start == self.end && !self.eof;
+        self.cancel.detach(self.conn.socket());
+        reusable.then_some(self.conn)
+    }
+
+    /// Reads more bytes into the input buffer: `Ok(true)` when some came
+    /// (or the end did), `Ok(false)` when none by `until`. Fails once the
+    /// connection has been silent for the timeout, or the call is
+    /// cancelled.
+    fn fill(&mut self, until: Option<Instant>) -> io::Result<bool> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.input.len() {
+            self.input.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            if self.conn.flush()? {
+                self.last_progress = Instant::now();
+            }
+            match self.conn.read(&mut self.input[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    self.last_progress = Instant::now();
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            let timeout_at = self.last_progress + self.timeout;
+            if now >= timeout_at {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no progress on the network for the client's timeout of {:?}",
+                        self.timeout
+                    ),
+                ));
+            }
+            let wait_until = until.map_or(timeout_at, |u| u.min(timeout_at));
+            if wait_until <= now {
+                return Ok(false);
+            }
+            self.conn.wait(Some(wait_until))?;
+        }
+    }
+}
+
+/// The error of a cancelled transfer.
+pub(crate) fn cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "the call was cancelled")
+}

@@ -1,0 +1,81 @@
+//! TCP sockets that never block: a connect that completes in the
+//! background, and a wait for readiness with a deadline (poll(2)).
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+
+/// Starts connecting a non-blocking TCP socket to `addr`: the connection is
+/// made in the background (see [`connected`]).
+pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let fd: OwnedFd = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
+    match rustix::net::connect(&fd, addr) {
+        Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::AGAIN) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let tcp = TcpStream::from(fd);
+    // Requests are written in one go; nothing is gained by Nagle's delay.
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Whether a connect started by [`start_connect`] has completed: `Ok(true)`
+/// when connected, `Ok(false)` while under way, or why it failed.
+pub(crate) fn connected(tcp: &TcpStream) -> io::Result<bool> {
+    if !ready(tcp, Interest::Write, Some(Instant::now()))? {
+        return Ok(false);
+    }
+    match tcp.take_error()? {
+        Some(error) => Err(error),
+        None => Ok(true),
+    }
+}
+
+/// What a socket waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+}
+
+/// Waits until `tcp` is ready for `interest`, or has failed or closed
+/// (which a read or write then reports), or `until` passes (`None`: no
+/// limit). `Ok(false)`: not ready in time. An `until` already past only
+/// looks, without waiting.
+pub(crate) fn ready(
+    tcp: &TcpStream,
+    interest: Interest,
+    until: Option<Instant>,
+) -> io::Result<bool> {
+    let flags = match interest {
+        Interest::Read => PollFlags::IN,
+        Interest::Write => PollFlags::OUT,
+    };
+    loop {
+        let timeout = until.map(|until| {
+            let left = until.saturating_duration_since(Instant::now());
+            Timespec {
+                tv_sec: left.as_secs().min(i32::MAX as u64) as _,
+                tv_nsec: left.subsec_nanos().into(),
+            }
+        });
+        let mut fds = [PollFd::new(tcp, flags)];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) if until.is_some_and(|u| Instant::now() < u) => continue,
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Sending one request: the attempts (retries and their backoff), the
+//! redirects followed, and where credentials go, as a state machine that
+//! each poll moves on as far as the network allows (see [`crate::net`]).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use ureq_proto::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use ureq_proto::http::{HeaderName, HeaderValue, Response, Uri};
+
+use crate::cancel::CancelToken;
+use crate::error::truncate;
+use crate::net::{Conn, Interest, Pool, TlsConfig, Transfer};
+use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
+use crate::secrets::is_credential_header;
+use crate::{http, retry, Error};
+
+/// The `User-Agent` header: the library and its version.
+pub(crate) const USER_AGENT_VALUE: &str = concat!("modelapi/", env!("CARGO_PKG_VERSION"));
+
+/// How much of an error response's body is read.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Where requests go and how: the server, credentials, headers, timeout,
+/// TLS, retries, and the pool of idle connections. Shared by a client and
+/// the requests and streams it has under way.
+pub(crate) struct Route {
+    pub(crate) endpoint: String,
+    /// `endpoint`, parsed once.
+    pub(crate) endpoint_uri: Uri,
+    /// `Bearer <api_key>`, marked sensitive.
+    pub(crate) authorization: Option<HeaderValue>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) timeout: Duration,
+    /// PEM certificates trusted in place of the built-in roots.
+    pub(crate) ca_pem: Option<Arc<[u8]>>,
+    pub(crate) tls: TlsConfig,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) pool: Pool,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Clone for Route {
+    /// The same settings, with a pool of its own.
+    fn clone(&self) -> Route {
+        Route {
+            endpoint: self.endpoint.clone(),
+            endpoint_uri: self.endpoint_uri.clone(),
+            authorization: self.authorization.clone(),
+            headers: self.headers.clone(),
+            timeout: self.timeout,
+            ca_pem: self.ca_pem.clone(),
+            tls: self.tls.clone(),
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+            pool: Pool::default(),
+            closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
+        }
+    }
+}
+
+impl Route {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// One request under way, from its first attempt to the response head of
+/// the last.
+pub(crate) struct Request {
+    route: Arc<Route>,
+    body: Vec<u8>,
+    accept: &'static str,
+    cancel: CancelToken,
+    /// Retries made so far.
+    attempt: u32,
+    /// A pooled connection the server had closed is replaced once per
+    /// request, at once, without counting as a retry.
+    stale_retry_left: bool,
+    /// Where the attempt goes after the redirects it has followed.
+    target: Target,
+    state: State,
+}
+
+struct Target {
+    url: String,
+    uri: Uri,
+    same_origin: bool,
+    redirects: usize,
+}
+
+enum State {
+    /// The next attempt starts at this time (now, or after a backoff).
+    Waiting(Instant),
+    /// Sent, or being sent: waiting for the response head.
+    Sending(Box<Transfer>),
+    /// A non-2xx answer: reading its body for the error message.
+    Refused(Box<Refused>),
+    /// Handed over or failed.
+    Over,
+}
+
+struct Refused {
+    transfer: Transfer,
+    head: Response<()>,
+    body: Vec<u8>,
+}
+
+/// A 2xx response, its body still to read. Dropped after its body was read
+/// to the end, it hands its connection back to the pool; before, it closes
+/// it.
+pub(crate) struct Reply {
+    head: Response<()>,
+    transfer: Option<Transfer>,
+    route: Arc<Route>,
+    /// The pool's key for the connection.
+    server: String,
+}
+
+impl Request {
+    pub(crate) fn new(
+        route: Arc<Route>,
+        body: Vec<u8>,
+        accept: &'static str,
+        cancel: CancelToken,
+    ) -> Request {
+        let target = Target::endpoint(&route);
+        Request {
+            route,
+            body,
+            accept,
+            cancel,
+            attempt: 0,
+            stale_retry_left: true,
+            target,
+            state: State::Waiting(Instant::now()),
+        }
+    }
+
+    /// The socket the request waits on and for what, or `None` while it
+    /// waits on a clock (a retry's backoff).
+    pub(crate) fn waits_on(&self) -> Option<(RawFd, Interest)> {
+        match &self.state {
+            State::Sending(transfer) => Some(transfer.waits_on()),
+            State::Refused(refused) => Some(refused.transfer.waits_on()),
+            State::Waiting(_) | State::Over => None,
+        }
+    }
+
+    /// Moves the request on: the 2xx response once it has come,
+    /// `Ok(None)` when it has not by `until` (`None`: wait as long as it
+    /// takes), or the error that ends the request.
+    pub(crate) fn poll(&mut self, until: Option<Instant>) -> Result<Option<Reply>, Error> {
+        let result = self.step(until);
+        if result.is_err() {
+            self.state = State::Over;
+        }
+        result
+    }
+
+    fn step(&mut self, until: Option<Instant>) -> Result<Option<Reply>, Error> {
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Aborted("the call was cancelled".into()));
+            }
+            match &mut self.state {
+                State::Waiting(start) => {
+                    let start = *start;
+                    let now = Instant::now();
+                    if now < start {
+                        let wake = until.map_or(start, |u| u.min(start));
+                        self.cancel.sleep(wake.saturating_duration_since(now));
+                        if Instant::now() < start {
+                            if self.cancel.is_cancelled() {
+                                continue;
+                            }
+                            return Ok(None);
+                        }
+                    }
+                    if self.route.is_closed() {
+                        return Err(Error::Closed);
+                    }
+                    self.state = self.send()?;
+                }
+                State::Sending(transfer) => match transfer.poll_head(until) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(head)) => {
+                        let State::Sending(transfer) =
+                            std::mem::replace(&mut self.state, State::Over)
+                        else {
+                            unreachable!("matched above")
+                        };
+                        if let Some(reply) = self.answered(*transfer, head)? {
+                            return Ok(Some(reply));
+                        }
+                    }
+                    Err(err) => {
+                        let stale = transfer.reused && !transfer.heard_back();
+                        self.state = self.failed(err, stale)?;
+                    }
+                },
+                State::Refused(refused) => {
+                    let mut buffer = [0; 4096];
+                    let room = MAX_ERROR_BODY_BYTES - refused.body.len();
+                    let read = refused
+                        .transfer
+                        .poll_body(&mut buffer[..room.min(4096)], until);
+                    match read {
+                        Ok(None) => return Ok(None),
+                        Ok(Some(n)) if n > 0 && refused.body.len() + n < MAX_ERROR_BODY_BYTES => {
+                            refused.body.extend_from_slice(&buffer[..n]);
+                            continue;
+                        }
+                        Ok(Some(n)) => refused.body.extend_from_slice(&buffer[..n]),
+                        // A body that cannot be read still leaves the
+                        // status to report.
+                        Err(_) => {}
+                    }
+                    let State::Refused(refused) = std::mem::replace(&mut self.state, State::Over)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.state = self.refused(*refused)?;
+                }
+                State::Over => return Err(Error::Aborted("the request is over".into())),
+            }
+        }
+    }
+
+    /// Starts an attempt: a pooled connection to the target or a new one,
+    /// and the request queued on it.
+    fn send(&mut self) -> Result<State, Error> {
+        let route = &self.route;
+        let target = &self.target;
+        let mut headers = vec![
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (ACCEPT, HeaderValue::from_static(self.accept)),
+            (USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)),
+        ];
+        if let (Some(authorization), true) = (&route.authorization, target.same_origin) {
+            headers.push((AUTHORIZATION, authorization.clone()));
+        }
+        for (name, value) in &route.headers {
+            if target.same_origin || !is_credential_header(name.as_str()) {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        let (bytes, exchange) = http::post(&target.uri, headers.into_iter(), &self.body)
+            .map_err(|e| Error::InvalidArgument(format!("the request cannot be sent: {e}")))?;
+        let server = server_key(&target.uri);
+        let (conn, reused) = match route.pool.take(&server) {
+            Some(conn) => (conn, true),
+            None => match connect(route, &target.uri) {
+                Ok(conn) => (conn, false),
+                Err(ConnectError::Final(error)) => return Err(error.in_context(&target.url)),
+                Err(ConnectError::Io(err)) => return self.failed(err, false),
+            },
+        };
+        let transfer = Transfer::new(
+            conn,
+            reused,
+            &bytes,
+            exchange,
+            route.timeout,
+            self.cancel.clone(),
+        );
+        Ok(State::Sending(Box::new(transfer)))
+    }
+
+    /// What a response head means: the reply (2xx), a redirect to follow,
+    /// or an error whose body is read next.
+    fn answered(&mut self, transfer: Transfer, head: Response<()>) -> Result<Option<Reply>, Error> {
+        let status = head.status().as_u16();
+        if head.status().is_success() {
+            return Ok(Some(Reply {
+                head,
+                transfer: Some(transfer),
+                route: Arc::clone(&self.route),
+                server: server_key(&self.target.uri),
+            }));
+        }
+        if let Some(location) = header(&head, "location").filter(|_| is_redirect(status)) {
+            self.target.follow(status, location, &self.route.endpoint)?;
+            self.state = State::Waiting(Instant::now());
+            return Ok(None);
+        }
+        self.state = State::Refused(Box::new(Refused {
+            transfer,
+            head,
+            body: Vec::new(),
+        }));
+        Ok(None)
+    }
+
+    /// After a non-2xx answer: a retry after its backoff, or the error.
+    fn refused(&mut self, refused: Refused) -> Result<State, Error> {
+        let status = refused.head.status().as_u16();
+        let delay = retry::server_delay(
+            header(&refused.head, "retry-after-ms"),
+            header(&refused.head, "retry-after"),
+            SystemTime::now(),
+        );
+        // The connection is kept when the error body was read to its end.
+        Reply {
+            head: Response::new(()),
+            transfer: Some(refused.transfer),
+            route: Arc::clone(&self.route),
+            server: server_key(&self.target.uri),
+        }
+        .finish();
+        let error = http_error(status, &refused.body);
+        if !retry::is_retryable_status(status) || self.attempt >= self.route.max_retries {
+            return Err(error);
+        }
+        Ok(self.retry_in(
+            delay.unwrap_or_else(|| retry::backoff(self.route.retry_backoff, self.attempt)),
+        ))
+    }
+
+    /// After a failed connection: a retry, or the error.
+    fn failed(&mut self, err: io::Error, stale: bool) -> Result<State, Error> {
+        let retryable = retry::is_retryable_error(&err);
+        if retryable && stale && self.stale_retry_left {
+            self.stale_retry_left = false;
+            return Ok(State::Waiting(Instant::now()));
+        }
+        if !retryable || self.attempt >= self.route.max_retries {
+            return Err(Error::from_io(err).in_context(&self.target.url));
+        }
+        Ok(self.retry_in(retry::backoff(self.route.retry_backoff, self.attempt)))
+    }
+
+    fn retry_in(&mut self, delay: Duration) -> State {
+        self.attempt += 1;
+        self.target = Target::endpoint(&self.route);
+        State::Waiting(Instant::now() + delay)
+    }
+}
+
+impl Target {
+    fn endpoint(route: &Route) -> Target {
+        Target {
+            url: route.endpoint.clone(),
+            uri: route.endpoint_uri.clone(),
+            same_origin: true,
+            redirects: 0,
+        }
+    }
+
+    /// Follows a redirect: 307 and 308 (which keep the method and the
+    /// body) up to [`MAX_REDIRECTS`] times. Credentials go only to the
+    /// configured server's origin, and `https` is never left for plain
+    /// `http`.
+    fn follow(&mut self, status: u16, location: &str, endpoint: &str) -> Result<(), Error> {
+        let next = redirect_target(&self.url, location)?;
+        if !matches!(status, 307 | 308) {
+            return Err(Error::Http {
+                status,
+                message: format!(
+                    "the server redirects to {next} with {status}, which would turn the \
+                     POST into a GET; only 307 and 308 are followed: set api_base to the \
+                     new address"
+                ),
+                error_type: None,
+                code: None,
+                body: String::new(),
+            });
+        }
+        if self.url.starts_with("https:") && next.starts_with("http:") {
+            return Err(Error::Transport(format!(
+                "refused to follow a redirect from https to plain http ({next})"
+            )));
+        }
+        if self.redirects >= MAX_REDIRECTS {
+            return Err(Error::Transport(format!(
+                "more than {MAX_REDIRECTS} redirects from {endpoint}"
+            )));
+        }
+        self.uri = next.parse().map_err(|_| {
+            Error::InvalidResponse(format!("the redirect location {next:?} is not a URL"))
+        })?;
+        self.same_origin &= origin(&next) == origin(endpoint);
+        self.redirects += 1;
+        self.url = next;
+        Ok(())
+    }
+}
+
+impl Reply {
+    /// A response header, when it is text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        header(&self.head, name)
+    }
+
+    /// Whether the body is JSON (`application/json`, `application/*+json`).
+    pub(crate) fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|t| {
+            let t = t.trim_start().to_ascii_lowercase();
+            t.starts_with("application/json")
+                || t.starts_with("application/") && t.contains("+json")
+        })
+    }
+
+    /// The socket the body is read from, and what it waits for.
+    pub(crate) fn waits_on(&self) -> Option<(RawFd, Interest)> {
+        self.transfer.as_ref().map(Transfer::waits_on)
+    }
+
+    /// Reads body bytes into `out`: `Ok(Some(0))` at the end of the body,
+    /// `Ok(None)` when none came by `until` (`None`: wait as long as it
+    /// takes).
+    pub(crate) fn poll_body(
+        &mut self,
+        out: &mut [u8],
+        until: Option<Instant>,
+    ) -> Result<Option<usize>, Error> {
+        let Some(transfer) = &mut self.transfer else {
+            return Ok(Some(0));
+        };
+        transfer.poll_body(out, until).map_err(Error::from_io)
+    }
+
+    /// Appends the body to `into`, up to its end: `Ok(false)` when it has
+    /// not ended by `until`. A body over `limit` bytes is an error.
+    pub(crate) fn poll_all(
+        &mut self,
+        into: &mut Vec<u8>,
+        limit: u64,
+        until: Option<Instant>,
+    ) -> Result<bool, Error> {
+        if into.capacity() == 0 {
+            // Sized by Content-Length up front (within the cap).
+            let expected = self
+                .header("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(limit);
+            into.reserve(expected as usize + 1);
+        }
+        loop {
+            // Read in pieces of at most 64 KiB: the room given is zeroed
+            // first, and zeroing all the spare capacity per read would be
+            // quadratic.
+            let len = into.len();
+            into.resize(len + 64 * 1024, 0);
+            let read = self.poll_body(&mut into[len..], until);
+            let n = match read {
+                Ok(Some(n)) => n,
+                Ok(None) => 0,
+                Err(e) => {
+                    into.truncate(len);
+                    return Err(e);
+                }
+            };
+            into.truncate(len + n);
+            if into.len() as u64 > limit {
+                return Err(Error::InvalidResponse(format!(
+                    "response body is larger than the cap of {limit} bytes \
+                     (raise it with ModelApiBuilder::max_response_bytes)"
+                )));
+            }
+            match read {
+                Ok(Some(0)) => return Ok(true),
+                Ok(None) => return Ok(false),
+                _ => {}
+            }
+        }
+    }
+
+    /// Ends the reply: its connection goes back to the pool when the body
+    /// was read to its end, and is closed otherwise.
+    pub(crate) fn finish(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        if !transfer.is_complete() || self.route.is_closed() {
+            return;
+        }
+        if let Some(conn) = transfer.into_reusable() {
+            self.route.pool.put(&self.server, conn);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+enum ConnectError {
+    /// Worth a retry, perhaps.
+    Io(io::Error),
+    /// Not: a host that does not resolve, a URL that cannot be used.
+    Final(Error),
+}
+
+/// Starts a connection to `uri`'s server. Looking up a host name is the
+/// one step that may block; an IP address or `localhost` never does.
+fn connect(route: &Route, uri: &Uri) -> Result<Conn, ConnectError> {
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let addrs = if let Ok(ip) = host.parse::<IpAddr>() {
+        vec![SocketAddr::new(ip, port)]
+    } else if host.eq_ignore_ascii_case("localhost") {
+        vec![
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+        ]
+    } else {
+        let found = (host, port).to_socket_addrs().map_err(|e| {
+            ConnectError::Final(Error::Transport(format!(
+                "host not found (DNS lookup of {host} failed: {e})"
+            )))
+        })?;
+        found.collect()
+    };
+    let tls = https.then_some((&route.tls, host));
+    Conn::open(addrs, tls).map_err(ConnectError::Io)
+}
+
+/// `scheme://host:port`: which idle connections can serve a URL.
+fn server_key(uri: &Uri) -> String {
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    format!(
+        "{}://{}:{port}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.host().unwrap_or_default()
+    )
+}
+
+fn header<'a>(head: &'a Response<()>, name: &str) -> Option<&'a str> {
+    head.headers().get(name)?.to_str().ok()
+}
+
+/// The error for a non-2xx response, with the server's message.
+fn http_error(status: u16, raw: &[u8]) -> Error {
+    let body = String::from_utf8_lossy(raw).into_owned();
+    let (mut message, mut error_type, mut code) = (None, None, None);
+    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&body) {
+        let detail = object.get("error").unwrap_or(&Value::Null);
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        error_type = text(detail.get("type"));
+        code = text(detail.get("code"));
+        message = Some(crate::error::error_message(&Value::Object(object)));
+    }
+    let message = message
+        .or_else(|| Some(truncate(body.trim())).filter(|m| !m.is_empty()))
+        .unwrap_or_else(|| {
+            ureq_proto::http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("no reason given")
+                .to_string()
+        });
+    Error::Http {
+        status,
+        message,
+        error_type,
+        code,
+        body,
+    }
+}
