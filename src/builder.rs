@@ -309,6 +309,7 @@ impl ModelApiBuilder {
             retry_backoff: self.retry_backoff,
             pool: Pool::default(),
             closed: AtomicBool::new(false),
+            looked_up: Default::default(),
         };
         Ok(ModelApi {
             model: self.model,

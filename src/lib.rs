@@ -11,6 +11,12 @@
 //!   ([`ChatStream::next_event`], [`ModelApi::stream_events_with`]), and
 //!   the whole answer assembled as it arrives
 //!   ([`ChatStream::completion`]).
+//! - [`ModelApi::stream_start`] and [`ChatStream::poll_event`]: a stream
+//!   driven without ever blocking, for game loops, UI threads and hosts
+//!   with their own event loop; [`ChatStream::waits_on`] gives the socket
+//!   to wait on. How it is built: see the design note of the `net` module
+//!   (`src/net/mod.rs`): one state machine serves blocking and polled
+//!   calls alike.
 //! - [`ModelApi::close`]: releases the pooled keep-alive connections.
 //!
 //! Every call runs on the caller's thread: the library never starts one,
@@ -42,6 +48,7 @@
 //! The timeout (default 60 s) bounds each single wait on the network:
 //! connecting, sending, waiting for the response head, and waiting between
 //! two reads of the body. A stream that keeps sending is never cut by it.
+//! A polled stream counts the time without progress across polls.
 //!
 //! ## Retries
 //!

@@ -6,7 +6,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
@@ -44,7 +44,16 @@ pub(crate) struct Route {
     pub(crate) retry_backoff: Duration,
     pub(crate) pool: Pool,
     pub(crate) closed: AtomicBool,
+    /// The configured server's addresses, from the last lookup of its
+    /// host name.
+    pub(crate) looked_up: Mutex<Option<(Instant, Addresses)>>,
 }
+
+/// The addresses of a server, or why its host name has none.
+pub(crate) type Addresses = Result<Arc<[SocketAddr]>, String>;
+
+/// How long a lookup of the configured server's host name is used.
+const LOOKUP_KEPT: Duration = Duration::from_secs(30);
 
 impl Clone for Route {
     /// The same settings, with a pool of its own.
@@ -61,6 +70,7 @@ impl Clone for Route {
             retry_backoff: self.retry_backoff,
             pool: Pool::default(),
             closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
+            looked_up: Mutex::default(),
         }
     }
 }
@@ -68,6 +78,22 @@ impl Clone for Route {
 impl Route {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The configured server's addresses: looked up at most every
+    /// [`LOOKUP_KEPT`], and never for an IP address or `localhost`.
+    fn endpoint_addresses(&self) -> Addresses {
+        let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, addrs)) = &*looked_up {
+            if at.elapsed() < LOOKUP_KEPT {
+                return addrs.clone();
+            }
+        }
+        let addrs = addresses(&self.endpoint_uri);
+        if addrs.is_ok() {
+            *looked_up = Some((Instant::now(), addrs.clone()));
+        }
+        addrs
     }
 }
 
@@ -85,12 +111,16 @@ pub(crate) struct Request {
     stale_retry_left: bool,
     /// Where the attempt goes after the redirects it has followed.
     target: Target,
+    /// The configured server's addresses, looked up when the request was
+    /// made: a retry does not look them up again.
+    endpoint_addrs: Addresses,
     state: State,
 }
 
 struct Target {
     url: String,
     uri: Uri,
+    addrs: Addresses,
     same_origin: bool,
     redirects: usize,
 }
@@ -130,8 +160,10 @@ impl Request {
         accept: &'static str,
         cancel: CancelToken,
     ) -> Request {
-        let target = Target::endpoint(&route);
+        let endpoint_addrs = route.endpoint_addresses();
+        let target = Target::endpoint(&route, &endpoint_addrs);
         Request {
+            endpoint_addrs,
             route,
             body,
             accept,
@@ -256,7 +288,7 @@ impl Request {
         let server = server_key(&target.uri);
         let (conn, reused) = match route.pool.take(&server) {
             Some(conn) => (conn, true),
-            None => match connect(route, &target.uri) {
+            None => match connect(route, target) {
                 Ok(conn) => (conn, false),
                 Err(ConnectError::Final(error)) => return Err(error.in_context(&target.url)),
                 Err(ConnectError::Io(err)) => return self.failed(err, false),
@@ -338,16 +370,17 @@ impl Request {
 
     fn retry_in(&mut self, delay: Duration) -> State {
         self.attempt += 1;
-        self.target = Target::endpoint(&self.route);
+        self.target = Target::endpoint(&self.route, &self.endpoint_addrs);
         State::Waiting(Instant::now() + delay)
     }
 }
 
 impl Target {
-    fn endpoint(route: &Route) -> Target {
+    fn endpoint(route: &Route, addrs: &Addresses) -> Target {
         Target {
             url: route.endpoint.clone(),
             uri: route.endpoint_uri.clone(),
+            addrs: addrs.clone(),
             same_origin: true,
             redirects: 0,
         }
@@ -386,6 +419,9 @@ impl Target {
             Error::InvalidResponse(format!("the redirect location {next:?} is not a URL"))
         })?;
         self.same_origin &= origin(&next) == origin(endpoint);
+        // A redirect to another host name is looked up here, inside a poll:
+        // the one lookup that cannot be made in advance.
+        self.addrs = addresses(&self.uri);
         self.redirects += 1;
         self.url = next;
         Ok(())
@@ -505,30 +541,43 @@ enum ConnectError {
     Final(Error),
 }
 
-/// Starts a connection to `uri`'s server. Looking up a host name is the
-/// one step that may block; an IP address or `localhost` never does.
-fn connect(route: &Route, uri: &Uri) -> Result<Conn, ConnectError> {
+/// Starts a connection to the target's server.
+fn connect(route: &Route, target: &Target) -> Result<Conn, ConnectError> {
+    let addrs = target
+        .addrs
+        .as_ref()
+        .map_err(|e| ConnectError::Final(Error::Transport(e.clone())))?;
+    let https = target.uri.scheme_str() == Some("https");
+    let tls = https.then_some((&route.tls, host_of(&target.uri)));
+    Conn::open(addrs.to_vec(), tls).map_err(ConnectError::Io)
+}
+
+/// The addresses of `uri`'s server. Looking up a host name is the one
+/// step that may block; an IP address or `localhost` never does.
+fn addresses(uri: &Uri) -> Addresses {
     let https = uri.scheme_str() == Some("https");
-    let host = uri.host().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host_of(uri);
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let addrs = if let Ok(ip) = host.parse::<IpAddr>() {
-        vec![SocketAddr::new(ip, port)]
-    } else if host.eq_ignore_ascii_case("localhost") {
-        vec![
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok([SocketAddr::new(ip, port)].into());
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok([
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
             SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
         ]
-    } else {
-        let found = (host, port).to_socket_addrs().map_err(|e| {
-            ConnectError::Final(Error::Transport(format!(
-                "host not found (DNS lookup of {host} failed: {e})"
-            )))
-        })?;
-        found.collect()
-    };
-    let tls = https.then_some((&route.tls, host));
-    Conn::open(addrs, tls).map_err(ConnectError::Io)
+        .into());
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(found) => Ok(found.collect::<Vec<_>>().into()),
+        Err(e) => Err(format!("host not found (DNS lookup of {host} failed: {e})")),
+    }
+}
+
+/// The host of `uri`, without the brackets of an IPv6 address.
+fn host_of(uri: &Uri) -> &str {
+    let host = uri.host().unwrap_or_default();
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// `scheme://host:port`: which idle connections can serve a URL.
