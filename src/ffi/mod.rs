@@ -836,16 +836,14 @@ pub unsafe extern "C" fn modelapi_stream_open_with(
     cancel: *mut ModelApiCancel,
     out_stream: *mut *mut ModelApiStream,
 ) -> ModelApiStatus {
-    args::clear(out_stream);
-    guard(|| {
-        let api = shared(api)?;
-        required_out(out_stream, "out_stream")?;
-        let request = args::request_json(messages_json)?;
-        let mock = args::optional_str(mock_response, "mock_response")?;
-        let token = token_of(cancel);
-        let stream = api.with_cancel(&token).stream_request(request, mock)?;
-        open(stream, out_stream)
-    })
+    open_json(
+        api,
+        messages_json,
+        mock_response,
+        cancel,
+        out_stream,
+        Opening::Wait,
+    )
 }
 
 /// Starts a streamed request and returns at once: the connection, the
@@ -869,18 +867,14 @@ pub unsafe extern "C" fn modelapi_stream_start(
     cancel: *mut ModelApiCancel,
     out_stream: *mut *mut ModelApiStream,
 ) -> ModelApiStatus {
-    args::clear(out_stream);
-    guard(|| {
-        let api = shared(api)?;
-        required_out(out_stream, "out_stream")?;
-        let request = args::request_json(messages_json)?;
-        let mock = args::optional_str(mock_response, "mock_response")?;
-        let token = token_of(cancel);
-        let stream = api
-            .with_cancel(&token)
-            .stream_request_start(request, mock)?;
-        open(stream, out_stream)
-    })
+    open_json(
+        api,
+        messages_json,
+        mock_response,
+        cancel,
+        out_stream,
+        Opening::Start,
+    )
 }
 
 /// Gives the next event if one can be had within `wait_ms` milliseconds (0:
@@ -1100,6 +1094,39 @@ unsafe fn write_completion(
     if !out_content.is_null() {
         *out_content = args::c_string(completion.content().unwrap_or_default());
     }
+}
+
+/// Whether opening a stream waits for the answer to begin.
+enum Opening {
+    /// `modelapi_stream_open*`: until the response head (or an error).
+    Wait,
+    /// `modelapi_stream_start`: not at all.
+    Start,
+}
+
+/// Opens a stream for a JSON request, the rules of both ways in one place.
+unsafe fn open_json(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    cancel: *mut ModelApiCancel,
+    out_stream: *mut *mut ModelApiStream,
+    opening: Opening,
+) -> ModelApiStatus {
+    args::clear(out_stream);
+    guard(|| {
+        let api = shared(api)?;
+        required_out(out_stream, "out_stream")?;
+        let request = args::request_json(messages_json)?;
+        let mock = args::optional_str(mock_response, "mock_response")?;
+        let token = token_of(cancel);
+        let calls = api.with_cancel(&token);
+        let stream = match opening {
+            Opening::Wait => calls.stream_request(request, mock)?,
+            Opening::Start => calls.stream_request_start(request, mock)?,
+        };
+        open(stream, out_stream)
+    })
 }
 
 unsafe fn open(
