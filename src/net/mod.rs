@@ -192,6 +192,16 @@ impl Transfer {
             self.start = 0;
             self.end = 0;
         } else if self.end == self.input.len() {
+            if self.start == 0 {
+                // Nothing of a full buffer could be parsed: no HTTP/1.1
+                // line is that long (a head's lines are capped below it).
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    Oversized(format!(
+                        "the response holds a line longer than {INPUT_BYTES} bytes"
+                    )),
+                ));
+            }
             self.input.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
