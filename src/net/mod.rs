@@ -29,7 +29,9 @@ mod socket;
 mod tls;
 
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq_proto::http::Response;
@@ -67,6 +69,9 @@ pub(crate) struct Transfer {
     /// be the server having closed it meanwhile).
     pub(crate) reused: bool,
     cancel: CancelToken,
+    /// The socket attached to `cancel`: a connect that falls back to the
+    /// next address changes the connection's socket.
+    attached: Arc<TcpStream>,
 }
 
 impl Transfer {
@@ -83,6 +88,7 @@ impl Transfer {
         conn.send(request);
         cancel.attach(conn.socket());
         Transfer {
+            attached: Arc::clone(conn.socket()),
             conn,
             exchange,
             input: vec![0; INPUT_BYTES].into_boxed_slice(),
@@ -213,6 +219,7 @@ impl Transfer {
             if self.conn.flush()? {
                 self.last_progress = Instant::now();
             }
+
             match self.conn.read(&mut self.input[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
@@ -225,6 +232,13 @@ impl Transfer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
+            }
+            if !Arc::ptr_eq(&self.attached, self.conn.socket()) {
+                // The connect moved on to another address: a cancel must
+                // reach the socket waited on (here or by the host).
+                self.cancel.detach(&self.attached);
+                self.attached = Arc::clone(self.conn.socket());
+                self.cancel.attach(&self.attached);
             }
             let now = Instant::now();
             let timeout_at = self.last_progress + self.timeout;
