@@ -41,6 +41,7 @@ static inline const char *status_name(ModelApiStatus status)
     case MODELAPI_ABORTED: return "MODELAPI_ABORTED";
     case MODELAPI_INTERNAL: return "MODELAPI_INTERNAL";
     case MODELAPI_SERVER_ERROR: return "MODELAPI_SERVER_ERROR";
+    case MODELAPI_PENDING: return "MODELAPI_PENDING";
     }
     return "MODELAPI_UNKNOWN_STATUS"; /* a status from a newer library */
 }

@@ -46,6 +46,8 @@
 #include <utility>
 #include <vector>
 
+#include <poll.h>
+
 #include "modelapi.hpp"
 
 namespace {
@@ -81,6 +83,14 @@ static_assert(static_cast<int>(modelapi::EventKind::content) == MODELAPI_EVENT_C
                   static_cast<int>(modelapi::EventKind::refusal) == MODELAPI_EVENT_REFUSAL,
               "EventKind mirrors ModelApiEventKind");
 static_assert(!std::is_copy_constructible_v<modelapi::Stream::Events>, "Events is move-only");
+static_assert(std::is_same_v<decltype(std::declval<modelapi::Stream &>().poll(
+                                 std::declval<modelapi::Event &>())),
+                             modelapi::PollResult>,
+              "poll(event) says what it came to");
+static_assert(std::is_same_v<decltype(std::declval<const modelapi::Stream &>().waits_on()),
+                             std::optional<modelapi::WaitsOn>> &&
+                  noexcept(std::declval<const modelapi::Stream &>().waits_on()),
+              "waits_on() is an optional socket, and does not throw");
 static_assert(std::is_nothrow_move_constructible_v<modelapi::Stream::Events>, "Events moves");
 
 // ---- the test harness -----------------------------------------------------
@@ -949,6 +959,501 @@ void canned_event_checks()
           "canned: then stream_events() gets the text reply", answer + " " + answer_json);
 }
 
+// ---- poll mode: Client::stream_start, Stream::poll, Stream::waits_on --------
+
+std::string show(modelapi::PollResult result)
+{
+    return modelapi::poll_result_name(result);
+}
+
+// What polling a stream to its end came to.
+struct PollRun {
+    std::vector<Seen> events;
+    int pending = 0;                 // polls that came to pending
+    int pending_without_socket = 0;  // ... after which waits_on() had no socket
+    int socket_waits = 0;            // waits on waits_on()'s socket
+    bool gave_up = false;            // no end within 20 s
+    bool done_again = false;         // the poll after done: done again
+    bool out_emptied = true;         // out was an empty Event after pending/done
+};
+
+bool is_empty(const modelapi::Event &event)
+{
+    return event.kind == modelapi::EventKind::content && event.text.empty() &&
+           event.tool_index == 0 && !event.tool_id && !event.tool_name;
+}
+
+// Polls stream to its end as a host with its own event loop does: with
+// wait, and after each pending, a wait on waits_on()'s socket (at most
+// 200 ms), or 1 ms of sleep when it has none. What poll() throws comes out,
+// run keeping the events before it.
+void poll_to_end(modelapi::Stream &stream, PollRun &run,
+                 std::chrono::milliseconds wait = std::chrono::milliseconds(0))
+{
+    const Clock::time_point started = Clock::now();
+    modelapi::Event event;
+    for (;;) {
+        if (ms_between(started, Clock::now()) > 20000) {
+            run.gave_up = true;
+            return;
+        }
+        event.text = "stale";
+        const modelapi::PollResult result = stream.poll(event, wait);
+        if (result == modelapi::PollResult::event) {
+            run.events.push_back(seen(event));
+            continue;
+        }
+        run.out_emptied = run.out_emptied && is_empty(event);
+        if (result == modelapi::PollResult::done) {
+            event.text = "stale";
+            run.done_again = stream.poll(event) == modelapi::PollResult::done && is_empty(event);
+            return;
+        }
+        run.pending++;
+        const std::optional<modelapi::WaitsOn> waits = stream.waits_on();
+        if (!waits) {
+            run.pending_without_socket++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+        }
+        pollfd socket{};
+        socket.fd = waits->fd;
+        socket.events = waits->wants_write ? POLLOUT : POLLIN;
+        run.socket_waits++;
+        ::poll(&socket, 1, 200);
+    }
+}
+
+std::vector<Seen> content_events(const std::vector<std::string> &texts)
+{
+    std::vector<Seen> events;
+    for (const std::string &text : texts) {
+        events.push_back(content(text));
+    }
+    return events;
+}
+
+void canned_poll_checks()
+{
+    setenv("DEBUG_MOCK_RESPONSES",
+           "[{\"reasoning_content\":\"I should call the tool.\",\"tool_calls\":[{\"id\":\"call_1\","
+           "\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},"
+           "\"A canned reply to poll\", \"Another\", \"litellm.RateLimitError\"]",
+           1);
+    std::optional<modelapi::Client> client;
+    const Outcome created = outcome_of([&] { client.emplace(test_client("ok")); });
+    unsetenv("DEBUG_MOCK_RESPONSES");
+    if (!check(!created.error && !created.threw_other, "canned poll: the client is created",
+               created.describe())) {
+        return;
+    }
+
+    // Polled with wait 0: only events, then done, and done again.
+    std::vector<modelapi::PollResult> results;
+    std::string reasoning_text;
+    std::string arguments;
+    std::string tool_id;
+    std::string json;
+    bool socket_before = true;
+    bool socket_after = true;
+    bool done_again = false;
+    bool done_emptied = false;
+    Outcome out = outcome_of([&] {
+        modelapi::Stream stream = client->stream_start(HELLO);
+        socket_before = stream.waits_on().has_value();
+        modelapi::Event event;
+        for (int i = 0; i < 1000; i++) {
+            const modelapi::PollResult result = stream.poll(event);
+            results.push_back(result);
+            if (result != modelapi::PollResult::event) {
+                break;
+            }
+            if (event.kind == modelapi::EventKind::reasoning) {
+                reasoning_text += event.text;
+            } else if (event.kind == modelapi::EventKind::tool_call) {
+                arguments += event.text;
+                tool_id += event.tool_id.value_or("");
+            }
+        }
+        event.text = "stale";
+        done_again = stream.poll(event) == modelapi::PollResult::done;
+        done_emptied = is_empty(event);
+        socket_after = stream.waits_on().has_value();
+        json = stream.completion_json();
+    });
+    const bool events_then_done =
+        results.size() > 1 && results.back() == modelapi::PollResult::done &&
+        std::all_of(results.begin(), results.end() - 1,
+                    [](modelapi::PollResult r) { return r == modelapi::PollResult::event; });
+    std::string sequence;
+    for (modelapi::PollResult r : results) {
+        sequence += show(r) + " ";
+    }
+    check(!out.error && events_then_done && reasoning_text == "I should call the tool." &&
+              arguments == "{\"city\":\"Paris\"}" && tool_id == "call_1",
+          "canned: stream_start() polled with wait 0 gives every event, then done",
+          out.describe() + ", " + sequence + ", \"" + reasoning_text + "\", \"" + arguments +
+              "\", " + tool_id);
+    check(done_again && done_emptied, "canned: poll() after done is done again, out emptied");
+    check(!socket_before && !socket_after,
+          "canned: waits_on() is none (no socket), before the polls and after done");
+    check(contains(json, "\"id\":\"call_1\"") && contains(json, "\"finish_reason\":\"tool_calls\""),
+          "canned: completion_json() of a polled stream holds the tool call", json);
+
+    // The JSON form; a wait longer than the C API's 2^32-1 ms is cut, not wrapped.
+    std::string text;
+    int pending = 0;
+    out = outcome_of([&] {
+        modelapi::Stream stream = client->stream_start_json(TOOLS_REQUEST);
+        modelapi::Event event;
+        for (;;) {
+            const modelapi::PollResult result = stream.poll(event, std::chrono::hours(24 * 100));
+            if (result == modelapi::PollResult::done) {
+                break;
+            }
+            pending += result == modelapi::PollResult::pending ? 1 : 0;
+            text += event.text;
+        }
+    });
+    check(!out.error && text == "A canned reply to poll" && pending == 0,
+          "canned: stream_start_json() polled with a wait of 100 days, returning at each event",
+          out.describe() + ", \"" + text + "\", " + std::to_string(pending) + " pending");
+
+    // A negative wait is 0.
+    text.clear();
+    out = outcome_of([&] {
+        modelapi::Stream stream = client->stream_start(HELLO);
+        modelapi::Event event;
+        while (stream.poll(event, std::chrono::milliseconds(-5)) == modelapi::PollResult::event) {
+            text += event.text;
+        }
+    });
+    check(!out.error && text == "Another", "canned: a negative wait polls as 0",
+          out.describe() + ", \"" + text + "\"");
+
+    // A canned error reply: HTTP 429 from stream_start() or the first poll().
+    out = outcome_of([&] {
+        modelapi::Stream stream = client->stream_start(HELLO);
+        modelapi::Event event;
+        while (stream.poll(event) != modelapi::PollResult::done) {
+        }
+    });
+    check(out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 429 &&
+              contains(out.error->what(), "RateLimitError"),
+          "canned: a litellm.RateLimitError reply throws MODELAPI_HTTP_ERROR 429",
+          out.describe());
+}
+
+void poll_argument_checks()
+{
+    modelapi::Client client = test_client("ok");
+
+    Outcome out = outcome_of([&] { modelapi::Stream stream = client.stream_start_json("not json"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT),
+          "stream_start_json(\"not json\") throws INVALID_ARGUMENT", out.describe());
+
+    modelapi::Client moved = std::move(client);
+    out = outcome_of([&] { modelapi::Stream stream = client.stream_start(HELLO); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT),
+          "stream_start() on a moved-from Client throws INVALID_ARGUMENT", out.describe());
+
+    // A cancelled token: MODELAPI_ABORTED from stream_start() or the first poll().
+    modelapi::Cancel cancel;
+    cancel.cancel();
+    out = outcome_of([&] {
+        modelapi::Stream stream = moved.stream_start(HELLO, cancel);
+        modelapi::Event event;
+        stream.poll(event, std::chrono::seconds(5));
+    });
+    check(out.failed_with(MODELAPI_ABORTED), "stream_start() with a cancelled token throws ABORTED",
+          out.describe());
+
+    modelapi::Stream empty;
+    modelapi::Event event;
+    event.text = "stale";
+    const modelapi::PollResult result = empty.poll(event);
+    check(result == modelapi::PollResult::done && is_empty(event) && !empty.waits_on(),
+          "an empty Stream: poll() is done, out emptied, waits_on() none", show(result));
+}
+
+void poll_checks(const modelapi::Client &ok, const modelapi::Client &unauthorized,
+                 const modelapi::Client &long_api, const modelapi::Client &stream_error,
+                 const modelapi::Client &slow, const modelapi::Client &agent)
+{
+    using std::chrono::milliseconds;
+
+    // "ok", as an event loop does it: wait 0, then wait on the socket.
+    PollRun run;
+    std::optional<std::string_view> finish_reason;
+    std::optional<std::string_view> request_id;
+    std::string json;
+    bool socket_after = true;
+    Outcome out = outcome_of([&] {
+        modelapi::Stream stream = ok.stream_start(HELLO);
+        poll_to_end(stream, run);
+        socket_after = stream.waits_on().has_value();
+        json = stream.completion_json();
+        finish_reason = stream.finish_reason();
+        request_id = stream.request_id();
+        check(finish_reason == "stop" && request_id == "req-hpp-1",
+              "a polled stream's metadata: finish_reason \"stop\", request_id",
+              show(finish_reason) + " " + show(request_id));
+    });
+    check(!out.error && !run.gave_up && run.events == content_events(OK_CHUNKS) &&
+              run.done_again && run.out_emptied,
+          "stream_start(\"ok\") polled with wait 0 and waits on its socket: the five chunks, "
+          "done, done again",
+          out.describe() + ": " + show(run.events));
+    check(run.pending_without_socket == 0 && run.socket_waits == run.pending,
+          "while pending, waits_on() names the socket",
+          std::to_string(run.pending) + " pending, " +
+              std::to_string(run.pending_without_socket) + " without a socket");
+    check(!socket_after && contains(json, "\"content\":\"Hello from the test server\""),
+          "after done: waits_on() is none; completion_json() has the answer", json);
+
+    // "agent": every kind of event; a wait given to poll().
+    for (const milliseconds wait : {milliseconds(0), milliseconds(500)}) {
+        run = PollRun();
+        out = outcome_of([&] {
+            modelapi::Stream stream = agent.stream_start_json(TOOLS_REQUEST);
+            poll_to_end(stream, run, wait);
+            json = stream.completion_json();
+        });
+        check(!out.error && !run.gave_up && run.events == AGENT_EVENTS &&
+                  is_whole_agent_answer(json),
+              "stream_start_json(\"agent\") polled with wait " + std::to_string(wait.count()) +
+                  " ms: every event, the whole answer",
+              out.describe() + ": " + show(run.events) + " " + json);
+    }
+
+    // "slow" (no answer for 5 s): pending, for as long as asked.
+    {
+        modelapi::Cancel cancel;
+        std::vector<modelapi::PollResult> results;
+        long long start_ms = -1;
+        long long waited_ms = -1;
+        bool emptied = false;
+        std::optional<modelapi::WaitsOn> waits;
+        int ready = -1;
+        out = outcome_of([&] {
+            Clock::time_point started = Clock::now();
+            modelapi::Stream stream = slow.stream_start(HELLO, cancel);
+            start_ms = ms_between(started, Clock::now());
+            modelapi::Event event;
+            results.push_back(stream.poll(event));
+            event.text = "stale";
+            started = Clock::now();
+            results.push_back(stream.poll(event, milliseconds(100)));
+            waited_ms = ms_between(started, Clock::now());
+            emptied = is_empty(event);
+            waits = stream.waits_on();
+            if (waits) {
+                pollfd socket{};
+                socket.fd = waits->fd;
+                socket.events = POLLIN;
+                ready = ::poll(&socket, 1, 50);
+            }
+            cancel.cancel();
+            results.push_back(stream.poll(event));
+        });
+        std::string sequence;
+        for (modelapi::PollResult r : results) {
+            sequence += show(r) + " ";
+        }
+        check(start_ms >= 0 && start_ms < 1000,
+              "stream_start(\"slow\") returns at once, before the answer",
+              std::to_string(start_ms) + " ms");
+        check(results.size() >= 2 && results[0] == modelapi::PollResult::pending &&
+                  results[1] == modelapi::PollResult::pending && waited_ms >= 90 &&
+                  waited_ms < 2000 && emptied,
+              "\"slow\": poll() is pending; poll(100 ms) waits about 100 ms, out emptied",
+              sequence + ", " + std::to_string(waited_ms) + " ms");
+        check(waits && waits->fd >= 0 && !waits->wants_write && ready == 0,
+              "\"slow\": waits_on() is the socket, waiting to read; it is not ready",
+              waits ? std::to_string(waits->fd) + (waits->wants_write ? " write " : " read ") +
+                          std::to_string(ready)
+                    : std::string("(none)"));
+        check(out.failed_with(MODELAPI_ABORTED) && results.size() == 2,
+              "the poll after Cancel::cancel() throws MODELAPI_ABORTED",
+              out.describe() + ", " + sequence);
+    }
+
+    // Stream::cancel() from another thread while poll() waits.
+    {
+        std::optional<modelapi::Stream> stream;
+        out = outcome_of([&] { stream.emplace(slow.stream_start(HELLO)); });
+        if (!out.error) {
+            modelapi::Event event;
+            const CancelRun cancelled = cancel_after(milliseconds(150), [&] { stream->cancel(); }, [&] {
+                for (int i = 0; i < 10 && stream->poll(event, milliseconds(3000)) !=
+                                              modelapi::PollResult::done;
+                     i++) {
+                }
+            });
+            const modelapi::PollResult after = stream->poll(event);
+            check(cancelled.outcome.failed_with(MODELAPI_ABORTED) && cancelled.latency_ms >= 0 &&
+                      cancelled.latency_ms < 2000 && after == modelapi::PollResult::done,
+                  "Stream::cancel() from another thread stops a waiting poll(): ABORTED, "
+                  "then done",
+                  cancelled.outcome.describe() + ", " + std::to_string(cancelled.latency_ms) +
+                      " ms after the cancel, then " + show(after));
+        } else {
+            check(false, "stream_start(\"slow\")", out.describe());
+        }
+    }
+
+    // The client's timeout counts the time without progress across polls.
+    {
+        long long ms = -1;
+        int pending = 0;
+        out = outcome_of([&] {
+            modelapi::Client quick("slow", base_url);
+            quick.timeout(milliseconds(300)).max_retries(0);
+            modelapi::Stream stream = quick.stream_start(HELLO);
+            modelapi::Event event;
+            const Clock::time_point started = Clock::now();
+            try {
+                while (ms_between(started, Clock::now()) < 5000 &&
+                       stream.poll(event) == modelapi::PollResult::pending) {
+                    pending++;
+                    std::this_thread::sleep_for(milliseconds(10));
+                }
+            } catch (...) {
+                ms = ms_between(started, Clock::now());
+                throw;
+            }
+        });
+        check(out.failed_with(MODELAPI_TIMEOUT) && ms >= 250 && ms < 4000 && pending > 5,
+              "polls with wait 0 to a server that does not answer: MODELAPI_TIMEOUT after the "
+              "client's timeout (300 ms)",
+              out.describe() + " after " + std::to_string(ms) + " ms, " + std::to_string(pending) +
+                  " pending");
+    }
+
+    // An HTTP error comes from a poll, not from stream_start().
+    {
+        bool started = false;
+        bool done_after = false;
+        run = PollRun();
+        out = outcome_of([&] {
+            modelapi::Stream stream = unauthorized.stream_start(HELLO);
+            started = true;
+            const Outcome polled = outcome_of([&] { poll_to_end(stream, run); });
+            modelapi::Event event;
+            done_after = stream.poll(event) == modelapi::PollResult::done;
+            if (polled.error) {
+                throw *polled.error;
+            }
+        });
+        check(started && out.failed_with(MODELAPI_HTTP_ERROR) && out.error->http_status() == 401 &&
+                  contains(out.error->what(), "Invalid API key provided") &&
+                  !contains(out.error->what(), "sk-hpp-secret") && run.events.empty(),
+              "stream_start(\"unauthorized\") returns; a poll throws MODELAPI_HTTP_ERROR 401 "
+              "with the server's message",
+              out.describe());
+        check(done_after, "after the error, poll() is done");
+    }
+
+    // A mid-stream error, after the event before it.
+    {
+        run = PollRun();
+        bool done_after = false;
+        out = outcome_of([&] {
+            modelapi::Stream stream = stream_error.stream_start(HELLO);
+            const Outcome polled = outcome_of([&] { poll_to_end(stream, run, milliseconds(1000)); });
+            json = stream.completion_json();
+            modelapi::Event event;
+            done_after = stream.poll(event) == modelapi::PollResult::done;
+            if (polled.error) {
+                throw *polled.error;
+            }
+        });
+        check(out.failed_with(MODELAPI_SERVER_ERROR) && contains(out.error->what(), "model overloaded") &&
+                  run.events == std::vector<Seen>{content("partial")} && done_after &&
+                  contains(json, "\"content\":\"partial\""),
+              "a polled mid-stream error throws MODELAPI_SERVER_ERROR after \"partial\", then done",
+              out.describe() + ": " + show(run.events));
+    }
+
+    // A game loop: frames of 5 ms; each drains what came, never blocking.
+    {
+        std::size_t chunks = 0;
+        int frames = 0;
+        int pending = 0;
+        bool all_x = true;
+        out = outcome_of([&] {
+            modelapi::Stream stream = long_api.stream_start(HELLO);
+            modelapi::Event event;
+            const Clock::time_point started = Clock::now();
+            while (chunks < 5 && ms_between(started, Clock::now()) < 10000) {
+                frames++;
+                modelapi::PollResult result;
+                while ((result = stream.poll(event)) == modelapi::PollResult::event) {
+                    all_x = all_x && event.text == "x";
+                    chunks++;
+                }
+                if (result == modelapi::PollResult::done) {
+                    break;
+                }
+                pending++;
+                std::this_thread::sleep_for(milliseconds(5));
+            }
+        });  // the Stream destroyed in the middle
+        check(!out.error && chunks >= 5 && all_x && pending > 0,
+              "a game loop polls \"long\" once a frame: chunks \"x\" between pending frames",
+              out.describe() + ", " + std::to_string(chunks) + " chunks, " +
+                  std::to_string(frames) + " frames, " + std::to_string(pending) + " pending");
+    }
+
+    // Polls and the blocking reads, on any stream.
+    {
+        std::vector<std::string> chunks;
+        out = outcome_of([&] {
+            for (std::string_view chunk : ok.stream_start(HELLO)) {
+                chunks.emplace_back(chunk);
+            }
+        });
+        check(!out.error && chunks == OK_CHUNKS, "a range-for over ok.stream_start(...)",
+              out.describe() + ", \"" + join(chunks) + "\"");
+
+        run = PollRun();
+        out = outcome_of([&] {
+            modelapi::Stream stream = ok.stream(HELLO);
+            poll_to_end(stream, run, milliseconds(1000));
+        });
+        check(!out.error && run.events == content_events(OK_CHUNKS) && run.done_again,
+              "a Stream of stream() (opened blocking) polled to its end",
+              out.describe() + ": " + show(run.events));
+
+        std::vector<Seen> events;
+        out = outcome_of([&] {
+            modelapi::Stream stream = agent.stream_start(HELLO);
+            modelapi::Event event;
+            for (int i = 0; i < 20 && events.empty(); i++) {
+                if (stream.poll(event, milliseconds(1000)) == modelapi::PollResult::event) {
+                    events.push_back(seen(event));
+                }
+            }
+            if (std::optional<modelapi::Event> next = stream.next_event()) {
+                events.push_back(seen(*next));
+            }
+            if (stream.poll(event, milliseconds(1000)) == modelapi::PollResult::event) {
+                events.push_back(seen(event));
+            }
+            modelapi::Stream moved = std::move(stream);
+            for (const modelapi::Event &e : moved.events()) {
+                events.push_back(seen(e));
+            }
+            if (moved.poll(event) != modelapi::PollResult::done) {
+                events.push_back(content("(not done)"));
+            }
+        });
+        check(!out.error && events == AGENT_EVENTS,
+              "poll(), next_event(), poll(), a move, then events(): each event once",
+              out.describe() + ": " + show(events));
+    }
+}
+
 void cancel_checks(const modelapi::Client &ok, const modelapi::Client &long_api,
                    const modelapi::Client &slow)
 {
@@ -1199,6 +1704,9 @@ int run_checks()
     pull_event_checks(*agent, *stream_error);
     callback_event_checks(*agent, *ok, *long_api, *stream_error);
     canned_event_checks();
+    canned_poll_checks();
+    poll_argument_checks();
+    poll_checks(*ok, *unauthorized, *long_api, *stream_error, *slow, *agent);
     cancel_checks(*ok, *long_api, *slow);
     move_checks();
     setter_checks();

@@ -34,6 +34,21 @@
  *   std::string json = client.stream_events_json(request_with_tools,
  *       [](const modelapi::Event &event) { ... });             // callback form
  *
+ * A thread that must never block (a game loop, a UI thread, an event loop)
+ * starts a stream, which returns at once, and polls it, e.g. once a frame:
+ *
+ *   modelapi::Stream stream = client.stream_start(messages);  // no waiting
+ *   ...
+ *   modelapi::Event event;                                     // each frame:
+ *   modelapi::PollResult polled;
+ *   while ((polled = stream.poll(event)) == modelapi::PollResult::event) {
+ *       if (event.kind == modelapi::EventKind::content) label += event.text;
+ *   }
+ *   if (polled == modelapi::PollResult::done) { ... }          // the end
+ *   // PollResult::pending: nothing more yet, poll again next frame; an
+ *   // error throws, as everywhere. A host with its own poll/select/epoll
+ *   // waits on stream.waits_on()->fd between polls.
+ *
  * Errors are exceptions. Every failed call throws modelapi::Error (a
  * std::runtime_error) carrying the ModelApiStatus, the library's message
  * (what()) and, for MODELAPI_HTTP_ERROR, the HTTP status. Exceptions, rather
@@ -57,12 +72,15 @@
  *   completion_json() and stream_events().
  * - A chunk of a Stream (a std::string_view) points into the stream: it is
  *   valid until the stream is read again (operator++, next(), begin(),
- *   next_event(), or the same on its events()) or destroyed. Copy it
- *   (std::string(chunk)) to keep it. A chunk handed to a callback is valid
- *   during that call only.
+ *   next_event(), poll(), or the same on its events()) or destroyed. Copy
+ *   it (std::string(chunk)) to keep it. A chunk handed to a callback is
+ *   valid during that call only.
  * - An Event is a view too: its text, tool_id and tool_name point into the
  *   stream, with the lifetime of a chunk (an Event handed to a callback:
- *   during that call only). Copy what you keep.
+ *   during that call only; the Event poll() fills: until the next read,
+ *   poll() included). Copy what you keep.
+ * - The socket of Stream::waits_on() belongs to the Stream: wait on it, do
+ *   not read, write or close it, and ask for it again after each poll().
  * - stream.events() on a Stream variable borrows it (the Stream must outlive
  *   the loop); on a temporary (client.stream_json(...).events()) the range
  *   takes the Stream over, so a range-for directly over it is safe.
@@ -95,12 +113,14 @@
  *   complete() and stream() while the request is sent or the answer
  *   awaited; a range-for over a Stream or its events() (or next(),
  *   next_event()) from the operator++ waiting for the next piece; a callback
- *   stream() or stream_events() after the pieces that arrived. A callback
+ *   stream() or stream_events() after the pieces that arrived; a Stream
+ *   polled (poll()) from the poll waiting, or the next one. A callback
  *   that returns false is not an error: stream() then returns false,
  *   stream_events() an empty string.
  * - Calls given a Cancel send the messages as JSON (modelapi_*_with); the
- *   others use the message arrays of the C API (stream_events() always
- *   sends JSON: modelapi_stream_events). They all send the same request.
+ *   others use the message arrays of the C API (stream_events() and
+ *   stream_start() always send JSON: modelapi_stream_events,
+ *   modelapi_stream_start). They all send the same request.
  */
 
 #ifndef MODELAPI_HPP
@@ -124,6 +144,7 @@
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -155,6 +176,7 @@ inline const char *status_name(ModelApiStatus status) noexcept
     case MODELAPI_ABORTED: return "MODELAPI_ABORTED";
     case MODELAPI_INTERNAL: return "MODELAPI_INTERNAL";
     case MODELAPI_SERVER_ERROR: return "MODELAPI_SERVER_ERROR";
+    case MODELAPI_PENDING: return "MODELAPI_PENDING";
     }
     return "MODELAPI_UNKNOWN_STATUS";
 }
@@ -330,6 +352,33 @@ struct Event {
        carries them (usually the call's first); else none. */
     std::optional<std::string_view> tool_id;
     std::optional<std::string_view> tool_name;
+};
+
+/* What Stream::poll() came to. A failure is no result: it throws Error. */
+enum class PollResult {
+    event,    /* an event came: it is in poll()'s Event argument */
+    pending,  /* none yet: the stream goes on; poll again (MODELAPI_PENDING) */
+    done,     /* the end of the stream, and every poll after it (MODELAPI_DONE) */
+};
+
+/* The name of a result: "event", "pending", "done". */
+inline const char *poll_result_name(PollResult result) noexcept
+{
+    switch (result) {
+    case PollResult::event: return "event";
+    case PollResult::pending: return "pending";
+    case PollResult::done: return "done";
+    }
+    return "unknown";
+}
+
+/* The socket a polled Stream waits on (Stream::waits_on()), for a host that
+   waits in its own poll/select/epoll between polls. */
+struct WaitsOn {
+    int fd = -1;               /* the descriptor: the Stream's own; never read,
+                                  write or close it */
+    bool wants_write = false;  /* true: wait until it is writable (connecting,
+                                  sending the request); false: readable */
 };
 
 namespace detail {
@@ -560,8 +609,9 @@ private:
 /* ---- Stream ------------------------------------------------------------- */
 
 /* A streamed answer, read chunk by chunk as the caller asks (a pull
-   stream): the request has been sent when the Stream is returned, and
-   each chunk is read from the network when asked for.
+   stream): the request has been sent when Client::stream() returns the
+   Stream (Client::stream_start() returns before, see poll()), and each
+   chunk is read from the network when asked for.
 
      for (std::string_view chunk : stream) { ... }   // a single-pass range
      while (auto chunk = stream.next()) { ... *chunk ... }
@@ -579,6 +629,17 @@ private:
    with the piece after. completion_json() gives the answer assembled from
    the pieces read so far, at any time (after an error too). Destroying a
    Stream in the middle closes its connection at once.
+
+   The reads above block until a piece arrives. poll() never blocks longer
+   than it is told to (by default not at all), for a thread that must not
+   block, with a Stream of Client::stream_start() (or any other):
+
+     modelapi::Event event;
+     switch (stream.poll(event)) {              // or poll(event, 16ms)
+     case modelapi::PollResult::event: ... event.text ...; break;
+     case modelapi::PollResult::pending: break;   // nothing yet: poll again
+     case modelapi::PollResult::done: break;      // the end
+     }
 
    Move-only; moving it invalidates its iterators (and a borrowing
    events() range). An empty Stream (default-constructed or moved from) has
@@ -810,6 +871,75 @@ public:
         return event_;
     }
 
+    /* The next event if one can be had within wait (by default 0: at once;
+       a poll with a wait of 0 makes no blocking system call):
+       - PollResult::event: out is set to it (a view, valid until the next
+         read of the stream, as next_event()'s);
+       - PollResult::pending: none came in time; the stream goes on. Poll
+         again, e.g. at the next frame or once waits_on()'s socket is ready;
+       - PollResult::done: the end, and every later call (an empty Stream
+         is done).
+       out is an empty Event on every result but event. A failure throws
+       Error, after which the stream is over (later polls are done): the
+       network and HTTP errors of a Stream of stream_start() come from a
+       poll (e.g. MODELAPI_HTTP_ERROR with http_status() 401), as do
+       MODELAPI_ABORTED after a cancel and MODELAPI_TIMEOUT when the
+       client's timeout passes with no progress (time counted across
+       polls). A retry's backoff is time spent pending. A negative wait is
+       0; one longer than 2^32-1 ms (49 days) is cut to that. Works on
+       every Stream, however it was opened, and may be mixed with the
+       blocking reads. */
+    PollResult poll(Event &out, std::chrono::milliseconds wait = std::chrono::milliseconds::zero())
+    {
+        chunk_ = std::string_view();
+        event_ = Event();
+        out = Event();
+        if (stream_ == nullptr) {
+            return PollResult::done;
+        }
+        constexpr std::uint32_t longest = std::numeric_limits<std::uint32_t>::max();
+        const auto ms = wait.count();
+        const std::uint32_t wait_ms =
+            ms <= 0 ? 0
+                    : (static_cast<std::uint64_t>(ms) >= longest ? longest
+                                                                 : static_cast<std::uint32_t>(ms));
+        ModelApiEvent event{};
+        const ModelApiStatus status = modelapi_stream_poll(stream_, wait_ms, &event);
+        if (status == MODELAPI_PENDING) {
+            return PollResult::pending;
+        }
+        if (status == MODELAPI_DONE) {
+            return PollResult::done;
+        }
+        detail::check(status);
+        event_ = detail::to_event(event);
+        out = event_;
+        return PollResult::event;
+    }
+
+    /* The socket the stream waits on between polls, for a host that waits
+       in its own poll/select/epoll: its descriptor, and whether to wait
+       for it to be writable (connecting, sending the request) or readable;
+       std::nullopt when the stream waits on no socket (canned replies, a
+       retry's backoff, a finished or empty Stream, a Stream of
+       stream_start() not polled yet): then just poll again
+       (next frame, or after a short sleep). Ask again after every poll (a
+       retry or a redirect changes the socket). The Stream may hold events
+       it has already read, so after a wake-up poll until
+       PollResult::pending before waiting again. */
+    std::optional<WaitsOn> waits_on() const noexcept
+    {
+        int wants_write = 0;
+        const int fd = modelapi_stream_fd(stream_, &wants_write);
+        if (fd < 0) {
+            return std::nullopt;
+        }
+        WaitsOn waits;
+        waits.fd = fd;
+        waits.wants_write = wants_write != 0;
+        return waits;
+    }
+
     /* The events as a single-pass range, for a range-for:
          for (const modelapi::Event &event : stream.events()) { ... }
        Its begin() reads the first event not read yet. On a Stream variable
@@ -838,9 +968,9 @@ public:
     }
 
     /* Stops the stream from any thread, also while another thread waits in
-       operator++/next(): that read throws Error (MODELAPI_ABORTED) within
-       milliseconds; the connection is closed. The Stream must stay alive
-       (not destroyed, not moved) during this call. */
+       operator++/next() (or poll()): that read throws Error
+       (MODELAPI_ABORTED) within milliseconds; the connection is closed. The
+       Stream must stay alive (not destroyed, not moved) during this call. */
     void cancel() noexcept { modelapi_stream_cancel(stream_); }
 
     /* Metadata, as far as the stream has been read (complete at its end);
@@ -1096,6 +1226,38 @@ public:
         return Stream(stream);
     }
 
+    /* A Stream, returned at once, before anything is sent: connecting,
+       sending the request and reading the answer happen in its later
+       poll() calls (see Stream::poll() and Stream::waits_on()), for a
+       thread that must never block. Looking up a host name is the one step
+       that may block here; an IP address or "localhost" never does. Bad
+       arguments (e.g. bad JSON), a Cancel already cancelled and a canned
+       error reply (DEBUG_MOCK_RESPONSES) throw here; network and HTTP
+       errors (e.g. 401) throw from a poll(). The blocking reads
+       (range-for, next(), events()) work on it too. The messages are sent as JSON
+       (modelapi_stream_start); stream_start_json takes a request object.
+       With a Cancel: the Cancel must outlive the Stream. */
+    [[nodiscard]] Stream stream_start(const std::vector<Message> &messages,
+                                      std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return start(to_json(messages), nullptr, mock);
+    }
+    [[nodiscard]] Stream stream_start(const std::vector<Message> &messages, Cancel &cancel,
+                                      std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return start(to_json(messages), cancel.get(), mock);
+    }
+    [[nodiscard]] Stream stream_start_json(std::string_view request_json,
+                                           std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return start(request_json, nullptr, mock);
+    }
+    [[nodiscard]] Stream stream_start_json(std::string_view request_json, Cancel &cancel,
+                                           std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return start(request_json, cancel.get(), mock);
+    }
+
     /* A streamed completion handed to on_chunk, chunk by chunk, on this
        thread: on_chunk(std::string_view) returns void, or bool (false
        stops the stream). Returns true at the end of the stream, false when
@@ -1183,6 +1345,18 @@ public:
     ModelApi *release() noexcept { return std::exchange(api_, nullptr); }
 
 private:
+    /* stream_start: modelapi_stream_start; cancel may be NULL. */
+    Stream start(std::string_view request_json, ModelApiCancel *cancel,
+                 std::optional<std::string_view> mock) const
+    {
+        const std::string request(request_json);
+        const detail::OptionalText mock_text(mock);
+        ModelApiStream *stream = nullptr;
+        detail::check(
+            modelapi_stream_start(api_, request.c_str(), mock_text.c_str(), cancel, &stream));
+        return Stream(stream);
+    }
+
     /* stream_events: modelapi_stream_events with on_event behind the
        trampoline; cancel may be NULL. */
     template <class F>

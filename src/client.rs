@@ -216,9 +216,16 @@ impl ModelApi {
     ) -> Result<ChatStream, Error> {
         self.ensure_open()?;
         let body = body?;
+        // A cancelled token refuses new calls at once, whichever kind.
         check_cancel(cancel)?;
         let stream = if let Some(reply) = self.canned.take() {
-            self.canned.stream(&self.model, body.len(), &reply)?
+            match self.canned.stream(&self.model, body.len(), &reply) {
+                Ok(stream) => stream,
+                // A canned server error, like a server's, comes from the
+                // first poll of a started stream.
+                Err(error) if !open => ChatStream::failing(error),
+                Err(error) => return Err(error),
+            }
         } else {
             let request = Request::new(
                 Arc::clone(&self.route),
@@ -232,7 +239,13 @@ impl ModelApi {
                 self.max_event_bytes,
                 self.max_response_bytes,
             );
-            while open && !stream.open(None).map_err(|e| self.call_error(e, cancel))? {}
+            if open {
+                while !stream.open(None).map_err(|e| self.call_error(e, cancel))? {}
+            } else {
+                // One step that never waits: the connect starts, so the
+                // host has a socket to wait on at once.
+                stream.start_now();
+            }
             stream
         };
         Ok(stream

@@ -90,7 +90,6 @@ pub use client::{
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
-#[cfg(unix)]
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::io::{Cursor, Read};
 use std::ops::ControlFlow;
-#[cfg(unix)]
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::task::Poll;
@@ -104,7 +103,6 @@ enum Step {
 }
 
 /// The socket a polled stream waits on: see [`ChatStream::waits_on`].
-#[cfg(unix)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitsOn {
     /// The socket's descriptor, for `poll`, `select`, `epoll` or a
@@ -160,6 +158,21 @@ impl ChatStream {
             secrets: None,
             cancel: CancelToken::new(),
             then_error: None,
+        }
+    }
+
+    /// A stream whose first read fails with `error`.
+    pub(crate) fn failing(error: Error) -> ChatStream {
+        ChatStream::from_memory(Vec::new(), None).then_fail(error)
+    }
+
+    /// Moves a started stream on as far as it goes without waiting (the
+    /// connect starts); an error is kept for the first read, as a started
+    /// stream reports network errors.
+    pub(crate) fn start_now(&mut self) {
+        if let Err(error) = self.open(Some(Instant::now())) {
+            self.body = Body::Memory(Cursor::new(Vec::new()));
+            self.then_error = Some(error);
         }
     }
 
@@ -441,7 +454,6 @@ impl ChatStream {
     /// replies, a retry's backoff, a finished stream): then just poll
     /// again. The stream may hold events it has already read, so after a
     /// wake-up poll until `Poll::Pending` before waiting again.
-    #[cfg(unix)]
     pub fn waits_on(&self) -> Option<WaitsOn> {
         if self.state != State::Streaming {
             return None;
