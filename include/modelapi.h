@@ -87,6 +87,29 @@ typedef enum ModelApiStatus {
 } ModelApiStatus;
 
 /**
+ * How much a trace line matters (see `modelapi_set_trace`); the numbers
+ * are stable, and those of Rust's `log` levels.
+ */
+typedef enum ModelApiTraceLevel {
+  /**
+   * A call failed: the error, as the call returns it.
+   */
+  MODELAPI_TRACE_ERROR = 1,
+  /**
+   * A retry: what failed, and the wait before the next attempt.
+   */
+  MODELAPI_TRACE_WARN = 2,
+  /**
+   * A redirect followed.
+   */
+  MODELAPI_TRACE_INFO = 3,
+  /**
+   * Each step: connections, TLS, requests, statuses, timings.
+   */
+  MODELAPI_TRACE_DEBUG = 4,
+} ModelApiTraceLevel;
+
+/**
  * What an event of a stream is (see `ModelApiEvent`). The numbers are
  * stable.
  */
@@ -128,6 +151,13 @@ typedef struct ModelApi ModelApi;
  * `modelapi_stream_next`. Opaque to C.
  */
 typedef struct ModelApiStream ModelApiStream;
+
+/**
+ * A trace hook (see `modelapi_set_trace`): `user_data` as given, the
+ * line's level, and the line (NUL-terminated UTF-8, valid during the call
+ * only).
+ */
+typedef void (*ModelApiTraceFn)(void *user_data, enum ModelApiTraceLevel level, const char *line);
 
 /**
  * One chat message: `role` ("system", "user", "assistant", "tool") and
@@ -268,6 +298,43 @@ enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, 
  * is NULL or a NUL-terminated string.
  */
 enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
+
+/**
+ * Sends every request of the client through the HTTP proxy at
+ * `proxy_url` ("http://host:port", or "http://user:password@host:port":
+ * the credentials go to the proxy only); NULL or "" removes it. HTTPS goes
+ * through a CONNECT tunnel, so the proxy sees only the server's name and
+ * encrypted bytes, and the server's certificate is verified as without a
+ * proxy; plain HTTP is forwarded by the proxy, which then sees it whole.
+ * Proxies from the environment (HTTPS_PROXY, ...) are never used. The
+ * string is copied. Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread;
+ * `proxy_url` is NULL or a NUL-terminated string.
+ */
+enum ModelApiStatus modelapi_set_proxy(struct ModelApi *api, const char *proxy_url);
+
+/**
+ * Sets the client's trace hook: `on_trace` is called with `user_data`, a
+ * level and one line of text (NUL-terminated, valid during the call) for
+ * each step of every request: connections, TLS, the request line and its
+ * size, the status with the time to the response head, retries and their
+ * waits, redirects, a stream's first event and its end, and every error.
+ * Never the API key, a credential header or message content; nothing per
+ * chunk. NULL `on_trace` turns tracing off. The hook runs on the thread
+ * making the call, inside it: with a client shared between threads, on
+ * several threads at once (`user_data` must allow that). It must not call
+ * back into this client. Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; `on_trace`
+ * is NULL or a function that may be called as documented, with
+ * `user_data` valid for as long as the client lives.
+ */
+enum ModelApiStatus modelapi_set_trace(struct ModelApi *api,
+                                       ModelApiTraceFn on_trace,
+                                       void *user_data);
 
 /**
  * One chat completion. `messages` holds `count` messages (never NULL,

@@ -18,9 +18,12 @@ use crate::client::{
 };
 use crate::mock::{self, CannedReplies};
 use crate::net::{self, Pool};
+use crate::proxy::Proxy;
 use crate::request::Route;
 use crate::secrets::{parse_header, Secrets};
+use crate::trace::{Hook, Tracer};
 use crate::Error;
+use crate::{TraceHook, TraceLevel};
 
 impl ModelApi {
     /// A client with default settings. `api_base` is the server's URL, with
@@ -97,9 +100,39 @@ impl ModelApi {
     /// Adds a header to every request (for use before the client is shared).
     pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let header = parse_header(name, value)?;
-        self.secrets = Arc::new(self.secrets.with_header(&header));
-        self.route_mut().headers.push(header);
+        let route = self.route_mut();
+        let secrets = route.tracer.secrets().with_header(&header);
+        route.tracer = route.tracer.with_secrets(Arc::new(secrets));
+        route.headers.push(header);
         Ok(())
+    }
+
+    /// Sends every request through an HTTP proxy, or through none with
+    /// `None` (for use before the client is shared; the C API's
+    /// `modelapi_set_proxy`). See [`ModelApiBuilder::proxy`].
+    pub fn set_proxy(&mut self, proxy_url: Option<&str>) -> Result<(), Error> {
+        let proxy = proxy_url
+            .filter(|url| !url.trim().is_empty())
+            .map(Proxy::parse)
+            .transpose()?;
+        let route = self.route_mut();
+        if let Some(proxy) = &proxy {
+            let secrets = route.tracer.secrets().with_values(&proxy.secrets);
+            route.tracer = route.tracer.with_secrets(Arc::new(secrets));
+        }
+        route.proxy = proxy;
+        // Connections made another way are not reused.
+        route.pool.clear();
+        *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// Sets the trace hook, or removes it with `None` (for use before the
+    /// client is shared; the C API's `modelapi_set_trace`). See
+    /// [`ModelApiBuilder::trace`].
+    pub fn set_trace(&mut self, hook: Option<TraceHook>) {
+        let route = self.route_mut();
+        route.tracer = route.tracer.with_hook(hook.map(Hook::from));
     }
 }
 
@@ -127,6 +160,8 @@ pub struct ModelApiBuilder {
     retry_backoff: Duration,
     headers: Vec<(String, String)>,
     ca_file: Option<PathBuf>,
+    proxy: Option<String>,
+    trace: Option<Hook>,
     mock_replies: Option<Vec<Value>>,
     max_response_bytes: u64,
     max_event_bytes: usize,
@@ -144,6 +179,8 @@ impl ModelApiBuilder {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             headers: Vec::new(),
             ca_file: None,
+            proxy: None,
+            trace: None,
             mock_replies: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
@@ -193,6 +230,45 @@ impl ModelApiBuilder {
     /// private CA signed, or a self-signed one. Verification stays on.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Sends every request through the HTTP proxy at `url`:
+    /// `http://host:port`, or `http://user:password@host:port` (the
+    /// credentials go to the proxy only, as `Proxy-Authorization: Basic`).
+    /// HTTPS requests go through a `CONNECT` tunnel: the proxy sees the
+    /// server's name and encrypted bytes only, and the server's certificate
+    /// is verified as without a proxy. Plain HTTP requests are forwarded by
+    /// the proxy, which then sees them whole (the API key included).
+    /// Proxies from the environment (`HTTPS_PROXY`, ...) are never used.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Calls `hook` with a line for each step of every request: connects,
+    /// TLS, the request line and size, the status with the time to the
+    /// head, retries and their waits, redirects, a stream's first event and
+    /// its end, and every error. Never the API key, a credential header or
+    /// message content; nothing per chunk. The hook runs on the thread
+    /// making the call, so on several threads at once when the client is
+    /// shared. The same lines go to the `log` facade (target
+    /// [`LOG_TARGET`](crate::LOG_TARGET)) when a logger is installed.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let lines = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&lines);
+    /// let api = modelapi::ModelApi::builder("my-model", "http://localhost:8000")
+    ///     .trace(move |level, line| seen.lock().unwrap().push(format!("{level}: {line}")))
+    ///     .mock_responses(vec!["Hi".into()])
+    ///     .build()?;
+    /// api.stream(&[modelapi::Message::user("Hello")], None)?.into_text().unwrap();
+    /// assert!(lines.lock().unwrap().iter().any(|l| l.contains("finished")));
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn trace(mut self, hook: impl Fn(TraceLevel, &str) + Send + Sync + 'static) -> Self {
+        self.trace = Some(Arc::new(hook));
         self
     }
 
@@ -293,6 +369,10 @@ impl ModelApiBuilder {
                 }
             },
         };
+        let proxy = self.proxy.as_deref().map(Proxy::parse).transpose()?;
+        if let Some(proxy) = &proxy {
+            secrets = secrets.with_values(&proxy.secrets);
+        }
         let ca_pem = match &self.ca_file {
             Some(path) => Some(net::load_ca_file(path)?),
             None => None,
@@ -310,6 +390,8 @@ impl ModelApiBuilder {
             pool: Pool::default(),
             closed: AtomicBool::new(false),
             looked_up: Default::default(),
+            proxy,
+            tracer: Tracer::new(self.trace, Arc::new(secrets)),
         };
         Ok(ModelApi {
             model: self.model,
@@ -318,7 +400,6 @@ impl ModelApiBuilder {
             max_response_bytes: self.max_response_bytes,
             max_event_bytes: self.max_event_bytes.max(1),
             canned: CannedReplies::new(canned),
-            secrets: Arc::new(secrets),
         })
     }
 }
@@ -335,6 +416,8 @@ impl fmt::Debug for ModelApiBuilder {
             )
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
+            .field("proxy", &self.proxy.as_deref().map(|_| "<set>"))
+            .field("trace", &self.trace.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -18,8 +18,8 @@ use crate::error::truncate;
 use crate::event::StreamEvent;
 use crate::mock::CannedReplies;
 use crate::request::{Request, Route};
-use crate::secrets::Secrets;
 use crate::stream::ChatStream;
+use crate::trace::{trace, Level, Took};
 use crate::types::ChatCompletion;
 use crate::Error;
 
@@ -61,7 +61,6 @@ pub struct ModelApi {
     pub(crate) max_response_bytes: u64,
     pub(crate) max_event_bytes: usize,
     pub(crate) canned: CannedReplies,
-    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl ModelApi {
@@ -121,8 +120,14 @@ impl ModelApi {
         let body = body?;
         check_cancel(cancel)?;
         if let Some(reply) = self.canned.take() {
+            trace!(
+                self.route.tracer,
+                Level::Debug,
+                "a canned reply answers (no network)"
+            );
             return self.canned.completion(&self.model, body.len(), &reply);
         }
+        let started = std::time::Instant::now();
         let mut request = Request::new(
             Arc::clone(&self.route),
             body,
@@ -138,6 +143,13 @@ impl ModelApi {
             let mut bytes = Vec::new();
             while !reply.poll_all(&mut bytes, self.max_response_bytes, None)? {}
             reply.finish();
+            trace!(
+                self.route.tracer,
+                Level::Debug,
+                "answer of {} bytes complete after {}",
+                bytes.len(),
+                Took(started.elapsed())
+            );
             // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams,
             // so the rest of the answer is not lost.
             let text = String::from_utf8(bytes)
@@ -219,6 +231,11 @@ impl ModelApi {
         // A cancelled token refuses new calls at once, whichever kind.
         check_cancel(cancel)?;
         let stream = if let Some(reply) = self.canned.take() {
+            trace!(
+                self.route.tracer,
+                Level::Debug,
+                "a canned reply answers (no network)"
+            );
             match self.canned.stream(&self.model, body.len(), &reply) {
                 Ok(stream) => stream,
                 // A canned server error, like a server's, comes from the
@@ -249,17 +266,25 @@ impl ModelApi {
             stream
         };
         Ok(stream
-            .with_secrets(Arc::clone(&self.secrets))
+            .with_tracer(self.route.tracer.clone())
             .with_cancel(cancel.clone()))
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,
-    /// whatever the I/O reported; secrets scrubbed.
+    /// whatever the I/O reported; secrets scrubbed; traced.
     fn call_error(&self, error: Error, cancel: &CancelToken) -> Error {
-        if cancel.is_cancelled() {
-            return cancelled();
-        }
-        self.secrets.redact(error)
+        let error = if cancel.is_cancelled() {
+            cancelled()
+        } else {
+            self.route.tracer.secrets().redact(error)
+        };
+        trace!(
+            self.route.tracer,
+            Level::Error,
+            "failed: {}",
+            error.trace_summary()
+        );
+        error
     }
 
     /// The callback form of [`stream`](Self::stream): `on_chunk` is called

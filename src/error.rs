@@ -145,6 +145,47 @@ impl Error {
         Error::Transport(format!("{what} ({detail})"))
     }
 
+    /// The error for a trace line: what happened, without any text that
+    /// came from the server or from the request (a server may echo the
+    /// messages it was sent), which the returned error holds in full.
+    pub(crate) fn trace_summary(&self) -> String {
+        let len = |text: &str| text.len();
+        match self {
+            Error::Http {
+                status,
+                message,
+                error_type,
+                code,
+                ..
+            } => {
+                let mut summary = format!("HTTP {status} from the server");
+                if let Some(kind) = error_type {
+                    summary.push_str(&format!(", type {}", summary_word(kind)));
+                }
+                if let Some(code) = code {
+                    summary.push_str(&format!(", code {}", summary_word(code)));
+                }
+                format!("{summary} ({} bytes of message)", len(message))
+            }
+            Error::Server { message, .. } => format!(
+                "the server reported an error in its answer ({} bytes of message)",
+                len(message)
+            ),
+            Error::InvalidResponse(detail) => format!(
+                "invalid response from the server ({} bytes of detail in the returned error)",
+                len(detail)
+            ),
+            Error::InvalidArgument(detail) => format!(
+                "invalid argument ({} bytes of detail in the returned error)",
+                len(detail)
+            ),
+            // Texts of this library and of the network layer: no content.
+            Error::Transport(_) | Error::Timeout(_) | Error::Aborted(_) | Error::Closed => {
+                self.to_string()
+            }
+        }
+    }
+
     /// Names the URL a transport failure or timeout happened on.
     pub(crate) fn in_context(self, url: &str) -> Error {
         match self {
@@ -182,6 +223,20 @@ impl Error {
             Error::Aborted(s) => Error::Aborted(r(s)),
             Error::Closed => Error::Closed,
         }
+    }
+}
+
+/// A server's short identifier (an error type or code) for a trace line, or
+/// a note that it is not one.
+fn summary_word(word: &str) -> &str {
+    let plain = word.len() <= 64
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain {
+        word
+    } else {
+        "(not shown)"
     }
 }
 

@@ -23,11 +23,13 @@ pub(crate) enum Exchange {
 
 /// The bytes of a POST of `body` to `uri` with `headers` (the `Host` and
 /// `Content-Length` headers are added), and the exchange awaiting its
-/// answer.
+/// answer. `to_proxy`: the request line names the whole URL, as a
+/// forwarding proxy needs.
 pub(crate) fn post(
     uri: &Uri,
     headers: impl Iterator<Item = (HeaderName, HeaderValue)>,
     body: &[u8],
+    to_proxy: bool,
 ) -> io::Result<(Vec<u8>, Exchange)> {
     let mut request = Request::builder().method(Method::POST).uri(uri.clone());
     for (name, value) in headers {
@@ -47,6 +49,9 @@ pub(crate) fn post(
         used += call.write(&mut bytes[used..]).map_err(invalid)?;
     }
     bytes.truncate(used);
+    if to_proxy {
+        absolute_form(&mut bytes, uri);
+    }
     let call = match call.proceed().map_err(invalid)? {
         Some(SendRequestResult::SendBody(mut call)) => {
             // The body goes out right behind the head, in the same write.
@@ -59,6 +64,22 @@ pub(crate) fn post(
     };
     let call = call.ok_or_else(|| invalid("the request could not be written"))?;
     Ok((bytes, Exchange::Head(call)))
+}
+
+/// Replaces the request line's path with the whole URL (`POST
+/// http://host:port/path HTTP/1.1`).
+fn absolute_form(bytes: &mut Vec<u8>, uri: &Uri) {
+    let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    let line = &bytes[..line_end];
+    let (Some(first), Some(last)) = (
+        line.iter().position(|&b| b == b' '),
+        line.iter().rposition(|&b| b == b' '),
+    ) else {
+        return;
+    };
+    if first < last {
+        bytes.splice(first + 1..last, uri.to_string().into_bytes());
+    }
 }
 
 impl Exchange {

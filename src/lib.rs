@@ -71,12 +71,14 @@ pub mod ffi;
 mod http;
 mod mock;
 mod net;
+mod proxy;
 mod redirect;
 mod request;
 mod retry;
 mod secrets;
 pub mod sse;
 mod stream;
+mod trace;
 mod types;
 
 pub use answer::StreamMetadata;
@@ -92,6 +94,7 @@ pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
+pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
 
 /// The README's Rust examples, compiled as doctests so they stay true.

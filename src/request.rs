@@ -10,14 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use ureq_proto::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use ureq_proto::http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, PROXY_AUTHORIZATION, USER_AGENT,
+};
 use ureq_proto::http::{HeaderName, HeaderValue, Response, Uri};
 
 use crate::cancel::CancelToken;
 use crate::error::truncate;
 use crate::net::{Conn, Interest, Pool, TlsConfig, Transfer};
+use crate::proxy::Proxy;
 use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
 use crate::secrets::is_credential_header;
+use crate::trace::{trace, Level, Took, Tracer};
 use crate::{http, retry, Error};
 
 /// The `User-Agent` header: the library and its version.
@@ -44,9 +48,13 @@ pub(crate) struct Route {
     pub(crate) retry_backoff: Duration,
     pub(crate) pool: Pool,
     pub(crate) closed: AtomicBool,
-    /// The configured server's addresses, from the last lookup of its
-    /// host name.
+    /// The first hop's addresses (the proxy's, or the configured
+    /// server's), from the last lookup of its host name.
     pub(crate) looked_up: Mutex<Option<(Instant, Addresses)>>,
+    /// The proxy every connection goes through, if one is named.
+    pub(crate) proxy: Option<Proxy>,
+    /// Where trace lines go; holds the secrets they are scrubbed of.
+    pub(crate) tracer: Tracer,
 }
 
 /// The addresses of a server, or why its host name has none.
@@ -71,6 +79,8 @@ impl Clone for Route {
             pool: Pool::default(),
             closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
             looked_up: Mutex::default(),
+            proxy: self.proxy.clone(),
+            tracer: self.tracer.clone(),
         }
     }
 }
@@ -80,16 +90,17 @@ impl Route {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// The configured server's addresses: looked up at most every
-    /// [`LOOKUP_KEPT`], and never for an IP address or `localhost`.
-    fn endpoint_addresses(&self) -> Addresses {
+    /// The first hop's addresses (the proxy's, or the configured
+    /// server's): looked up at most every [`LOOKUP_KEPT`], and never for
+    /// an IP address or `localhost`.
+    fn first_hop_addresses(&self) -> Addresses {
         let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, addrs)) = &*looked_up {
             if at.elapsed() < LOOKUP_KEPT {
                 return addrs.clone();
             }
         }
-        let addrs = addresses(&self.endpoint_uri);
+        let addrs = addresses(self.proxy.as_ref().map_or(&self.endpoint_uri, |p| &p.uri));
         if addrs.is_ok() {
             *looked_up = Some((Instant::now(), addrs.clone()));
         }
@@ -111,9 +122,11 @@ pub(crate) struct Request {
     stale_retry_left: bool,
     /// Where the attempt goes after the redirects it has followed.
     target: Target,
-    /// The configured server's addresses, looked up when the request was
-    /// made: a retry does not look them up again.
+    /// The first hop's addresses, looked up when the request was made: a
+    /// retry does not look them up again.
     endpoint_addrs: Addresses,
+    /// When the request was made, for the times the trace tells.
+    started: Instant,
     state: State,
 }
 
@@ -160,7 +173,7 @@ impl Request {
         accept: &'static str,
         cancel: CancelToken,
     ) -> Request {
-        let endpoint_addrs = route.endpoint_addresses();
+        let endpoint_addrs = route.first_hop_addresses();
         let target = Target::endpoint(&route, &endpoint_addrs);
         Request {
             endpoint_addrs,
@@ -171,6 +184,7 @@ impl Request {
             attempt: 0,
             stale_retry_left: true,
             target,
+            started: Instant::now(),
             state: State::Waiting(Instant::now()),
         }
     }
@@ -283,8 +297,19 @@ impl Request {
                 headers.push((name.clone(), value.clone()));
             }
         }
-        let (bytes, exchange) = http::post(&target.uri, headers.into_iter(), &self.body)
-            .map_err(|e| Error::InvalidArgument(format!("the request cannot be sent: {e}")))?;
+        // Plain HTTP through a proxy is forwarded by it: the request names
+        // the whole URL, and carries the proxy's credentials.
+        let forwarded = route.proxy.as_ref().filter(|_| !is_https(&target.uri));
+        if let Some(authorization) = forwarded.and_then(|p| p.authorization.as_ref()) {
+            headers.push((PROXY_AUTHORIZATION, authorization.clone()));
+        }
+        let (bytes, exchange) = http::post(
+            &target.uri,
+            headers.into_iter(),
+            &self.body,
+            forwarded.is_some(),
+        )
+        .map_err(|e| Error::InvalidArgument(format!("the request cannot be sent: {e}")))?;
         let server = server_key(&target.uri);
         let (conn, reused) = match route.pool.take(&server) {
             Some(conn) => (conn, true),
@@ -294,6 +319,19 @@ impl Request {
                 Err(ConnectError::Io(err)) => return self.failed(err, false),
             },
         };
+        trace!(
+            route.tracer,
+            Level::Debug,
+            "POST {} ({} bytes of JSON, {} request bytes) on {}",
+            target.url,
+            self.body.len(),
+            bytes.len(),
+            if reused {
+                "a pooled connection".to_string()
+            } else {
+                conn_description(route, target)
+            }
+        );
         let transfer = Transfer::new(
             conn,
             reused,
@@ -309,6 +347,17 @@ impl Request {
     /// or an error whose body is read next.
     fn answered(&mut self, transfer: Transfer, head: Response<()>) -> Result<Option<Reply>, Error> {
         let status = head.status().as_u16();
+        trace!(
+            self.route.tracer,
+            Level::Debug,
+            "HTTP {status}{}{}{} after {}",
+            header(&head, "content-type").map_or(String::new(), |t| format!(", {t}")),
+            header(&head, "x-request-id").map_or(String::new(), |t| format!(", x-request-id {t}")),
+            transfer
+                .tls_version()
+                .map_or(String::new(), |v| format!(", {v}, certificate verified")),
+            Took(self.started.elapsed())
+        );
         if head.status().is_success() {
             return Ok(Some(Reply {
                 head,
@@ -318,7 +367,23 @@ impl Request {
             }));
         }
         if let Some(location) = header(&head, "location").filter(|_| is_redirect(status)) {
-            self.target.follow(status, location, &self.route.endpoint)?;
+            self.target.follow(
+                status,
+                location,
+                &self.route.endpoint,
+                self.route.proxy.is_some(),
+            )?;
+            trace!(
+                self.route.tracer,
+                Level::Info,
+                "following the {status} redirect to {}{}",
+                self.target.url,
+                if self.target.same_origin {
+                    ""
+                } else {
+                    " (another origin: without the credentials)"
+                }
+            );
             self.state = State::Waiting(Instant::now());
             return Ok(None);
         }
@@ -350,9 +415,12 @@ impl Request {
         if !retry::is_retryable_status(status) || self.attempt >= self.route.max_retries {
             return Err(error);
         }
-        Ok(self.retry_in(
-            delay.unwrap_or_else(|| retry::backoff(self.route.retry_backoff, self.attempt)),
-        ))
+        let wait = delay.unwrap_or_else(|| retry::backoff(self.route.retry_backoff, self.attempt));
+        let why = match delay {
+            Some(_) => format!("{} (the wait the server asked for)", error.trace_summary()),
+            None => error.trace_summary(),
+        };
+        Ok(self.retry_in(wait, &why))
     }
 
     /// After a failed connection: a retry, or the error.
@@ -360,15 +428,30 @@ impl Request {
         let retryable = retry::is_retryable_error(&err);
         if retryable && stale && self.stale_retry_left {
             self.stale_retry_left = false;
+            trace!(
+                self.route.tracer,
+                Level::Debug,
+                "the pooled connection was closed by the server ({err}): sending again at once \
+                 on a new one"
+            );
             return Ok(State::Waiting(Instant::now()));
         }
         if !retryable || self.attempt >= self.route.max_retries {
             return Err(Error::from_io(err).in_context(&self.target.url));
         }
-        Ok(self.retry_in(retry::backoff(self.route.retry_backoff, self.attempt)))
+        let why = Error::from_io(err).trace_summary();
+        Ok(self.retry_in(retry::backoff(self.route.retry_backoff, self.attempt), &why))
     }
 
-    fn retry_in(&mut self, delay: Duration) -> State {
+    fn retry_in(&mut self, delay: Duration, why: &str) -> State {
+        trace!(
+            self.route.tracer,
+            Level::Warn,
+            "retry {} of {} in {}: {why}",
+            self.attempt + 1,
+            self.route.max_retries,
+            Took(delay)
+        );
         self.attempt += 1;
         self.target = Target::endpoint(&self.route, &self.endpoint_addrs);
         State::Waiting(Instant::now() + delay)
@@ -390,7 +473,13 @@ impl Target {
     /// body) up to [`MAX_REDIRECTS`] times. Credentials go only to the
     /// configured server's origin, and `https` is never left for plain
     /// `http`.
-    fn follow(&mut self, status: u16, location: &str, endpoint: &str) -> Result<(), Error> {
+    fn follow(
+        &mut self,
+        status: u16,
+        location: &str,
+        endpoint: &str,
+        proxied: bool,
+    ) -> Result<(), Error> {
         let next = redirect_target(&self.url, location)?;
         if !matches!(status, 307 | 308) {
             return Err(Error::Http {
@@ -420,8 +509,11 @@ impl Target {
         })?;
         self.same_origin &= origin(&next) == origin(endpoint);
         // A redirect to another host name is looked up here, inside a poll:
-        // the one lookup that cannot be made in advance.
-        self.addrs = addresses(&self.uri);
+        // the one lookup that cannot be made in advance. (Through a proxy,
+        // the proxy's addresses stay.)
+        if !proxied {
+            self.addrs = addresses(&self.uri);
+        }
         self.redirects += 1;
         self.url = next;
         Ok(())
@@ -541,15 +633,50 @@ enum ConnectError {
     Final(Error),
 }
 
-/// Starts a connection to the target's server.
+/// Starts a connection to the target's server: straight, or through the
+/// proxy (a `CONNECT` tunnel for https).
 fn connect(route: &Route, target: &Target) -> Result<Conn, ConnectError> {
     let addrs = target
         .addrs
         .as_ref()
         .map_err(|e| ConnectError::Final(Error::Transport(e.clone())))?;
-    let https = target.uri.scheme_str() == Some("https");
+    let https = is_https(&target.uri);
+    let tunnel = match &route.proxy {
+        Some(proxy) if https => {
+            Some(proxy.connect_request(host_of(&target.uri), port_of(&target.uri)))
+        }
+        _ => None,
+    };
     let tls = https.then_some((&route.tls, host_of(&target.uri)));
-    Conn::open(addrs.to_vec(), tls).map_err(ConnectError::Io)
+    Conn::open(addrs.to_vec(), tunnel, tls).map_err(ConnectError::Io)
+}
+
+/// How a new connection is made, for the trace.
+fn conn_description(route: &Route, target: &Target) -> String {
+    let addrs = match &target.addrs {
+        Ok(addrs) => addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Err(_) => "no address".into(),
+    };
+    match &route.proxy {
+        Some(proxy) if is_https(&target.uri) => {
+            format!("a new connection to {addrs} through proxy {proxy} (CONNECT tunnel)")
+        }
+        Some(proxy) => format!("a new connection to {addrs}, proxy {proxy} (forwarded)"),
+        None => format!("a new connection to {addrs}"),
+    }
+}
+
+fn is_https(uri: &Uri) -> bool {
+    uri.scheme_str() == Some("https")
+}
+
+fn port_of(uri: &Uri) -> u16 {
+    uri.port_u16()
+        .unwrap_or(if is_https(uri) { 443 } else { 80 })
 }
 
 /// The addresses of `uri`'s server. Looking up a host name is the one

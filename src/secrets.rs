@@ -37,6 +37,13 @@ impl Secrets {
         Secrets(secrets).without_short()
     }
 
+    /// These secrets and `values` (e.g. a proxy's credentials).
+    pub(crate) fn with_values(&self, values: &[String]) -> Secrets {
+        let mut secrets = self.0.clone();
+        secrets.extend(values.iter().cloned());
+        Secrets(secrets).without_short()
+    }
+
     /// `text` with every secret replaced by `[REDACTED]`.
     pub(crate) fn scrub(&self, text: String) -> String {
         if self.0.iter().any(|s| text.contains(s.as_str())) {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::{Cursor, Read};
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use crate::chunk::{ChunkEvent, ChunkReader, Received};
 use crate::event::{EventWithNul, Events, Kind, StreamEvent};
 use crate::net::Interest;
 use crate::request::{Reply, Request};
-use crate::secrets::Secrets;
 use crate::sse::SseDecoder;
+use crate::trace::{trace, Level, Took, Tracer};
 use crate::types::ChatCompletion;
 use crate::Error;
 
@@ -69,8 +69,16 @@ pub struct ChatStream {
     /// Every chunk read so far, assembled.
     answer: Answer,
     state: State,
-    /// Scrubbed from error texts: a server may echo what it was sent.
-    secrets: Option<Arc<Secrets>>,
+    /// Where the stream's first event, end and error are told; holds the
+    /// secrets scrubbed from error texts (a server may echo what it was
+    /// sent).
+    tracer: Option<Tracer>,
+    /// What the trace tells at the end: when the stream began, the chunks
+    /// and body bytes read, and whether the first event was told.
+    started: Instant,
+    chunks: u64,
+    bytes: u64,
+    first_event_told: bool,
     /// Stops the stream from another thread.
     cancel: CancelToken,
     /// An error to end with when the body ends (a canned
@@ -155,7 +163,11 @@ impl ChatStream {
             events: Events::default(),
             answer: Answer::default(),
             state: State::Streaming,
-            secrets: None,
+            tracer: None,
+            started: Instant::now(),
+            chunks: 0,
+            bytes: 0,
+            first_event_told: false,
             cancel: CancelToken::new(),
             then_error: None,
         }
@@ -187,8 +199,8 @@ impl ChatStream {
         self
     }
 
-    pub(crate) fn with_secrets(mut self, secrets: Arc<Secrets>) -> ChatStream {
-        self.secrets = Some(secrets);
+    pub(crate) fn with_tracer(mut self, tracer: Tracer) -> ChatStream {
+        self.tracer = Some(tracer);
         self
     }
 
@@ -352,6 +364,9 @@ impl ChatStream {
     fn poll_queued(&mut self, until: Option<Instant>) -> Poll<Option<Result<usize, Error>>> {
         loop {
             if let Some(at) = self.events.take() {
+                if !self.first_event_told {
+                    self.tell_first_event();
+                }
                 return Poll::Ready(Some(Ok(at)));
             }
             if self.state != State::Streaming {
@@ -364,11 +379,12 @@ impl ChatStream {
                 self.read_chunk(until)
             };
             match step {
-                Ok(Step::Chunk) => {}
+                Ok(Step::Chunk) => self.chunks += 1,
                 Ok(Step::Pending) => return Poll::Pending,
                 Ok(Step::End) => {
                     self.state = State::Finished;
                     self.release();
+                    self.tell_end();
                     return Poll::Ready(None);
                 }
                 Err(err) => return Poll::Ready(Some(Err(self.fail(err)))),
@@ -380,10 +396,49 @@ impl ChatStream {
     /// cancelled, secrets scrubbed.
     fn fail(&mut self, err: Error) -> Error {
         self.stop();
-        match &self.secrets {
+        let err = match &self.tracer {
             _ if self.cancel.is_cancelled() => Error::Aborted("the stream was cancelled".into()),
-            Some(secrets) => secrets.redact(err),
+            Some(tracer) => tracer.secrets().redact(err),
             None => err,
+        };
+        if let Some(tracer) = &self.tracer {
+            trace!(
+                tracer,
+                Level::Error,
+                "stream failed after {} chunks ({} bytes) and {}: {}",
+                self.chunks,
+                self.bytes,
+                Took(self.started.elapsed()),
+                err.trace_summary()
+            );
+        }
+        err
+    }
+
+    #[cold]
+    fn tell_first_event(&mut self) {
+        self.first_event_told = true;
+        if let Some(tracer) = &self.tracer {
+            trace!(
+                tracer,
+                Level::Debug,
+                "first event after {}",
+                Took(self.started.elapsed())
+            );
+        }
+    }
+
+    fn tell_end(&self) {
+        if let Some(tracer) = &self.tracer {
+            trace!(
+                tracer,
+                Level::Debug,
+                "stream finished: {} chunks, {} bytes, finish_reason {}, after {}",
+                self.chunks,
+                self.bytes,
+                self.answer.meta.finish_reason.as_deref().unwrap_or("none"),
+                Took(self.started.elapsed())
+            );
         }
     }
 
@@ -551,6 +606,7 @@ impl ChatStream {
             let Some(read) = read else {
                 return Ok(Step::Pending);
             };
+            self.bytes += read as u64;
             self.start = 0;
             self.end = read;
             if read == 0 {

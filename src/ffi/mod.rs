@@ -90,6 +90,29 @@ pub struct ModelApiEvent {
 pub type ModelApiEventFn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const ModelApiEvent) -> c_int>;
 
+/// How much a trace line matters (see `modelapi_set_trace`); the numbers
+/// are stable, and those of Rust's `log` levels.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelApiTraceLevel {
+    /// A call failed: the error, as the call returns it.
+    MODELAPI_TRACE_ERROR = 1,
+    /// A retry: what failed, and the wait before the next attempt.
+    MODELAPI_TRACE_WARN = 2,
+    /// A redirect followed.
+    MODELAPI_TRACE_INFO = 3,
+    /// Each step: connections, TLS, requests, statuses, timings.
+    MODELAPI_TRACE_DEBUG = 4,
+}
+
+/// A trace hook (see `modelapi_set_trace`): `user_data` as given, the
+/// line's level, and the line (NUL-terminated UTF-8, valid during the call
+/// only).
+pub type ModelApiTraceFn = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, level: ModelApiTraceLevel, line: *const c_char),
+>;
+
 /// A client of one server and model (the C `ModelApi`). Opaque to C:
 /// created by `modelapi_new` or `modelapi_from_env`, freed by
 /// `modelapi_close`.
@@ -284,6 +307,94 @@ pub unsafe extern "C" fn modelapi_set_ca_file(
         api.set_ca_file(path)?;
         Ok(MODELAPI_OK)
     })
+}
+
+/// Sends every request of the client through the HTTP proxy at
+/// `proxy_url` ("http://host:port", or "http://user:password@host:port":
+/// the credentials go to the proxy only); NULL or "" removes it. HTTPS goes
+/// through a CONNECT tunnel, so the proxy sees only the server's name and
+/// encrypted bytes, and the server's certificate is verified as without a
+/// proxy; plain HTTP is forwarded by the proxy, which then sees it whole.
+/// Proxies from the environment (HTTPS_PROXY, ...) are never used. The
+/// string is copied. Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread;
+/// `proxy_url` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_proxy(
+    api: *mut ModelApiHandle,
+    proxy_url: *const c_char,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let url = args::optional_str(proxy_url, "proxy_url")?;
+        api.set_proxy(url)?;
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Sets the client's trace hook: `on_trace` is called with `user_data`, a
+/// level and one line of text (NUL-terminated, valid during the call) for
+/// each step of every request: connections, TLS, the request line and its
+/// size, the status with the time to the response head, retries and their
+/// waits, redirects, a stream's first event and its end, and every error.
+/// Never the API key, a credential header or message content; nothing per
+/// chunk. NULL `on_trace` turns tracing off. The hook runs on the thread
+/// making the call, inside it: with a client shared between threads, on
+/// several threads at once (`user_data` must allow that). It must not call
+/// back into this client. Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread; `on_trace`
+/// is NULL or a function that may be called as documented, with
+/// `user_data` valid for as long as the client lives.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_trace(
+    api: *mut ModelApiHandle,
+    on_trace: ModelApiTraceFn,
+    user_data: *mut c_void,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let hook = on_trace.map(|on_trace| {
+            let target = TraceTarget {
+                on_trace,
+                user_data,
+            };
+            Box::new(move |level: crate::TraceLevel, line: &str| target.call(level, line))
+                as crate::TraceHook
+        });
+        api.set_trace(hook);
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// A C trace hook and its `user_data`.
+struct TraceTarget {
+    on_trace: unsafe extern "C" fn(*mut c_void, ModelApiTraceLevel, *const c_char),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller of `modelapi_set_trace` promises that the hook may be
+// called with `user_data` from any thread that uses the client.
+unsafe impl Send for TraceTarget {}
+unsafe impl Sync for TraceTarget {}
+
+impl TraceTarget {
+    fn call(&self, level: crate::TraceLevel, line: &str) {
+        let level = match level {
+            crate::TraceLevel::Error => ModelApiTraceLevel::MODELAPI_TRACE_ERROR,
+            crate::TraceLevel::Warn => ModelApiTraceLevel::MODELAPI_TRACE_WARN,
+            crate::TraceLevel::Info => ModelApiTraceLevel::MODELAPI_TRACE_INFO,
+            crate::TraceLevel::Debug | crate::TraceLevel::Trace => {
+                ModelApiTraceLevel::MODELAPI_TRACE_DEBUG
+            }
+        };
+        let line = CString::new(line.replace('\0', "")).expect("NUL bytes were removed");
+        // SAFETY: as promised to modelapi_set_trace.
+        unsafe { (self.on_trace)(self.user_data, level, line.as_ptr()) }
+    }
 }
 
 /// One chat completion. `messages` holds `count` messages (never NULL,

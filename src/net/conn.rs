@@ -24,14 +24,29 @@ pub(crate) struct Conn {
     sent: usize,
     /// The server closed its side (TLS: the socket's end was read).
     eof: bool,
+    /// A proxy's `CONNECT` tunnel being opened: until it is, nothing else
+    /// goes over the socket.
+    tunnel: Option<Box<Tunnel>>,
 }
+
+/// A `CONNECT` request to a proxy, and its answer as it arrives.
+struct Tunnel {
+    request: Vec<u8>,
+    sent: usize,
+    answer: Vec<u8>,
+}
+
+/// The longest proxy answer to a `CONNECT` read.
+const MAX_TUNNEL_ANSWER: usize = 16 * 1024;
 
 impl Conn {
     /// Starts connecting to the first of `addrs` that accepts (the others
-    /// are tried in turn as connects fail); with TLS for `tls_host` when
-    /// it is given.
+    /// are tried in turn as connects fail); through a proxy's tunnel when
+    /// `tunnel` (its `CONNECT` request) is given; with TLS for the host
+    /// named in `tls`, once connected (and tunnelled).
     pub(crate) fn open(
         addrs: Vec<SocketAddr>,
+        tunnel: Option<Vec<u8>>,
         tls: Option<(&TlsConfig, &str)>,
     ) -> io::Result<Conn> {
         let (tcp, rest) = connect_first(addrs)?;
@@ -55,7 +70,26 @@ impl Conn {
             out: Vec::new(),
             sent: 0,
             eof: false,
+            tunnel: tunnel.map(|request| {
+                Box::new(Tunnel {
+                    request,
+                    sent: 0,
+                    answer: Vec::new(),
+                })
+            }),
         })
+    }
+
+    /// The TLS version in use, once the handshake is done.
+    pub(crate) fn tls_version(&self) -> Option<&'static str> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            if tls.is_handshaking() {
+                return None;
+            }
+            return tls.protocol_version().and_then(|v| v.as_str());
+        }
+        None
     }
 
     /// The socket, for a cancel token to shut down.
@@ -77,6 +111,13 @@ impl Conn {
     pub(crate) fn interest(&self) -> Interest {
         if self.connecting.is_some() {
             return Interest::Write;
+        }
+        if let Some(tunnel) = &self.tunnel {
+            return if tunnel.sent < tunnel.request.len() {
+                Interest::Write
+            } else {
+                Interest::Read
+            };
         }
         let unsent = self.sent < self.out.len();
         #[cfg(feature = "tls")]
@@ -123,6 +164,21 @@ impl Conn {
             }
             moved = true;
         }
+        if let Some(tunnel) = &mut self.tunnel {
+            while tunnel.sent < tunnel.request.len() {
+                match (&*self.tcp).write(&tunnel.request[tunnel.sent..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        tunnel.sent += n;
+                        moved = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(moved);
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
             moved |= flush_tls(tls, &self.tcp, &self.out, &mut self.sent)?;
@@ -154,6 +210,11 @@ impl Conn {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
         }
+        if self.tunnel.is_some() {
+            self.read_tunnel_answer()?;
+            // The tunnel is open: the request (and the TLS handshake) go.
+            self.flush()?;
+        }
         #[cfg(feature = "tls")]
         if let Some(tls) = &mut self.tls {
             return read_tls(
@@ -173,6 +234,70 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
+            }
+        }
+    }
+
+    /// Reads the proxy's answer to `CONNECT` (`WouldBlock` until it is
+    /// whole); a 2xx opens the tunnel, anything else fails.
+    fn read_tunnel_answer(&mut self) -> io::Result<()> {
+        if self
+            .tunnel
+            .as_ref()
+            .is_some_and(|t| t.sent < t.request.len())
+        {
+            self.flush()?;
+        }
+        let Some(tunnel) = &mut self.tunnel else {
+            return Ok(());
+        };
+        if tunnel.sent < tunnel.request.len() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        loop {
+            if let Some(end) = find(&tunnel.answer, b"\r\n\r\n") {
+                // Nothing may follow the answer before our first byte.
+                if end + 4 != tunnel.answer.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the proxy sent bytes after its answer to CONNECT",
+                    ));
+                }
+                let status = tunnel_status(&tunnel.answer)?;
+                if !(200..300).contains(&status.0) {
+                    let kind = if status.0 < 500 {
+                        io::ErrorKind::PermissionDenied
+                    } else {
+                        io::ErrorKind::ConnectionRefused
+                    };
+                    return Err(io::Error::new(
+                        kind,
+                        format!("the proxy refused the tunnel: {} {}", status.0, status.1),
+                    ));
+                }
+                self.tunnel = None;
+                return Ok(());
+            }
+            if tunnel.answer.len() >= MAX_TUNNEL_ANSWER {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the proxy's answer to CONNECT is too long",
+                ));
+            }
+            // Never past the head's end: what follows it is the server's.
+            let mut byte = [0u8; 4];
+            let want = (MAX_TUNNEL_ANSWER - tunnel.answer.len()).min(byte.len());
+            let want = head_room(&tunnel.answer).min(want);
+            match (&*self.tcp).read(&mut byte[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the proxy closed the connection instead of opening the tunnel",
+                    ))
+                }
+                Ok(n) => tunnel.answer.extend_from_slice(&byte[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -205,6 +330,42 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// How many bytes may be read without going past the end of a head that
+/// ends `answer` so far: at most up to the `\r\n\r\n` that could end it.
+fn head_room(answer: &[u8]) -> usize {
+    let tail = &answer[answer.len().saturating_sub(3)..];
+    let mut room = 4;
+    for keep in (1..=tail.len()).rev() {
+        if b"\r\n\r\n".starts_with(&tail[tail.len() - keep..]) {
+            room = 4 - keep;
+            break;
+        }
+    }
+    room.max(1)
+}
+
+/// The status code and reason of a proxy's answer.
+fn tunnel_status(answer: &[u8]) -> io::Result<(u16, String)> {
+    let line = answer.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let code = parts.next().and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(code) if version.starts_with("HTTP/1.") => {
+            Ok((code, parts.next().unwrap_or_default().to_string()))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the proxy's answer to CONNECT is not HTTP",
+        )),
     }
 }
 

@@ -107,6 +107,11 @@ impl Transfer {
         (self.conn.fd(), self.conn.interest())
     }
 
+    /// The TLS version in use, once the handshake is done.
+    pub(crate) fn tls_version(&self) -> Option<&'static str> {
+        self.conn.tls_version()
+    }
+
     /// Whether any byte of the answer has arrived.
     pub(crate) fn heard_back(&self) -> bool {
         self.end > 0 || !matches!(self.exchange, Exchange::Head(_))

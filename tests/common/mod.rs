@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cbuild;
+pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod service;
