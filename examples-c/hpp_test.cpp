@@ -1633,6 +1633,44 @@ void setter_checks()
     });
     check(!out.error && same == &client && answer == "Hello from the test server",
           "the setters chain and the client works after them", out.describe());
+
+    // The trace hook: lines with levels, on this thread, moved with the
+    // client, and off again with an empty hook.
+    std::vector<std::pair<modelapi::TraceLevel, std::string>> lines;
+    out = outcome_of([&] {
+        client.trace([&lines](modelapi::TraceLevel level, std::string_view line) {
+            lines.emplace_back(level, std::string(line));
+            throw std::runtime_error("a throwing hook is swallowed");
+        });
+        modelapi::Client moved = std::move(client);
+        answer = moved.complete(HELLO).content;
+        client = std::move(moved);
+    });
+    bool told_status = false;
+    for (const auto &line : lines) {
+        told_status |= line.first == modelapi::TraceLevel::debug &&
+                       line.second.rfind("HTTP 200", 0) == 0;
+    }
+    check(!out.error && answer == "Hello from the test server" && told_status,
+          "trace() tells each step (HTTP 200 at debug level), through a move",
+          out.describe() + ", " + std::to_string(lines.size()) + " lines");
+    const std::size_t told = lines.size();
+    out = outcome_of([&] {
+        client.trace(nullptr);
+        answer = client.complete(HELLO).content;
+    });
+    check(!out.error && lines.size() == told, "an empty hook turns the trace off", out.describe());
+
+    // The proxy: a bad URL throws, "" removes it.
+    out = outcome_of([&] { client.proxy("socks5://proxy:1080"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "proxy(\"socks5://...\") throws INVALID_ARGUMENT",
+          out.describe());
+    out = outcome_of([&] {
+        client.proxy("http://127.0.0.1:9").proxy("");
+        answer = client.complete(HELLO).content;
+    });
+    check(!out.error && answer == "Hello from the test server", "proxy(\"\") removes the proxy",
+          out.describe());
 }
 
 void thread_checks(const modelapi::Client &ok)

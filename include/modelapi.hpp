@@ -313,6 +313,18 @@ struct Usage {
     std::uint64_t total_tokens = 0;
 };
 
+/* How much a trace line matters (Client::trace); the values are those of
+   ModelApiTraceLevel. */
+enum class TraceLevel : int {
+    error = MODELAPI_TRACE_ERROR, /* a call failed */
+    warn = MODELAPI_TRACE_WARN,   /* a retry: what failed, and the wait */
+    info = MODELAPI_TRACE_INFO,   /* a redirect followed */
+    debug = MODELAPI_TRACE_DEBUG, /* each step: connections, TLS, requests, statuses, timings */
+};
+
+/* A trace hook: the line's level and text (valid during the call only). */
+using TraceHook = std::function<void(TraceLevel, std::string_view)>;
+
 /* What an Event is; the values are those of ModelApiEventKind. A newer
    library may hand out other values: skip an event of a kind you do not
    know. */
@@ -1097,12 +1109,16 @@ public:
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
 
-    Client(Client &&other) noexcept : api_(std::exchange(other.api_, nullptr)) {}
+    Client(Client &&other) noexcept
+        : api_(std::exchange(other.api_, nullptr)), trace_(std::move(other.trace_))
+    {
+    }
     Client &operator=(Client &&other) noexcept
     {
         if (this != &other) {
             modelapi_close(api_);
             api_ = std::exchange(other.api_, nullptr);
+            trace_ = std::move(other.trace_);
         }
         return *this;
     }
@@ -1137,6 +1153,35 @@ public:
     {
         const std::string path(pem_path);
         detail::check(modelapi_set_ca_file(api_, path.c_str()));
+        return *this;
+    }
+    /* Sends every request through the HTTP proxy at url ("http://host:port"
+       or "http://user:password@host:port"); "" removes it. HTTPS goes
+       through a CONNECT tunnel, verified end to end. Environment proxies are
+       never used. */
+    Client &proxy(std::string_view url)
+    {
+        const std::string text(url);
+        detail::check(modelapi_set_proxy(api_, text.c_str()));
+        return *this;
+    }
+    /* Calls hook with a line for each step of every request (connections,
+       TLS, requests and sizes, statuses and times, retries, redirects, a
+       stream's first event and end, errors); never the key or message
+       content. The hook runs on the thread making the call, so on several
+       threads at once when the client is shared, and must not throw (an
+       exception is swallowed) nor call back into this client. An empty
+       hook turns tracing off. */
+    Client &trace(TraceHook hook)
+    {
+        if (!hook) {
+            detail::check(modelapi_set_trace(api_, nullptr, nullptr));
+            trace_.reset();
+            return *this;
+        }
+        auto kept = std::make_unique<TraceHook>(std::move(hook));
+        detail::check(modelapi_set_trace(api_, &Client::on_trace, kept.get()));
+        trace_ = std::move(kept);  // the old hook is no longer called
         return *this;
     }
 
@@ -1385,7 +1430,20 @@ private:
         return api;
     }
 
+    static void on_trace(void *user_data, ModelApiTraceLevel level, const char *line) noexcept
+    {
+        try {
+            (*static_cast<TraceHook *>(user_data))(static_cast<TraceLevel>(level),
+                                                   std::string_view(line));
+        } catch (...) {
+            /* A trace hook must not throw into the library: swallowed. */
+        }
+    }
+
     ModelApi *api_;
+    /* The hook the C library calls, on the heap so that a moved Client
+       keeps its address; freed after the client is closed. */
+    std::unique_ptr<TraceHook> trace_;
 };
 
 }  // namespace modelapi
