@@ -10,6 +10,7 @@
  *                   " server", finish_reason stop, [DONE]
  *   "unauthorized"  HTTP 401, {"error":{"message":"Invalid API key provided",...}}
  *   "long"          a stream of 1000 chunks "x", 10 ms apart
+ *   "slow"          no answer for 5 s, then the connection is closed
  *   "stream-error"  a stream of one chunk "partial", then
  *                   data: {"error":{"message":"model overloaded"}}
  *   "agent"         a stream of reasoning, content and two parallel tool
@@ -28,6 +29,7 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1204,6 +1206,322 @@ static void canned_tool_call_checks(void)
     modelapi_close(api);
 }
 
+/* ---- non-blocking streams: modelapi_stream_start/poll/fd ----------------- */
+
+/* What polling a stream to its end with wait_ms 0 saw. */
+struct poll_run {
+    ModelApiStatus status;  /* the first status neither OK nor PENDING */
+    char text[256];         /* the content events' texts, concatenated */
+    int events;             /* OK polls */
+    int pending;            /* PENDING polls */
+    int waits;              /* poll(2) calls on the stream's socket */
+    int no_socket;          /* PENDING with fd -1: short sleeps instead */
+    double longest_poll;    /* seconds, of one modelapi_stream_poll call */
+    char bad[256];          /* an event that broke a rule, described */
+};
+
+/* Polls stream with wait_ms 0 until it ends or fails, or until max_events
+   events came (0: no limit; run->status is then MODELAPI_OK), waiting with
+   poll(2) on its socket (at most 50 ms) or sleeping 5 ms when it waits on
+   none, after each MODELAPI_PENDING; gives up after 10 s. */
+static void poll_to_end(ModelApiStream *stream, struct poll_run *run, int max_events)
+{
+    double deadline = now() + 10.0;
+    ModelApiEvent event;
+
+    memset(run, 0, sizeof *run);
+    for (;;) {
+        double before = now();
+        ModelApiStatus status;
+        int wants_write = 7;
+        int fd;
+
+        garbage_event(&event);
+        status = modelapi_stream_poll(stream, 0, &event);
+        if (now() - before > run->longest_poll) {
+            run->longest_poll = now() - before;
+        }
+        if (status == MODELAPI_OK) {
+            run->events++;
+            if (event.text == NULL || strlen(event.text) != event.len) {
+                snprintf(run->bad, sizeof run->bad, "event %d: text NULL or len wrong",
+                         run->events);
+            } else if (event.kind == MODELAPI_EVENT_CONTENT &&
+                       strlen(run->text) + event.len < sizeof run->text) {
+                strcat(run->text, event.text);
+            }
+            if (run->events == max_events) {
+                run->status = MODELAPI_OK;
+                return;
+            }
+            continue;
+        }
+        if (status != MODELAPI_PENDING) {
+            if (!is_empty_event(&event) && run->bad[0] == '\0') {
+                snprintf(run->bad, sizeof run->bad, "status %s without an empty event",
+                         status_name(status));
+            }
+            run->status = status;
+            return;
+        }
+        run->pending++;
+        if (!is_empty_event(&event) && run->bad[0] == '\0') {
+            snprintf(run->bad, sizeof run->bad, "MODELAPI_PENDING without an empty event");
+        }
+        if (now() > deadline) {
+            run->status = MODELAPI_INTERNAL;
+            snprintf(run->bad, sizeof run->bad, "still PENDING after 10 s");
+            return;
+        }
+        fd = modelapi_stream_fd(stream, &wants_write);
+        if (fd >= 0 && (wants_write == 0 || wants_write == 1)) {
+            struct pollfd p;
+
+            p.fd = fd;
+            p.events = wants_write ? POLLOUT : POLLIN;
+            p.revents = 0;
+            run->waits++;
+            poll(&p, 1, 50);
+        } else if (fd < 0 && wants_write == 0) {
+            struct timespec pause = { 0, 5000000L };
+
+            run->no_socket++;
+            nanosleep(&pause, NULL);
+        } else {
+            snprintf(run->bad, sizeof run->bad, "modelapi_stream_fd: %d, wants_write %d", fd,
+                     wants_write);
+            run->status = MODELAPI_INTERNAL;
+            return;
+        }
+    }
+}
+
+static void nonblocking_checks(ModelApi *ok, ModelApi *unauthorized, ModelApi *long_api)
+{
+    static const char JSON[] = "[{\"role\":\"user\",\"content\":\"hi\"}]";
+    ModelApiStream *stream;
+    ModelApiStatus status;
+    ModelApiEvent event;
+    ModelApiCancel *cancel;
+    ModelApi *api;
+    ModelApi *slow;
+    struct poll_run run;
+    int wants_write;
+    int fd;
+    char *json;
+    double started;
+
+    check(MODELAPI_PENDING == 11, "MODELAPI_PENDING is 11", "it is %d", (int)MODELAPI_PENDING);
+
+    /* modelapi_stream_start: argument errors, *out_stream set to NULL. */
+    stream = (ModelApiStream *)GARBAGE;
+    status = modelapi_stream_start(NULL, JSON, NULL, NULL, &stream);
+    check(status == MODELAPI_INVALID_ARGUMENT && stream == NULL,
+          "stream_start with a NULL client: INVALID_ARGUMENT, out_stream NULL",
+          "status %s, stream %p", status_name(status), (void *)stream);
+    stream = (ModelApiStream *)GARBAGE;
+    status = modelapi_stream_start(ok, NULL, NULL, NULL, &stream);
+    check(status == MODELAPI_INVALID_ARGUMENT && stream == NULL,
+          "stream_start with messages_json NULL: INVALID_ARGUMENT, out_stream NULL",
+          "status %s, stream %p", status_name(status), (void *)stream);
+    stream = (ModelApiStream *)GARBAGE;
+    status = modelapi_stream_start(ok, "not json", NULL, NULL, &stream);
+    check(status == MODELAPI_INVALID_ARGUMENT && stream == NULL,
+          "stream_start with \"not json\": INVALID_ARGUMENT, out_stream NULL",
+          "status %s, stream %p", status_name(status), (void *)stream);
+    status = modelapi_stream_start(ok, JSON, NULL, NULL, NULL);
+    check(status == MODELAPI_INVALID_ARGUMENT && contains(modelapi_last_error(), "out_stream"),
+          "stream_start with out_stream NULL: INVALID_ARGUMENT naming out_stream",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+
+    /* modelapi_stream_poll and modelapi_stream_fd on NULL. */
+    garbage_event(&event);
+    status = modelapi_stream_poll(NULL, 0, &event);
+    check(status == MODELAPI_INVALID_ARGUMENT && is_empty_event(&event),
+          "stream_poll(NULL, 0, &event): INVALID_ARGUMENT, an empty content event",
+          "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+    check(modelapi_stream_fd(NULL, NULL) == -1, "stream_fd(NULL, NULL) is -1", "it is not");
+    wants_write = 7;
+    fd = modelapi_stream_fd(NULL, &wants_write);
+    check(fd == -1 && wants_write == 0, "stream_fd(NULL, &wants_write): -1, wants_write 0",
+          "fd %d, wants_write %d", fd, wants_write);
+
+    /* A canned reply: in memory, so no socket, and every event at once. */
+    setenv("DEBUG_MOCK_RESPONSES", "[\"Canned, and polled.\"]", 1);
+    api = modelapi_new("ok", base_url, NULL);
+    unsetenv("DEBUG_MOCK_RESPONSES");
+    stream = NULL;
+    status = api ? modelapi_stream_start(api, JSON, NULL, NULL, &stream) : MODELAPI_INTERNAL;
+    if (check(status == MODELAPI_OK && stream != NULL, "stream_start with a canned reply",
+              "status %s (%s)", status_name(status), modelapi_last_error())) {
+        wants_write = 7;
+        fd = modelapi_stream_fd(stream, &wants_write);
+        check(fd == -1 && wants_write == 0, "stream_fd of a canned stream: -1, wants_write 0",
+              "fd %d, wants_write %d", fd, wants_write);
+        garbage_event(&event);
+        status = modelapi_stream_poll(stream, 0, NULL);
+        check(status == MODELAPI_INVALID_ARGUMENT && contains(modelapi_last_error(), "out_event"),
+              "stream_poll(stream, 0, NULL): INVALID_ARGUMENT naming out_event",
+              "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
+        poll_to_end(stream, &run, 0);
+        check(run.status == MODELAPI_DONE && run.pending == 0 && run.events > 1 &&
+                  strcmp(run.text, "Canned, and polled.") == 0 && run.bad[0] == '\0',
+              "a canned stream polled with wait 0: OK events (never PENDING), then DONE",
+              "status %s (%s), %d events, %d PENDING, \"%s\" %s", status_name(run.status),
+              modelapi_last_error(), run.events, run.pending, run.text, run.bad);
+        garbage_event(&event);
+        status = modelapi_stream_poll(stream, 0, &event);
+        check(status == MODELAPI_DONE && is_empty_event(&event) &&
+                  modelapi_stream_poll(stream, 0, &event) == MODELAPI_DONE &&
+                  modelapi_stream_fd(stream, NULL) == -1,
+              "then DONE again, and again; stream_fd -1", "status %s", status_name(status));
+        json = completion_of(stream);
+        check(contains(json, "\"content\":\"Canned, and polled.\"") &&
+                  contains(json, "\"finish_reason\":\"stop\""),
+              "the canned stream's assembled answer", "%s", str(json));
+        modelapi_string_free(json);
+    }
+    modelapi_stream_free(stream);
+    modelapi_close(api);
+
+    /* A server's stream, waited for on its socket. */
+    stream = NULL;
+    started = now();
+    status = modelapi_stream_start(ok, JSON, NULL, NULL, &stream);
+    check(status == MODELAPI_OK && stream != NULL && now() - started < 1.0,
+          "stream_start on \"ok\" returns at once", "status %s (%s), %.3f s",
+          status_name(status), modelapi_last_error(), now() - started);
+    if (status == MODELAPI_OK) {
+        poll_to_end(stream, &run, 0);
+        check(run.status == MODELAPI_DONE && strcmp(run.text, "Hello from the test server") == 0 &&
+                  run.events == 5 && run.bad[0] == '\0' && run.no_socket == 0 &&
+                  run.longest_poll < 0.5,
+              "stream_poll on \"ok\": the 5 chunks, then DONE; no poll blocks",
+              "status %s (%s), %d events, \"%s\" %s, %d PENDING with no socket, longest poll "
+              "%.3f s",
+              status_name(run.status), modelapi_last_error(), run.events, run.text, run.bad,
+              run.no_socket, run.longest_poll);
+        check(modelapi_stream_fd(stream, NULL) == -1 &&
+                  modelapi_stream_poll(stream, 0, &event) == MODELAPI_DONE,
+              "a finished stream: fd -1, DONE again", "fd %d",
+              modelapi_stream_fd(stream, NULL));
+    }
+    modelapi_stream_free(stream);
+
+    /* "long" (chunks 10 ms apart): PENDING between them, waiting on the
+       socket, which the stream names while it waits. */
+    stream = NULL;
+    status = modelapi_stream_start(long_api, JSON, NULL, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        poll_to_end(stream, &run, 10);
+        check(run.status == MODELAPI_OK && strcmp(run.text, "xxxxxxxxxx") == 0 &&
+                  run.bad[0] == '\0' && run.pending >= 5 && run.waits == run.pending &&
+                  run.longest_poll < 0.5,
+              "stream_poll on \"long\": 10 chunks, PENDING between them, each time with a "
+              "socket to wait on; no poll blocks",
+              "status %s (%s), \"%s\" %s, %d PENDING, %d waits on the socket, longest poll "
+              "%.3f s",
+              status_name(run.status), modelapi_last_error(), run.text, run.bad, run.pending,
+              run.waits, run.longest_poll);
+    }
+    modelapi_stream_free(stream);
+
+    /* The blocking reads work on a started stream. */
+    stream = NULL;
+    status = modelapi_stream_start(ok, JSON, NULL, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        const char *chunk = NULL;
+        size_t len = 0;
+
+        status = modelapi_stream_next(stream, &chunk, &len);
+        check(status == MODELAPI_OK && chunk != NULL && strcmp(chunk, "Hello") == 0,
+              "stream_next on a started stream: the first chunk", "status %s (%s), chunk %s",
+              status_name(status), modelapi_last_error(), str(chunk));
+        garbage_event(&event);
+        status = modelapi_stream_poll(stream, 2000, &event);
+        check(status == MODELAPI_OK && event.kind == MODELAPI_EVENT_CONTENT &&
+                  strcmp(event.text, " from") == 0,
+              "then stream_poll with wait_ms 2000: the second", "status %s (%s)",
+              status_name(status), modelapi_last_error());
+    }
+    modelapi_stream_free(stream);
+
+    /* Errors come from a poll: start succeeds, the poll says 401. */
+    stream = NULL;
+    status = modelapi_stream_start(unauthorized, JSON, NULL, NULL, &stream);
+    if (check(status == MODELAPI_OK && stream != NULL,
+              "stream_start on \"unauthorized\" succeeds: errors come from a poll",
+              "status %s (%s)", status_name(status), modelapi_last_error())) {
+        poll_to_end(stream, &run, 0);
+        check(run.status == MODELAPI_HTTP_ERROR && modelapi_last_http_status() == 401 &&
+                  contains(modelapi_last_error(), "Invalid API key provided") &&
+                  !contains(modelapi_last_error(), "sk-c-test-secret") && run.events == 0,
+              "then stream_poll: MODELAPI_HTTP_ERROR 401 with the server's message",
+              "status %s, http %d, last_error \"%s\", %d events", status_name(run.status),
+              modelapi_last_http_status(), modelapi_last_error(), run.events);
+        status = modelapi_stream_poll(stream, 0, &event);
+        check(status == MODELAPI_DONE, "and DONE after the error", "status %s",
+              status_name(status));
+    }
+    modelapi_stream_free(stream);
+
+    /* modelapi_stream_cancel between two polls. */
+    stream = NULL;
+    status = modelapi_stream_start(long_api, JSON, NULL, NULL, &stream);
+    if (status == MODELAPI_OK) {
+        status = modelapi_stream_poll(stream, 5000, &event);
+        check(status == MODELAPI_OK && strcmp(event.text, "x") == 0,
+              "stream_poll with wait_ms 5000 on \"long\": the first chunk \"x\"",
+              "status %s (%s)", status_name(status), modelapi_last_error());
+        modelapi_stream_cancel(stream);
+        status = modelapi_stream_poll(stream, 0, &event);
+        check(status == MODELAPI_ABORTED && modelapi_stream_poll(stream, 0, &event) == MODELAPI_DONE,
+              "stream_cancel, then stream_poll: MODELAPI_ABORTED, then DONE", "status %s (%s)",
+              status_name(status), modelapi_last_error());
+    }
+    modelapi_stream_free(stream);
+
+    /* A cancel token: cancelled before the start, the stream is aborted. */
+    cancel = modelapi_cancel_new();
+    modelapi_cancel(cancel);
+    stream = NULL;
+    status = modelapi_stream_start(ok, JSON, NULL, cancel, &stream);
+    if (status == MODELAPI_OK) {
+        poll_to_end(stream, &run, 0);
+        status = run.status;
+    }
+    check(status == MODELAPI_ABORTED,
+          "stream_start with a cancelled token: MODELAPI_ABORTED (from start or a poll)",
+          "status %s (%s)", status_name(status), modelapi_last_error());
+    modelapi_stream_free(stream);
+    modelapi_cancel_free(cancel);
+
+    /* The timeout counts time without progress across polls. */
+    slow = modelapi_new("slow", base_url, NULL);
+    stream = NULL;
+    status = slow ? modelapi_set_timeout_ms(slow, 300) : MODELAPI_INTERNAL;
+    if (status == MODELAPI_OK) {
+        status = modelapi_set_max_retries(slow, 0);
+    }
+    if (status == MODELAPI_OK) {
+        status = modelapi_stream_start(slow, JSON, NULL, NULL, &stream);
+    }
+    if (status == MODELAPI_OK) {
+        started = now();
+        poll_to_end(stream, &run, 0);
+        check(run.status == MODELAPI_TIMEOUT && now() - started >= 0.25 &&
+                  now() - started < 3.0 && run.pending > 1,
+              "a server silent for longer than the timeout (300 ms): PENDING polls, then TIMEOUT",
+              "status %s (%s) after %.3f s, %d PENDING", status_name(run.status),
+              modelapi_last_error(), now() - started, run.pending);
+    } else {
+        check(0, "the \"slow\" client", "status %s (%s)", status_name(status),
+              modelapi_last_error());
+    }
+    modelapi_stream_free(stream);
+    modelapi_close(slow);
+}
+
 static void setter_checks(ModelApi *ok)
 {
     ModelApiStatus status;
@@ -1341,6 +1659,7 @@ int main(int argc, char **argv)
         pull_event_checks(agent, stream_error);
         callback_event_checks(agent, ok, stream_error, unauthorized);
         canned_tool_call_checks();
+        nonblocking_checks(ok, unauthorized, long_api);
         setter_checks(ok);
         null_frees();
         thread_local_checks();

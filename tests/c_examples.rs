@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use common::cbuild::{assert_ok, build, run, target_dir, text, How, VARIANTS};
 use common::server::{chunked, head, Reply, Step, TestServer};
-use common::{completion_body, content_event, event, stream_events, DONE};
+use common::{completion_body, content_event, event, finish_event, stream_events, DONE};
 
 fn sse(events: Vec<String>) -> Reply {
     Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
@@ -873,4 +873,461 @@ fn shared_library_exports_only_the_c_api() {
         .filter(|s| !s.starts_with("modelapi_"))
         .collect();
     assert!(others.is_empty(), "exported besides modelapi_*: {others:?}");
+}
+
+// ---- the non-blocking examples: game_loop and event_loop ------------------
+
+/// The pace of the `drip` model: one write every `DRIP_MS`.
+const DRIP_MS: u64 = 40;
+
+/// What the `drip` model answers to a question.
+fn drip_answer(question: &str) -> String {
+    format!("You asked: {question}")
+}
+
+/// How many writes the `drip` model makes for a question: the head, one
+/// per piece of 3 characters, the finish event, `[DONE]`, the last chunk.
+fn drip_writes(question: &str) -> usize {
+    pieces_of(&drip_answer(question), 3).len() + 4
+}
+
+/// [`drip_answer`] of the request's last message, in pieces of 3
+/// characters, one content event per write, `DRIP_MS` apart.
+fn drip_reply(request: &common::server::Request) -> Reply {
+    let body = request.body_json();
+    let question = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let pause = Step::Sleep(Duration::from_millis(DRIP_MS));
+    let mut steps = vec![Step::Write(head(
+        200,
+        &[
+            ("Content-Type", "text/event-stream".into()),
+            ("Transfer-Encoding", "chunked".into()),
+        ],
+    ))];
+    for piece in pieces_of(&drip_answer(&question), 3) {
+        steps.push(pause.clone());
+        steps.push(Step::Write(chunked(content_event(&piece).as_bytes())));
+    }
+    steps.push(pause);
+    steps.push(Step::Write(chunked(finish_event("stop").as_bytes())));
+    steps.push(Step::Write(chunked(DONE.as_bytes())));
+    steps.push(Step::Write(b"0\r\n\r\n".to_vec()));
+    Reply {
+        steps,
+        keep_alive: true,
+    }
+}
+
+/// A server for the non-blocking examples, by model name:
+/// - `drip`: [`drip_reply`], a slow stream (so that the programs really see
+///   `MODELAPI_PENDING` and really wait on the socket);
+/// - `flaky`: 503 to every other request (the 1st, 3rd, ...), else as
+///   `drip`: a program's first attempt fails and its retry, after the
+///   backoff, streams;
+/// - `unauthorized`: 401 with an OpenAI error body.
+fn drip_server() -> TestServer {
+    let flaky = std::sync::atomic::AtomicUsize::new(0);
+    TestServer::start(move |request| match request.body_json()["model"].as_str() {
+        Some("flaky") if flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 0 => {
+            Reply::json(
+                503,
+                r#"{"error":{"message":"overloaded, try again","type":"server_error"}}"#,
+            )
+        }
+        Some("unauthorized") => Reply::json(
+            401,
+            r#"{"error":{"message":"Invalid API key provided","type":"auth_error","code":"401"}}"#,
+        ),
+        _ => drip_reply(request),
+    })
+}
+
+/// The numbers of the first line of `stderr` that starts with `prefix`,
+/// in order (e.g. "frames: 30 (17 without an event, 0 over budget)" gives
+/// 30, 17, 0).
+fn numbers_of(stderr: &str, prefix: &str) -> Vec<f64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{stderr}"));
+    line[prefix.len()..]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|word| word.trim_matches('.').parse().ok())
+        .collect()
+}
+
+/// What game_loop printed: the streamed text (without its last newline)
+/// and the assembled answer of the `answer: ` line.
+fn game_output(stdout: &str) -> (String, serde_json::Value) {
+    let (text, answer) = stdout
+        .rsplit_once("answer: ")
+        .unwrap_or_else(|| panic!("no answer line: {stdout}"));
+    let text = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("the text does not end its line: {stdout}"));
+    let answer = serde_json::from_str(answer.trim_end())
+        .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {stdout}"));
+    (text.to_string(), answer)
+}
+
+/// Checks game_loop's output for a streamed `expected` text; returns the
+/// frames, the frames without an event, the milliseconds spent in modelapi
+/// calls and the milliseconds of streaming.
+fn check_game_loop(out: &std::process::Output, expected: &str, what: &str) -> [f64; 4] {
+    assert_ok(out, what);
+    let (streamed, answer) = game_output(&text(&out.stdout));
+    assert_eq!(streamed, expected, "{what}");
+    assert_eq!(answer["object"], "chat.completion", "{what}: {answer}");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"], expected,
+        "{what}"
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop", "{what}");
+    let stderr = text(&out.stderr);
+    let frames = numbers_of(&stderr, "frames: ");
+    let longest = numbers_of(&stderr, "longest frame: ");
+    let calls = numbers_of(&stderr, "modelapi calls: ");
+    assert_eq!(frames.len(), 3, "{stderr}");
+    assert!(
+        frames[0] >= 1.0 && frames[1] < frames[0],
+        "{what}: {stderr}"
+    );
+    assert!(longest[0] <= longest[1], "{what}: {stderr}");
+    assert!(calls[0] <= calls[1], "{what}: {stderr}");
+    [frames[0], frames[1], calls[0], calls[1]]
+}
+
+/// The counters of event_loop's last line: wake-ups, of which with a socket
+/// ready, waits on no socket, ticks, polls, chunks.
+fn event_loop_counts(stderr: &str) -> [f64; 6] {
+    let numbers = numbers_of(stderr, "wake-ups: ");
+    numbers
+        .try_into()
+        .unwrap_or_else(|n| panic!("not 6 counters: {n:?}\n{stderr}"))
+}
+
+#[test]
+fn game_loop_draws_frames_while_the_answer_drips_in() {
+    let server = drip_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "drip")];
+    let question = "what does a game loop do?";
+    let expected = drip_answer(question);
+    let pieces = pieces_of(&expected, 3).len() as f64;
+    for variant in VARIANTS {
+        let what = format!("{variant}/game_loop");
+        let out = run(variant, "game_loop", &[question], &env, "", How::Plain);
+        let [frames, quiet, in_calls, streaming] = check_game_loop(&out, &expected, &what);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("canned"), "{stderr}");
+        // The answer takes (pieces + 1) * DRIP_MS ms: 2.4 frames a piece.
+        // Polls that waited for the next piece would make about one frame
+        // a piece, and no frame without an event.
+        assert!(
+            frames >= 1.5 * pieces,
+            "{what}: {frames} frames for {pieces} pieces\n{stderr}"
+        );
+        assert!(
+            quiet >= pieces / 2.0,
+            "{what}: {quiet} frames without an event\n{stderr}"
+        );
+        assert!(
+            streaming >= pieces * DRIP_MS as f64 * 0.9,
+            "{what}: streamed in {streaming} ms\n{stderr}"
+        );
+        // The loop slept through most of it: the polls did not wait.
+        assert!(
+            in_calls < streaming * 0.25,
+            "{what}: {in_calls} ms in modelapi calls over {streaming} ms\n{stderr}"
+        );
+    }
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one request a run");
+    for request in requests {
+        let body = request.body_json();
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["model"], "drip");
+        assert_eq!(body["messages"][0]["content"], question);
+    }
+}
+
+#[test]
+fn event_loop_waits_on_the_sockets_of_two_streams() {
+    let questions = ["first question", "the second question, a longer one"];
+    let writes: usize = questions.iter().map(|q| drip_writes(q)).sum();
+    let chunks: usize = questions
+        .iter()
+        .map(|q| pieces_of(&drip_answer(q), 3).len())
+        .sum();
+    for variant in VARIANTS {
+        let what = format!("{variant}/event_loop");
+        let server = drip_server();
+        let url = server.url();
+        let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "drip")];
+        let out = run(variant, "event_loop", &questions, &env, "", How::Plain);
+        assert_ok(&out, &what);
+        let stderr = text(&out.stderr);
+        // The shorter answer ends first (9 pieces against 16, 40 ms apart).
+        assert_eq!(
+            text(&out.stdout),
+            format!(
+                "[1] {}\n[2] {}\n",
+                drip_answer(questions[0]),
+                drip_answer(questions[1])
+            ),
+            "{what}\n{stderr}"
+        );
+        // Both at once: two connections (one after the other, the second
+        // stream would have reused the first one's), both running at the
+        // first tick of the timer (250 ms; the first ends at ~400 ms).
+        assert_eq!(server.accepted(), 2, "{what}: connections");
+        assert!(
+            stderr.contains("tick 1: 2 of 2 streams running"),
+            "{what}\n{stderr}"
+        );
+
+        let [wakeups, socket_wakeups, no_socket, ticks, polls, counted] =
+            event_loop_counts(&stderr);
+        assert_eq!(counted as usize, chunks, "{what}: chunks\n{stderr}");
+        // No busy loop: a wake-up per write of the server at most, plus
+        // the timer's, plus connecting and sending the requests.
+        assert!(
+            wakeups <= (writes + 8) as f64 + ticks,
+            "{what}: {wakeups} wake-ups for {writes} writes and {ticks} ticks\n{stderr}"
+        );
+        // It did wait on the sockets: the longer stream's 16 pieces come
+        // 40 ms apart.
+        assert!(
+            socket_wakeups >= 8.0,
+            "{what}: {socket_wakeups} socket wake-ups\n{stderr}"
+        );
+        // A stream that is connected always has a socket to wait on.
+        assert_eq!(no_socket, 0.0, "{what}: waits on no socket\n{stderr}");
+        // Each wake-up polls each stream until PENDING: one PENDING per
+        // stream per wake-up at most, besides the events and the two DONEs.
+        assert!(
+            polls <= counted + 2.0 * (wakeups + 1.0) + 2.0,
+            "{what}: {polls} polls\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn nonblocking_examples_poll_through_a_retrys_backoff() {
+    let server = drip_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "flaky")];
+    let question = "again?";
+    let expected = drip_answer(question);
+    for variant in VARIANTS {
+        // The first attempt gets 503; the retry waits 375..500 ms (the
+        // default backoff), on no socket.
+        let what = format!("{variant}/game_loop");
+        let out = run(variant, "game_loop", &[question], &env, "", How::Plain);
+        let [frames, _, in_calls, streaming] = check_game_loop(&out, &expected, &what);
+        let stderr = text(&out.stderr);
+        assert!(frames >= 20.0, "{what}: the backoff took frames\n{stderr}");
+        assert!(
+            in_calls < streaming * 0.25,
+            "{what}: {in_calls} ms in modelapi calls over {streaming} ms\n{stderr}"
+        );
+
+        let what = format!("{variant}/event_loop");
+        let out = run(variant, "event_loop", &[question], &env, "", How::Plain);
+        assert_ok(&out, &what);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            text(&out.stdout),
+            format!("[1] {expected}\n"),
+            "{what}\n{stderr}"
+        );
+        let [wakeups, _, no_socket, ticks, _, chunks] = event_loop_counts(&stderr);
+        assert_eq!(chunks as usize, pieces_of(&expected, 3).len(), "{what}");
+        // During the backoff the loop polls every 10 ms: about 40-50 times,
+        // not thousands.
+        assert!(
+            (10.0..=80.0).contains(&no_socket),
+            "{what}: {no_socket} waits on no socket\n{stderr}"
+        );
+        assert!(
+            wakeups <= no_socket + ticks + (drip_writes(question) + 12) as f64,
+            "{what}: {wakeups} wake-ups\n{stderr}"
+        );
+    }
+    assert_eq!(server.requests().len(), 8, "two attempts a run");
+}
+
+#[test]
+fn nonblocking_examples_with_canned_replies() {
+    for variant in VARIANTS {
+        // Their own canned replies.
+        let out = run(variant, "game_loop", &[], &[], "", How::Plain);
+        let what = format!("{variant}/game_loop");
+        check_game_loop(
+            &out,
+            "Sixty frames a second\nthe answer trickles in, polled\nno frame ever waits",
+            &what,
+        );
+        assert!(text(&out.stderr).contains("MODEL_API_URL is not set"));
+
+        let out = run(variant, "event_loop", &[], &[], "", How::Plain);
+        let what = format!("{variant}/event_loop");
+        assert_ok(&out, &what);
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with("[1] One thread, one poll(2)\n"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("\n[2] Two answers stream in\n"), "{stdout}");
+        // Canned replies are in memory: all there at the first polls.
+        let [wakeups, _, _, _, _, chunks] = event_loop_counts(&text(&out.stderr));
+        assert!(wakeups <= 2.0 && chunks > 2.0, "{}", text(&out.stderr));
+
+        // Replies set by the user, one per stream.
+        let env = [(
+            "DEBUG_MOCK_RESPONSES",
+            r#"["Canned: one frame is enough."]"#,
+        )];
+        let out = run(variant, "game_loop", &[], &env, "", How::Plain);
+        check_game_loop(&out, "Canned: one frame is enough.", &what);
+        let env = [(
+            "DEBUG_MOCK_RESPONSES",
+            r#"["first", "second, \"quoted\"", "third\n"]"#,
+        )];
+        let out = run(
+            variant,
+            "event_loop",
+            &["a", "b", "c"],
+            &env,
+            "",
+            How::Plain,
+        );
+        assert_ok(&out, &what);
+        assert_eq!(
+            text(&out.stdout),
+            "[1] first\n[2] second, \"quoted\"\n[3] third\n"
+        );
+
+        let nine: Vec<&str> = vec!["q"; 9];
+        let out = run(variant, "event_loop", &nine, &[], "", How::Plain);
+        assert_eq!(out.status.code(), Some(2), "nine streams: a usage error");
+    }
+}
+
+#[test]
+fn nonblocking_examples_report_http_errors() {
+    let server = drip_server();
+    let url = server.url();
+    let env = [
+        ("MODEL_API_URL", url.as_str()),
+        ("MODEL_NAME", "unauthorized"),
+        ("MODEL_API_KEY", "sk-example-secret-key"),
+    ];
+    for variant in VARIANTS {
+        for (program, args) in [("game_loop", &[][..]), ("event_loop", &["one", "two"])] {
+            let what = format!("{variant}/{program}");
+            let out = run(variant, program, args, &env, "", How::Plain);
+            assert_eq!(out.status.code(), Some(1), "{what}");
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains("MODELAPI_HTTP_ERROR"), "{stderr}");
+            assert!(stderr.contains("http status: 401"), "{stderr}");
+            assert!(stderr.contains("Invalid API key provided"), "{stderr}");
+            assert!(!stderr.contains("sk-example-secret-key"), "{stderr}");
+            assert_eq!(text(&out.stdout), "", "{what}");
+            if program == "event_loop" {
+                // Each stream fails on its own, after its own poll.
+                assert!(
+                    stderr.contains("[1] error: MODELAPI_HTTP_ERROR"),
+                    "{stderr}"
+                );
+                assert!(
+                    stderr.contains("[2] error: MODELAPI_HTTP_ERROR"),
+                    "{stderr}"
+                );
+            }
+        }
+    }
+}
+
+/// game_loop and event_loop run `how` (under valgrind, or built with the
+/// sanitizers) against the `drip` server (two streams at once for
+/// event_loop), through a retry (`flaky`), an HTTP error, and in canned
+/// mode: no memory error, no leak, the right answers.
+fn nonblocking_examples_run_clean(variant: &str, how: How) {
+    let server = drip_server();
+    let url = server.url();
+    let drip = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "drip")];
+    let flaky = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "flaky")];
+    let unauthorized = [
+        ("MODEL_API_URL", url.as_str()),
+        ("MODEL_NAME", "unauthorized"),
+    ];
+    let questions = ["first", "second one"];
+    let both = format!(
+        "[1] {}\n[2] {}\n",
+        drip_answer(questions[0]),
+        drip_answer(questions[1])
+    );
+    let what = |program: &str| format!("{variant}/{program} ({how:?})");
+    // valgrind fails a run with 99 (--error-exitcode), ASan with 98.
+    let clean = |out: &std::process::Output, program: &str| {
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("Sanitizer"), "{}: {stderr}", what(program));
+        assert!(
+            !matches!(out.status.code(), Some(98 | 99)),
+            "{}: {stderr}",
+            what(program)
+        );
+    };
+
+    let out = run(variant, "game_loop", &["slowly"], &drip, "", how);
+    clean(&out, "game_loop");
+    check_game_loop(&out, &drip_answer("slowly"), &what("game_loop"));
+    let out = run(variant, "game_loop", &[], &[], "", how);
+    clean(&out, "game_loop");
+    assert_ok(&out, &what("game_loop"));
+    let out = run(variant, "game_loop", &[], &unauthorized, "", how);
+    clean(&out, "game_loop");
+    assert_eq!(out.status.code(), Some(1), "{}", what("game_loop"));
+
+    let out = run(variant, "event_loop", &questions, &drip, "", how);
+    clean(&out, "event_loop");
+    assert_ok(&out, &what("event_loop"));
+    // Slowed down (valgrind), the order the streams end in is not sure.
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines.join("\n") + "\n", both, "{}", what("event_loop"));
+    let out = run(variant, "event_loop", &["retried"], &flaky, "", how);
+    clean(&out, "event_loop");
+    assert_ok(&out, &what("event_loop"));
+    assert_eq!(
+        text(&out.stdout),
+        format!("[1] {}\n", drip_answer("retried"))
+    );
+    let out = run(variant, "event_loop", &[], &[], "", how);
+    clean(&out, "event_loop");
+    assert_ok(&out, &what("event_loop"));
+    let out = run(variant, "event_loop", &["a", "b"], &unauthorized, "", how);
+    clean(&out, "event_loop");
+    assert_eq!(out.status.code(), Some(1), "{}", what("event_loop"));
+}
+
+#[test]
+fn nonblocking_examples_run_clean_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is needed for this test: apt-get install valgrind (.ci/run installs it)");
+    }
+    nonblocking_examples_run_clean("shared", How::Valgrind);
+}
+
+#[test]
+fn nonblocking_examples_run_clean_with_sanitizers() {
+    for variant in VARIANTS {
+        nonblocking_examples_run_clean(variant, How::Sanitizers);
+    }
 }
