@@ -69,6 +69,42 @@ MODELAPI = ["modelapi-c", "modelapi-c-cb", "modelapi-c-event", "modelapi-rs", "m
 # (f): one tool call's arguments in pieces, read and assembled into the answer.
 TOOL_CLIENTS = ["modelapi-rs", "modelapi-c", "curl-cjson"]
 
+# Poll mode (scenarios pi, pl, pt): streams started with modelapi_stream_start
+# / ModelApi::stream_request_start and driven by modelapi_stream_poll /
+# ChatStream::poll_event. Not part of CLIENTS: they run in these scenarios only.
+_C, _RS = os.path.join(BUILD, "modelapi-c"), RUST_CLIENT
+POLL_CLIENTS = {}
+for _api, _exe in (("c", _C), ("rs", _RS)):
+    POLL_CLIENTS[f"modelapi-{_api}-idle"] = [_exe]
+    for _mode, _flags in (("poll0", ["--poll", "0"]), ("poll1", ["--poll", "1"]),
+                          ("pollfd", ["--pollfd"])):
+        POLL_CLIENTS[f"modelapi-{_api}-{_mode}"] = [_exe] + _flags
+        POLL_CLIENTS[f"modelapi-{_api}-{_mode}-timed"] = [_exe] + _flags + ["--time-polls"]
+ALL_CLIENTS = {**CLIENTS, **POLL_CLIENTS}
+POLL_SCENARIOS = ("pi", "pl", "pt")
+# pi: idle polls; pl: every poll timed while streaming; pt: throughput of the
+# poll loops beside the blocking reads of the same API, in the same repetitions.
+POLL_IDLE_CLIENTS = ["modelapi-c-idle", "modelapi-rs-idle"]
+POLL_TIMED_CLIENTS = [f"modelapi-{a}-{m}-timed" for a in ("c", "rs")
+                      for m in ("poll0", "poll1", "pollfd")]
+POLL_RATE_CLIENTS = [f"modelapi-{a}{m}" for a in ("c", "rs")
+                     for m in ("", "-event", "-poll0", "-poll1", "-pollfd")]
+POLL_LABEL = {
+    "": "blocking `{next}`",
+    "-event": "blocking `{event}`",
+    "-poll0": "`{poll}` with wait 0 in a loop",
+    "-poll1": "`{poll}` with wait 1 ms in a loop",
+    "-pollfd": "`{poll}` with wait 0 until pending, then poll(2) on `{fd}`",
+}
+POLL_NAMES = {
+    "c": dict(api="C", next="modelapi_stream_next", event="modelapi_stream_next_event",
+              poll="modelapi_stream_poll", fd="modelapi_stream_fd",
+              idle="`modelapi_stream_poll(stream, 0, &event)`"),
+    "rs": dict(api="Rust", next="ChatStream::next_chunk", event="ChatStream::next_event",
+               poll="ChatStream::poll_event", fd="ChatStream::waits_on",
+               idle="`ChatStream::poll_event(Duration::ZERO)`"),
+}
+
 _children = []  # processes to stop on the way out
 _current = [None]
 
@@ -151,7 +187,7 @@ def start_server(pin, vary=False, tools=False):
 
 def run_client(pin, client, scenario_args, timeout):
     """Runs one client process; returns (result dict, wall seconds, maxrss KiB)."""
-    cmd = pin + CLIENTS[client] + scenario_args
+    cmd = pin + ALL_CLIENTS[client] + scenario_args
     t0 = time.perf_counter()
     fout, ferr = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     p = subprocess.Popen(cmd, stdout=fout, stderr=ferr)
@@ -253,6 +289,16 @@ def check_answer(client, path, desc, want):
 
 
 def check(client, res, scenario, n, chunks, desc):
+    if scenario == "idle":
+        # One content chunk before the server's pause, then polls that must
+        # all have found nothing.
+        want = {"content_bytes": desc["piece_bytes"], "chunks": 1, "requests": 1,
+                "polls": n, "poll_not_pending": 0}
+        for k, v in want.items():
+            if res.get(k) != v:
+                raise RuntimeError(f"MISMATCH: {client} idle: {k} = {res.get(k)}, expected {v}"
+                                   f" (result {res})")
+        return
     if scenario == "tools":
         want = tool_expected(desc, chunks)
         expected = {"content_bytes": want["arguments_bytes"], "chunks": want["events"],
@@ -279,10 +325,15 @@ def plan(args):
     if args.quick:
         return dict(reps=3, complete=200, stream=20000, py_stream=5000, streams=100,
                     per_stream=50, lengths=[20000, 100000], callgrind_chunks=2000,
-                    callgrind_calls=50, tool_pieces=20000)
+                    callgrind_calls=50, tool_pieces=20000, poll_stream=20000,
+                    poll_idle=20000, poll_syscall_polls=20000, poll_callgrind_polls=20000)
     return dict(reps=args.reps, complete=2000, stream=200000, py_stream=args.py_stream_chunks,
                 streams=1000, per_stream=50, lengths=[20000, 200000, 1000000],
-                callgrind_chunks=20000, callgrind_calls=200, tool_pieces=args.tool_pieces)
+                callgrind_chunks=20000, callgrind_calls=200, tool_pieces=args.tool_pieces,
+                # Poll mode: the stream of pl and pt, the idle polls timed per
+                # run (pi), and counted by strace and callgrind (N and 2N).
+                poll_stream=200000, poll_idle=100000, poll_syscall_polls=100000,
+                poll_callgrind_polls=100000)
 
 
 def scenario_runs(p):
@@ -309,6 +360,12 @@ def scenario_runs(p):
         # The answer's JSON, written by the client after its measured part.
         return ["tools", p["tool_pieces"], answer_path(c)], 1, p["tool_pieces"]
 
+    def poll_stream(c):
+        return ["stream", p["poll_stream"]], 1, p["poll_stream"]
+
+    def idle(c):
+        return ["idle", p["poll_idle"]], p["poll_idle"], 1
+
     # (b2): (b) against the `--vary` server, without the Python clients
     # (their per-chunk cost is in (b); they would double the run's time).
     native = [c for c in every if c not in PYTHON]
@@ -316,6 +373,9 @@ def scenario_runs(p):
             ("c", no_events, streams), ("e", nonstream, once)]
     if p.get("tool_pieces"):
         runs.append(("f", TOOL_CLIENTS, tools))
+    if p.get("poll_stream"):
+        runs += [("pi", POLL_IDLE_CLIENTS, idle), ("pl", POLL_TIMED_CLIENTS, poll_stream),
+                 ("pt", POLL_RATE_CLIENTS, poll_stream)]
     return runs
 
 
@@ -348,7 +408,10 @@ def run_all(args, p, bases, pin, desc):
                 runs.append(dict(rep=rep, scenario=key, client=c, n=n, chunks=chunks,
                                  seconds=res["seconds"], cpu_seconds=res["cpu_seconds"],
                                  setup_seconds=res["with_setup_seconds"],
-                                 wall=wall, maxrss_kib=rss))
+                                 wall=wall, maxrss_kib=rss,
+                                 # Poll mode: poll counts, durations, idle cost.
+                                 **{k: v for k, v in res.items()
+                                    if k.startswith(("poll", "idle_poll", "fd_waits"))}))
                 log(f"rep {rep + 1}/{p['reps']} {key} {c:17s} {res['seconds']:.4f} s"
                     f"  wall {wall:.3f} s  rss {rss / 1024:.1f} MiB")
     return runs
@@ -430,17 +493,9 @@ def callgrind(p, base, vary_base):
     if not shutil.which("valgrind"):
         return None
     os.makedirs(RESULTS, exist_ok=True)
-    # The tables come from a copy without debug info: callgrind then counts
-    # by symbol, not split per source file of inlined code. The line-level
-    # profiles (callgrind.*.lines.out, for callgrind_annotate --auto=yes)
-    # come from the binary itself.
-    def nodebug(path):
-        copy = os.path.join(BUILD, os.path.basename(path) + ".nodebug")
-        shutil.copyfile(path, copy)
-        os.chmod(copy, 0o755)
-        subprocess.run(["strip", "--strip-debug", copy], check=True)
-        return copy
-
+    # The tables come from a copy without debug info (nodebug). The
+    # line-level profiles (callgrind.*.lines.out, for callgrind_annotate
+    # --auto=yes) come from the binary itself.
     rust, c = nodebug(RUST_CLIENT), nodebug(os.path.join(BUILD, "modelapi-c"))
     result = {}
     for name, binary, lines, scen, n in [
@@ -464,6 +519,106 @@ def callgrind(p, base, vary_base):
         d["small_total"] = small["total"]
         result[name] = d
     return result
+
+
+def nodebug(path):
+    """A copy of `path` without debug info: callgrind then counts by symbol,
+    not split per source file of inlined code."""
+    copy = os.path.join(BUILD, os.path.basename(path) + ".nodebug")
+    shutil.copyfile(path, copy)
+    os.chmod(copy, 0o755)
+    subprocess.run(["strip", "--strip-debug", copy], check=True)
+    return copy
+
+
+def result_line(stdout):
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else None
+
+
+def strace_counts(path):
+    """`strace -c` summary: syscall -> [calls, errors]."""
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(parts) in (5, 6) and re.match(r"^[\d.]+$", parts[0]) and parts[-1] != "total":
+                rows[parts[-1]] = [int(parts[3]), int(parts[4]) if len(parts) == 6 else 0]
+    return rows
+
+
+def poll_profiles(args, p, base, pin, desc, keys):
+    """Poll mode, counted rather than timed: the system calls of an idle poll
+    (strace -c over N and 2N idle polls, the difference per poll), the
+    instructions of an idle poll and those per chunk of each way of reading
+    (callgrind, N and 2N, the difference). keys: the poll scenarios run."""
+    res = {}
+    m = p["poll_syscall_polls"]
+    if "pi" in keys and shutil.which("strace"):
+        res["strace"] = {}
+        for c in POLL_IDLE_CLIENTS:
+            counts = []
+            for k in (m, 2 * m):
+                path = os.path.join(RESULTS, f"strace.{c}.{k}.txt")
+                cmd = ["strace", "-f", "-c", "-o", path] + pin + ALL_CLIENTS[c] + ["idle", base,
+                                                                                  str(k)]
+                log("+", " ".join(cmd))
+                r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=600)
+                if r.returncode != 0:
+                    raise RuntimeError(f"strace {c} failed:\n{r.stderr[-2000:]}")
+                check(c, result_line(r.stdout), "idle", k, 1, desc)
+                counts.append(strace_counts(path))
+            small, big = counts
+            per_poll = {name: [(big[name][0] - small.get(name, [0, 0])[0]) / m,
+                               (big[name][1] - small.get(name, [0, 0])[1]) / m]
+                        for name in big}
+            res["strace"][c] = dict(
+                polls=m, small_calls=sum(v[0] for v in small.values()),
+                per_poll={k: v for k, v in per_poll.items() if v[0] or v[1]})
+            log(f"strace {c}: per idle poll {res['strace'][c]['per_poll']}")
+    if args.no_callgrind or not shutil.which("valgrind"):
+        return res
+    exes = {ALL_CLIENTS["modelapi-c"][0]: nodebug(ALL_CLIENTS["modelapi-c"][0]),
+            RUST_CLIENT: nodebug(RUST_CLIENT)}
+
+    def profile(name, c, argv, n):
+        """Marginal Ir per unit between argv+[n] and argv+[2n]."""
+        cmd = ALL_CLIENTS[c]
+        cmd = [exes[cmd[0]]] + cmd[1:]
+        got = []
+        for k in (n, 2 * n):
+            path = os.path.join(RESULTS, f"callgrind.{name}.{c}.{k}.out")
+            full = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={path}"] + cmd + [
+                argv[0], base, str(k)]
+            log("+", " ".join(full))
+            r = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=900)
+            if r.returncode != 0:
+                raise RuntimeError(f"callgrind failed:\n{r.stderr[-3000:]}")
+            line = result_line(r.stdout)
+            check(c, line, argv[0], k if argv[0] == "idle" else 1, 1 if argv[0] == "idle" else k,
+                  desc)
+            text = subprocess.run(["callgrind_annotate", "--auto=no", "--inclusive=no",
+                                   "--threshold=100", path], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True, check=True).stdout
+            got.append((parse_total(text), parse_annotate(text), line))
+        (t1, self1, _), (t2, self2, line2) = got
+        per_fn = {fn: (ir - self1.get(fn, 0)) / n for fn, ir in self2.items()}
+        return dict(n=n, per_unit=(t2 - t1) / n, small_total=t1,
+                    polls=line2.get("polls"), pending=line2.get("poll_pending"),
+                    self=sorted(([v, fn] for fn, v in per_fn.items() if v >= 0.5),
+                                reverse=True)[:40])
+
+    if "pi" in keys:
+        res["callgrind_idle"] = {c: profile("idle", c, ["idle"], p["poll_callgrind_polls"])
+                                 for c in POLL_IDLE_CLIENTS}
+    if "pt" in keys:
+        res["callgrind_chunks"] = {c: profile("poll-stream", c, ["stream"],
+                                              p["callgrind_chunks"])
+                                   for c in POLL_RATE_CLIENTS}
+    return res
 
 
 def parse_total(text):
@@ -499,7 +654,7 @@ def per_unit(run, key="seconds"):
     key="cpu_seconds": the client's CPU time instead of wall time."""
     if run["scenario"] == "a":
         return run[key] / run["n"]
-    if run["scenario"] in ("b", "b2", "f"):
+    if run["scenario"] in ("b", "b2", "f", "pl", "pt"):
         return run[key] / (run["n"] * run["chunks"])
     if run["scenario"] == "c":
         return run[key] / run["n"]
@@ -635,12 +790,267 @@ COMPONENTS = [
 ]
 
 
+def fmt_ns(ns):
+    """A duration for the poll tables: ns below 10 µs, then µs, then ms."""
+    if ns != ns:
+        return "n/a"
+    if ns < 10_000:
+        return f"{ns:,.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1e3:,.1f} µs"
+    return f"{ns / 1e6:,.2f} ms"
+
+
+def poll_provenance(d):
+    """The merge that brought the poll scenarios in, if they were merged."""
+    for m in d.get("merged") or []:
+        if set(m["scenarios"]) & set(POLL_SCENARIOS):
+            return m
+    return None
+
+
+def poll_results(d):
+    """Poll mode (pi, pl, pt): the summary bullets, the section and the
+    target rows of the report, from the runs and the poll profiles."""
+    by = {}
+    for r in d["runs"]:
+        if r["scenario"] in POLL_SCENARIOS:
+            by.setdefault(r["scenario"], {}).setdefault(r["client"], {})[r["rep"]] = r
+    if not by:
+        return [], [], []
+    p, prof = d["plan"], d.get("poll_profiles") or {}
+    strace, cg_idle = prof.get("strace") or {}, prof.get("callgrind_idle") or {}
+    cg_chunks = prof.get("callgrind_chunks") or {}
+    facts, L, targets = {}, [], []
+    w = L.append
+    chunks = p.get("poll_stream", p["stream"])
+    w("## Poll mode: `modelapi_stream_poll` and `ChatStream::poll_event`\n")
+    prov = poll_provenance(d)
+    if prov:
+        w(f"> Measured apart from the sections above and merged into `runs.json`:"
+          f" `{prov['command']}` at commit `{prov['commit']}`"
+          + (" plus uncommitted changes in `src/`" if prov.get("dirty") else "")
+          + f" on {prov.get('date') or 'an unrecorded date'}, load average before / after"
+          f" {prov['load_before']} / {prov['load_after']}, {prov['reps']} repetitions.\n")
+    w("Streams started without blocking (`modelapi_stream_start`,"
+      " `ModelApi::stream_request_start`) and driven by polls, from the same programs as"
+      " `modelapi-c` and `modelapi-rs` (flags `--poll MS`, `--pollfd`, `--time-polls`; the"
+      " scenario `idle`), pinned with the server like the rest. The scenarios run interleaved"
+      " with each other in every repetition (`bench/run.sh --only p`: pi, pl and pt).\n")
+
+    # -- idle polls
+    idle = by.get("pi", {})
+    if idle:
+        n_idle = next(iter(next(iter(idle.values())).values()))["n"]
+        w("### (pi) An idle stream: what a poll that finds nothing costs\n")
+        w("The server holds the stream after its first content chunk (request header"
+          " `X-Bench-Pause-Ms`: it sends nothing more until the client closes). Each client polls"
+          " with a wait until that chunk is in and a 20 ms poll finds nothing more, then times"
+          f" {n_idle:,} polls with wait 0 in a row, every one of which must find nothing"
+          " (`MODELAPI_PENDING`, `Poll::Pending`: checked), then closes. Wall and CPU time per"
+          " poll over the repetitions; system calls per poll from `strace -f -c` of"
+          f" {p.get('poll_syscall_polls', 0):,} and twice as many idle polls (the difference, so"
+          " that start-up cancels out); instructions per poll likewise from callgrind"
+          f" ({p.get('poll_callgrind_polls', 0):,} and twice as many).\n")
+        w("| API | call | ns per idle poll (median, min–max) | CPU ns per poll | instructions"
+          " per poll (callgrind) | system calls per poll (strace) | ≤ 2 µs |")
+        w("|---|---|---:|---:|---:|---|---|")
+        for api in ("c", "rs"):
+            c = f"modelapi-{api}-idle"
+            runs = list(idle.get(c, {}).values())
+            if not runs:
+                continue
+            ns = [r["idle_poll_ns"] for r in runs]
+            cpu = [r["idle_poll_cpu_ns"] for r in runs]
+            sc = strace.get(c)
+            if sc:
+                calls = "; ".join(
+                    f"{v[0]:.3f} `{name}`" + (f" ({v[1]:.3f} failing: EAGAIN)" if v[1] else "")
+                    for name, v in sorted(sc["per_poll"].items(), key=lambda kv: -kv[1][0]))
+                calls = calls or "none"
+            else:
+                calls = "not counted (no strace)"
+            ir = cg_idle.get(c, {}).get("per_unit")
+            names = POLL_NAMES[api]
+            w(f"| {names['api']} | {names['idle']} | {med(ns):,.0f} ({min(ns):,.0f}–{max(ns):,.0f})"
+              f" | {med(cpu):,.0f} | {f'{ir:,.0f}' if ir else 'n/a'} | {calls} |"
+              f" {verdict(med(ns) <= 2000, min(ns), max(ns), 2000)} |")
+            syscalls = sum(v[0] for v in sc["per_poll"].values()) if sc else None
+            reads = sum(v[0] for k, v in sc["per_poll"].items()
+                        if k in ("read", "recvfrom", "recv", "recvmsg", "readv")) if sc else None
+            targets.append(f"| idle poll ≤ 2 µs ({names['api']}, {names['idle']}) |"
+                           f" {med(ns):,.0f} ns (CPU {med(cpu):,.0f} ns) |"
+                           f" {verdict(med(ns) <= 2000, min(ns), max(ns), 2000)} |")
+            if sc:
+                targets.append(f"| at most one non-blocking read per idle poll ({names['api']}) |"
+                               f" {syscalls:.3f} system calls per poll, {reads:.3f} of them"
+                               f" reads | {verdict(syscalls <= 1.0005 and reads <= 1.0005)} |")
+            facts.setdefault("idle", []).append(
+                f"{names['idle']} {med(ns):,.0f} ns ({names['api']})")
+            if sc:
+                facts.setdefault("syscalls", []).append(f"{syscalls:.2f}")
+        w("")
+        if cg_idle:
+            w("Where an idle poll's instructions go (callgrind, self cost per poll, top 8; the"
+              " system call's own time is the kernel's and does not show here):\n")
+            w("| C: Ir per poll | function | Rust: Ir per poll | function |")
+            w("|---:|---|---:|---|")
+            cols = [cg_idle.get(f"modelapi-{a}-idle", {}).get("self", [])[:8] for a in ("c", "rs")]
+            for i in range(max(len(x) for x in cols)):
+                cells = []
+                for col in cols:
+                    cells += ([f"{col[i][0]:,.0f}", f"`{short_fn(col[i][1])}`"] if i < len(col)
+                              else ["", ""])
+                w("| " + " | ".join(cells) + " |")
+            w("")
+
+    # -- every poll timed
+    timed = by.get("pl", {})
+    if timed:
+        w(f"### (pl) The longest poll while streaming {chunks:,} chunks\n")
+        w("Every poll of the stream timed (`CLOCK_MONOTONIC` around the call) into a log"
+          " histogram (8 buckets per power of two: the percentiles are bucket tops, within"
+          " 12.5 %); `getrusage(RUSAGE_THREAD)` around each poll counts the polls during which the"
+          " thread *slept* (a voluntary context switch: the poll waited in the kernel) or was"
+          " *preempted* (involuntary: the server, pinned to the same CPU, or another process ran"
+          " meanwhile). The longest poll that did neither is the library's own longest step"
+          " (interrupts and the hypervisor's steal time still count in it). The timing and the"
+          " two `getrusage` calls per poll slow these runs down several times: their"
+          " throughput is not comparable with (pt). Medians over the repetitions; \"all runs\""
+          " columns are the maximum or the sum over them.\n")
+        w("| API | poll | polls per run | pending | median | p99 | p99.9 | p99.99"
+          " | longest (median run) | longest (all runs) | polls that slept (all runs)"
+          " | polls preempted per run | longest neither slept nor preempted (median run / all)"
+          " |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        slept0 = {}
+        for api in ("c", "rs"):
+            names = POLL_NAMES[api]
+            for mode, label in (("poll0", "wait 0"), ("poll1", "wait 1 ms"),
+                                ("pollfd", "wait 0, poll(2) when pending")):
+                runs = list(timed.get(f"modelapi-{api}-{mode}-timed", {}).values())
+                if not runs:
+                    continue
+                col = lambda k: [r[k] for r in runs]
+                if mode != "poll1":
+                    slept0[(api, mode)] = (sum(col("poll_slept")), sum(col("polls")),
+                                           max(col("poll_max_ns")), max(col("poll_max_clean_ns")))
+                w(f"| {names['api']} | {label} | {med(col('polls')):,.0f} |"
+                  f" {med(col('poll_pending')):,.0f} | {fmt_ns(med(col('poll_p50_ns')))} |"
+                  f" {fmt_ns(med(col('poll_p99_ns')))} | {fmt_ns(med(col('poll_p999_ns')))} |"
+                  f" {fmt_ns(med(col('poll_p9999_ns')))} | {fmt_ns(med(col('poll_max_ns')))} |"
+                  f" {fmt_ns(max(col('poll_max_ns')))} | {sum(col('poll_slept')):,} |"
+                  f" {med(col('poll_preempted')):,.0f} |"
+                  f" {fmt_ns(med(col('poll_max_clean_ns')))} /"
+                  f" {fmt_ns(max(col('poll_max_clean_ns')))} |")
+        w("")
+        for api in ("c", "rs"):
+            got = [slept0[k] for k in ((api, "poll0"), (api, "pollfd")) if k in slept0]
+            if got:
+                slept, polls = sum(g[0] for g in got), sum(g[1] for g in got)
+                longest, clean = max(g[2] for g in got), max(g[3] for g in got)
+                facts.setdefault("slept", []).append((slept, polls))
+                targets.append(
+                    f"| a poll with wait 0 never blocks ({POLL_NAMES[api]['api']}, (pl)) |"
+                    f" {slept:,} of {polls:,} polls slept; longest {fmt_ns(longest)}, longest"
+                    f" not preempted {fmt_ns(clean)} | {verdict(slept == 0)} |")
+
+    # -- throughput
+    rate = by.get("pt", {})
+    if rate:
+        w(f"### (pt) Throughput: poll loops against the blocking reads, {chunks:,} chunks\n")
+        w("The same stream as (b), read by the blocking reads and by three poll loops of the"
+          " same API in the same repetitions: wait 0 in a loop (a busy loop, as a game loop"
+          " polling every frame would be at its fastest), wait 1 ms in a loop, and a host loop"
+          " that polls with wait 0 until pending and then waits in poll(2) on the stream's"
+          " descriptor. Speed ratios are chunks/s over those of the blocking"
+          " `modelapi_stream_next` (C) or `next_chunk` (Rust), computed within each repetition,"
+          " then the median (in brackets the lowest and highest); \"× events\" is the same"
+          " against the blocking event read, which does the same work per event as a poll."
+          " Instructions per chunk: callgrind, N and 2N chunks"
+          f" (N = {p.get('callgrind_chunks', 0):,}), the difference.\n")
+        w("| API | read | chunks/s (median) | speed × blocking read | CPU speed × blocking read"
+          " | speed × blocking events | instructions per chunk | pending polls per run"
+          " | poll(2) waits per run |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for api in ("c", "rs"):
+            names = POLL_NAMES[api]
+            base = rate.get(f"modelapi-{api}", {})
+            events = rate.get(f"modelapi-{api}-event", {})
+            if not base:
+                continue
+            for suffix, label in POLL_LABEL.items():
+                c = f"modelapi-{api}{suffix}"
+                runs = rate.get(c, {})
+                if not runs:
+                    continue
+                reps = sorted(set(runs) & set(base))
+                speed = [per_unit(base[i]) / per_unit(runs[i]) for i in reps]
+                cpu = [per_unit(base[i], "cpu_seconds") / per_unit(runs[i], "cpu_seconds")
+                       for i in reps]
+                ev_reps = sorted(set(runs) & set(events))
+                vs_ev = [per_unit(events[i]) / per_unit(runs[i]) for i in ev_reps]
+                ir = cg_chunks.get(c, {}).get("per_unit")
+                pend = [r.get("poll_pending") for r in runs.values() if "poll_pending" in r]
+                waits = [r.get("fd_waits") for r in runs.values() if "fd_waits" in r]
+                w(f"| {names['api']} | {label.format(**names)} |"
+                  f" {1 / med([per_unit(r) for r in runs.values()]):,.0f} |"
+                  f" {med(speed):.3f}× ({min(speed):.2f}–{max(speed):.2f}) | {med(cpu):.3f}× |"
+                  f" {f'{med(vs_ev):.3f}×' if vs_ev else 'n/a'} |"
+                  f" {f'{ir:,.0f}' if ir else 'n/a'} |"
+                  f" {f'{med(pend):,.0f}' if pend else ''} |"
+                  f" {f'{med(waits):,.0f}' if suffix == '-pollfd' and waits else ''} |")
+                if suffix in ("-poll0", "-pollfd"):
+                    what = "wait 0 in a loop" if suffix == "-poll0" else "fd + poll(2) host loop"
+                    targets.append(
+                        f"| poll-driven chunks/s ≥ 0.9× `{names['next']}`'s ({names['api']},"
+                        f" {what}, (pt)) | {med(speed):.3f}× (CPU time: {med(cpu):.2f}×) |"
+                        f" {verdict(med(speed) >= 0.9, min(speed), max(speed), 0.9)} |")
+                    facts.setdefault(suffix, []).append(f"{med(speed):.2f}× ({names['api']})")
+        w("")
+        if cg_chunks:
+            w("Where a wait-0 poll loop spends more than the blocking event read, per chunk"
+              " (callgrind, self cost, poll(0) minus next_event, the largest differences either"
+              " way):\n")
+            w("| API | Ir per chunk | function |")
+            w("|---|---:|---|")
+            for api in ("c", "rs"):
+                a = dict((fn, v) for v, fn in cg_chunks.get(f"modelapi-{api}-poll0", {})
+                         .get("self", []))
+                b = dict((fn, v) for v, fn in cg_chunks.get(f"modelapi-{api}-event", {})
+                         .get("self", []))
+                if not a or not b:
+                    continue
+                diff = sorted(((a.get(fn, 0) - b.get(fn, 0), fn) for fn in set(a) | set(b)),
+                              key=lambda x: -abs(x[0]))
+                for v, fn in [x for x in diff if abs(x[0]) >= 3][:8]:
+                    w(f"| {POLL_NAMES[api]['api']} | {v:+,.0f} | `{short_fn(fn)}` |")
+            w("")
+    parts = []
+    if facts.get("idle"):
+        parts.append("an idle poll costs " + ", ".join(facts["idle"])
+                     + (", " + " and ".join(sorted(set(facts["syscalls"])))
+                        + " system calls (one `recvfrom`)" if facts.get("syscalls") else ""))
+    if facts.get("slept"):
+        parts.append(f"{sum(x[0] for x in facts['slept']):,} of"
+                     f" {sum(x[1] for x in facts['slept']):,} timed polls with wait 0 slept")
+    if facts.get("-poll0"):
+        parts.append("a wait-0 poll loop reads " + ", ".join(facts["-poll0"])
+                     + " the chunks/s of the blocking read")
+    if facts.get("-pollfd"):
+        parts.append("the descriptor + poll(2) host loop " + ", ".join(facts["-pollfd"]))
+    summary = ["- Poll mode ([below](#poll-mode-modelapi_stream_poll-and-chatstreampoll_event)): "
+               + "; ".join(parts) + "."] if parts else []
+    return summary, L, targets
+
+
 def report(d):
     quick, cpu, command, p = d["quick"], d["cpu"], d["command"], d["plan"]
     info, desc, runs, rss_rows = d["machine"], d["server"], d["runs"], d["rss"]
     size_info, cg, elapsed = d["sizes"], d["callgrind"], d["elapsed"]
     load_before, load_after = d["load_before"], d["load_after"]
     A, B, C, E = (summarize(runs, s) for s in "abce")
+    poll_summary, poll_section, poll_targets = poll_results(d)
     B2 = summarize(runs, "b2")
     F = summarize(runs, "f")
     EV = {key: event_vs_chunk(runs, key) for key in ("b", "b2")}
@@ -690,13 +1100,15 @@ def report(d):
       f" chunks/s and takes {A['py-openai']['unit'] * 1e6:,.0f} µs per `complete`; `httpx`"
       f" {1 / B['py-httpx']['unit']:,.0f} chunks/s and {A['py-httpx']['unit'] * 1e6:,.0f} µs."
       if "py-openai" in B and "py-httpx" in B and "py-openai" in A and "py-httpx" in A else "")
+    for line in poll_summary:
+        w(line)
     w("- The issue's targets, met or not: [below](#targets-of-the-issue). Where the"
       " instructions go: [below](#where-the-time-goes).\n")
 
     w("## Reproduce\n")
     w("```sh\n" + command + "\n```\n")
     w("One command: it installs what is missing (Debian: `libcurl4-openssl-dev`, `libcjson-dev`,")
-    w("`valgrind`; PyPI: `openai`, `httpx` into `bench/.venv`), builds the library")
+    w("`valgrind`, `strace`; PyPI: `openai`, `httpx` into `bench/.venv`), builds the library")
     w("(`cargo build --release --lib`, plus a `--no-default-features` build in")
     w("`bench/target-notls`), the server and the Rust client (`bench/target`) and the C clients")
     w("(`bench/build`), runs everything, stops the server, and rewrites this file.")
@@ -714,7 +1126,16 @@ def report(d):
       f" httpx {info['httpx']}; {info['valgrind']}")
     w(f"- modelapi at commit `{info['commit']}`"
       + (" plus uncommitted changes in `src/` (work in progress of other engineers)"
-         if info["dirty"] else "") + f"; run took {elapsed / 60:.1f} min\n")
+         if info["dirty"] else "") + f"; run took {elapsed / 60:.1f} min"
+      + ("" if d.get("merged") else "\n"))
+    for m in d.get("merged") or []:
+        w(f"- Rerun later and merged in (`--merge`): scenarios {', '.join(m['scenarios'])}, at"
+          f" commit `{m['commit']}`" + (" plus uncommitted changes in `src/`" if m.get("dirty")
+                                        else "")
+          + f" on {m.get('date') or '?'} (`{m['command']}`, load average before / after"
+          f" {m['load_before']} / {m['load_after']}, {m['elapsed'] / 60:.1f} min)")
+    if d.get("merged"):
+        w("")
 
     w("## Method\n")
     w(f"- Server (`bench/server`, Rust, no dependencies): HTTP/1.1 keep-alive on 127.0.0.1,"
@@ -913,6 +1334,9 @@ def report(d):
         w("")
         w("(b)'s peak RSS for every client is in its table above.\n")
 
+    for line in poll_section:
+        w(line)
+
     w("## Sizes\n")
     w("| artefact | stripped | unstripped |")
     w("|---|---:|---:|")
@@ -971,6 +1395,8 @@ def report(d):
     if s:
         w(f"| stripped `.so` ≤ 1 MiB without TLS | {s['stripped'] / 2**20:.2f} MiB |"
           f" {verdict(s['stripped'] <= 2**20)} |")
+    for row in poll_targets:
+        w(row)
     w("")
 
     if cg:
@@ -1031,6 +1457,40 @@ def report(d):
 
 # ---------------------------------------------------------------- main
 
+def merge_runs(full, part, keys):
+    """`full` (runs.json) with the scenarios `keys` taken from the partial run
+    `part`: their runs (and the peak RSS rows for d, the poll profiles for
+    pi and pt) replaced, everything else kept, and the merge recorded."""
+    merged = dict(full)
+    merged["runs"] = [r for r in full["runs"] if r["scenario"] not in keys] + part["runs"]
+    if "d" in keys:
+        merged["rss"] = part["rss"]
+    prof = dict(full.get("poll_profiles") or {})
+    for key, names in (("pi", ("strace", "callgrind_idle")), ("pt", ("callgrind_chunks",))):
+        if key in keys:
+            for name in names:
+                prof.pop(name, None)
+                if name in part["poll_profiles"]:
+                    prof[name] = part["poll_profiles"][name]
+    merged["poll_profiles"] = prof
+    merged["plan"] = dict(full["plan"])
+    for k, v in part["plan"].items():
+        if k.startswith("poll_") or k not in merged["plan"]:
+            merged["plan"][k] = v
+    history = []
+    for m in full.get("merged") or []:
+        rest = [k for k in m["scenarios"] if k not in keys]
+        if rest:
+            history.append(dict(m, scenarios=rest))
+    history.append(dict(scenarios=sorted(keys), commit=part["machine"]["commit"],
+                        dirty=part["machine"]["dirty"], date=part.get("date"),
+                        load_before=part["load_before"], load_after=part["load_after"],
+                        reps=part["plan"]["reps"], command=part["command"],
+                        elapsed=part["elapsed"]))
+    merged["merged"] = history
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1042,8 +1502,14 @@ def main():
                     help="argument pieces of the tool call in (f) (default 200000;"
                          " --quick: 20000)")
     ap.add_argument("--only", help="run only these scenarios, comma-separated (a,b,b2,c,e,f,d;"
-                                   " d is the peak RSS against stream length); writes"
-                                   " bench/results/BENCHMARKS-only.md unless --out is given")
+                                   " d is the peak RSS against stream length; poll mode: pi"
+                                   " idle polls, pl every poll timed, pt poll throughput, p all"
+                                   " three); writes bench/results/BENCHMARKS-only.md unless"
+                                   " --out or --merge is given")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --only: merge the scenarios run into bench/results/runs.json"
+                         " (their earlier results replaced, every other section kept, the"
+                         " merge recorded in the report) and rewrite BENCHMARKS.md from it")
     ap.add_argument("--cpu", type=int, default=None,
                     help="the CPU to pin client and server to (default: the last one)")
     ap.add_argument("--no-build", action="store_true", help="use what is built")
@@ -1058,12 +1524,17 @@ def main():
         args.cpu = (os.cpu_count() or 1) - 1
     if args.only:
         args.only = set(args.only.split(","))
-        unknown = args.only - {"a", "b", "b2", "c", "d", "e", "f"}
+        if "p" in args.only:
+            args.only = (args.only - {"p"}) | set(POLL_SCENARIOS)
+        unknown = args.only - {"a", "b", "b2", "c", "d", "e", "f", *POLL_SCENARIOS}
         if unknown:
             ap.error(f"--only: unknown scenarios {','.join(sorted(unknown))}")
+    if args.merge and (not args.only or args.quick or args.report_only):
+        ap.error("--merge goes with --only (and without --quick or --report-only)")
     # A partial run never overwrites BENCHMARKS.md unless asked to.
     out_path = args.out or (os.path.join(RESULTS, "BENCHMARKS-quick.md") if args.quick
-                            else os.path.join(RESULTS, "BENCHMARKS-only.md") if args.only
+                            else os.path.join(RESULTS, "BENCHMARKS-only.md")
+                            if args.only and not args.merge
                             else os.path.join(ROOT, "BENCHMARKS.md"))
     command = "bench/run.sh" + (" --quick" if args.quick else "")
     extra = [a for a in sys.argv[1:] if a not in ("--quick", "--report-only", "--no-build")]
@@ -1102,6 +1573,8 @@ def main():
         log(f"bench: servers at {base}, {vary_base} (--vary) and {tools_base} (--tools),"
             f" pinned to CPU {args.cpu}")
         runs = run_all(args, p, {"b": base, "b2": vary_base, "f": tools_base}, pin, desc)
+        poll_keys = {k for k in POLL_SCENARIOS if not args.only or k in args.only}
+        poll_prof = poll_profiles(args, p, base, pin, desc, poll_keys) if poll_keys else {}
         rss_rows = (rss_vs_length(args, p, base, pin, desc)
                     if not args.only or "d" in args.only else [])
         for srv in (server, vary_server, tools_server):
@@ -1120,9 +1593,18 @@ def main():
         elapsed = time.time() - started
         data = dict(quick=args.quick, cpu=args.cpu, command=command, plan=p, machine=info,
                     server=desc, runs=runs, rss=rss_rows, sizes=size_info, callgrind=cg,
-                    load_before=load_before, load_after=load_after, elapsed=elapsed)
+                    poll_profiles=poll_prof, load_before=load_before, load_after=load_after,
+                    elapsed=elapsed, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
         with open(data_path, "w") as f:
             json.dump(data, f, indent=1)
+        if args.merge:
+            full_path = os.path.join(RESULTS, "runs.json")
+            with open(full_path) as f:
+                full = json.load(f)
+            data = merge_runs(full, data, args.only)
+            with open(full_path, "w") as f:
+                json.dump(data, f, indent=1)
+            log(f"bench: merged {','.join(sorted(args.only))} into {full_path}")
         with open(out_path, "w") as f:
             f.write(report(data) + hand_notes())
         log(f"bench: wrote {os.path.relpath(out_path, ROOT)} in {elapsed / 60:.1f} min")

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # modelapi's side-by-side benchmark: the one command.
 #
-#   bench/run.sh            full run (5-8 min with the builds cached), writes BENCHMARKS.md
+#   bench/run.sh            full run (8-12 min with the builds cached), writes BENCHMARKS.md
 #   bench/run.sh --quick    smoke run (~1 min), writes bench/results/BENCHMARKS-quick.md
 #   bench/run.sh --help     every option (of bench/run.py)
 #
 # Installs what is missing (Debian: libcurl4-openssl-dev libcjson-dev
-# valgrind gcc python3-venv; PyPI: openai httpx into bench/.venv), builds
+# valgrind strace gcc python3-venv; PyPI: openai httpx into bench/.venv), builds
 # the library, the server and the clients, runs every scenario, and stops
 # every process it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libcurl4-openssl-dev libcjson-dev valgrind gcc; do
+for pkg in libcurl4-openssl-dev libcjson-dev valgrind strace gcc; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null || need+=(python3)

@@ -2,10 +2,12 @@
  * line. Usage of every C client:
  *   CLIENT complete BASE_URL N | stream BASE_URL CHUNKS
  *        | streams BASE_URL N CHUNKS | once BASE_URL
- *        | tools BASE_URL PIECES [ANSWER_FILE]
+ *        | tools BASE_URL PIECES [ANSWER_FILE] | idle BASE_URL POLLS
  * (tools: one stream of a tool call in PIECES argument pieces, from a
  * `bench-server --tools`; the assembled answer's JSON goes to ANSWER_FILE,
- * written after the measured part, for the runner to check.)
+ * written after the measured part, for the runner to check.
+ * idle: modelapi's poll mode only: POLLS polls of a stream that has
+ * nothing to give, as `bench-server` pauses after its first content chunk.)
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
@@ -55,6 +57,7 @@ typedef struct {
     uint64_t n;       /* requests */
     uint64_t chunks;  /* chunks per stream (streams); argument pieces (tools) */
     const char *answer_file; /* tools: where the assembled answer goes, or NULL */
+    uint64_t polls;   /* idle: how many polls to time */
 } bench_args;
 
 static uint64_t parse_count(const char *s) {
@@ -85,6 +88,11 @@ static bench_args parse_args(int argc, char **argv) {
         a.n = 1;
         a.chunks = parse_count(argv[3]);
         a.answer_file = argc == 5 ? argv[4] : NULL;
+    } else if (!strcmp(a.scenario, "idle")) {
+        if (argc != 4) die("idle BASE_URL POLLS", NULL);
+        a.n = 1;
+        a.chunks = 1;
+        a.polls = parse_count(argv[3]);
     } else if (!strcmp(a.scenario, "once")) {
         a.n = 1;
     } else {
@@ -99,7 +107,8 @@ static int is_tools(const bench_args *a) {
 
 /* A streamed request (tools included). */
 static int is_stream(const bench_args *a) {
-    return !strcmp(a->scenario, "stream") || !strcmp(a->scenario, "streams") || is_tools(a);
+    return !strcmp(a->scenario, "stream") || !strcmp(a->scenario, "streams") || is_tools(a)
+           || !strcmp(a->scenario, "idle");
 }
 
 /* The peak resident set of this program (VmHWM), in KiB. Unlike the
@@ -127,15 +136,18 @@ static inline void write_answer(const bench_args *a, const char *json, size_t le
     if (fwrite(json, 1, len, f) != len || fclose(f) != 0) die("cannot write", a->answer_file);
 }
 
+/* More fields for the result line (",\"key\":value..."), or "". */
+static char result_extra[2048];
+
 static void print_result(const char *client, const bench_args *a, double started,
                          uint64_t bytes, uint64_t chunks, uint64_t requests) {
     long rss = answer_rss_kib ? answer_rss_kib : peak_rss_kib();
     printf("{\"client\":\"%s\",\"scenario\":\"%s\",\"seconds\":%.9f,\"cpu_seconds\":%.9f,"
            "\"with_setup_seconds\":%.9f,\"content_bytes\":%llu,\"chunks\":%llu,"
-           "\"requests\":%llu,\"peak_rss_kib\":%ld}\n",
+           "\"requests\":%llu,\"peak_rss_kib\":%ld%s}\n",
            client, a->scenario, loop_t1 - loop_t0, loop_c1 - loop_c0, now_seconds() - started,
            (unsigned long long)bytes, (unsigned long long)chunks, (unsigned long long)requests,
-           rss);
+           rss, result_extra);
 }
 
 #endif

@@ -30,6 +30,12 @@
 //! with its newlines and quotes escaped) and a fixed tail (`"}`), N pieces
 //! in all (at least the head and tail), so they parse as JSON at any N.
 //!
+//! With an `X-Bench-Pause-Ms: N` request header, a stream stops after its
+//! head (the response head, the role chunk and the first content chunk;
+//! `--tools`: the head of the arguments) for N milliseconds, or until the
+//! client closes the connection, before it goes on: an idle stream, for
+//! the cost of a poll that finds nothing.
+//!
 //! Usage: `bench-server [--port N] [--exit-on-stdin-eof] [--vary | --tools]`.
 //! It prints `PORT <n>` on stdout once it listens on 127.0.0.1.
 //! `--describe` prints what a client must receive (JSON: sizes, and the
@@ -343,6 +349,7 @@ fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
     s.set_nodelay(true)?;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
+        let mut pause_ms = 0u64;
         let head_end = loop {
             if let Some(i) = find(&buf, b"\r\n\r\n") {
                 break i + 4;
@@ -370,6 +377,7 @@ fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
                 "connection" => close = value.eq_ignore_ascii_case("close"),
                 "expect" => expect = value.eq_ignore_ascii_case("100-continue"),
                 "x-bench-chunks" => header_chunks = value.parse::<u64>().ok(),
+                "x-bench-pause-ms" => pause_ms = value.parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -405,7 +413,9 @@ fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
                 .and_then(parse_u64)
                 .or(header_chunks)
                 .unwrap_or(DEFAULT_CHUNKS);
-            write_stream(&mut s, canned, n)?;
+            if !write_stream(&mut s, canned, n, pause_ms)? {
+                return Ok(());
+            }
         } else {
             s.write_all(&canned.completion)?;
         }
@@ -416,10 +426,24 @@ fn serve(mut s: TcpStream, canned: &Canned) -> io::Result<()> {
 }
 
 /// A stream of `n` pieces (content chunks, or `--tools` argument pieces:
-/// the fixed head and tail included).
-fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
-    let n = n.saturating_sub(c.fixed);
+/// the fixed head and tail included). With `pause_ms`, the head (and the
+/// first content chunk) goes out first, then nothing for `pause_ms` or
+/// until the client closes: `Ok(false)` when it did (the stream is not
+/// finished).
+fn write_stream(s: &mut TcpStream, c: &Canned, n: u64, pause_ms: u64) -> io::Result<bool> {
+    let mut n = n.saturating_sub(c.fixed);
     let mut pending = c.stream_head.clone();
+    if pause_ms > 0 {
+        if c.fixed == 0 && n > 0 {
+            pending.extend(http_chunk(&c.events[0]));
+            n -= 1;
+        }
+        s.write_all(&pending)?;
+        pending.clear();
+        if !pause(s, pause_ms)? {
+            return Ok(false);
+        }
+    }
     for _ in 0..n / c.per_batch {
         if pending.is_empty() {
             s.write_all(&c.batch)?;
@@ -434,7 +458,29 @@ fn write_stream(s: &mut TcpStream, c: &Canned, n: u64) -> io::Result<()> {
         pending.extend(http_chunk(&cycle(&c.events, rest)));
     }
     pending.extend_from_slice(&c.end);
-    s.write_all(&pending)
+    s.write_all(&pending)?;
+    Ok(true)
+}
+
+/// Sends nothing for `ms` milliseconds: `Ok(false)` when the client closes
+/// the connection (or sends anything) meanwhile.
+fn pause(s: &mut TcpStream, ms: u64) -> io::Result<bool> {
+    s.set_read_timeout(Some(std::time::Duration::from_millis(ms)))?;
+    let mut byte = [0u8; 1];
+    let result = match s.read(&mut byte) {
+        Ok(_) => Ok(false),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    };
+    s.set_read_timeout(None)?;
+    result
 }
 
 /// `--tools`: the arguments text of a call of `n` pieces.
@@ -456,7 +502,10 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 }
 
 fn json_list(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|p| format!("\"{}\"", json_escape(p))).collect();
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|p| format!("\"{}\"", json_escape(p)))
+        .collect();
     format!("[{}]", quoted.join(","))
 }
 
@@ -517,7 +566,10 @@ fn main() {
             "--describe" => describe_only = true,
             "--pieces" => {
                 i += 1;
-                pieces = args.get(i).and_then(|p| p.parse().ok()).expect("--pieces N");
+                pieces = args
+                    .get(i)
+                    .and_then(|p| p.parse().ok())
+                    .expect("--pieces N");
             }
             other => {
                 eprintln!("{USAGE} (got {other})");
