@@ -17,6 +17,7 @@ use crate::cancel::CancelToken;
 use crate::error::truncate;
 use crate::event::StreamEvent;
 use crate::mock::CannedReplies;
+use crate::net::Until;
 use crate::request::{Request, Route};
 use crate::stream::ChatStream;
 use crate::trace::{trace, Level, Took};
@@ -136,12 +137,12 @@ impl ModelApi {
         );
         let mut answer = || {
             let mut reply = loop {
-                if let Some(reply) = request.poll(None)? {
+                if let Some(reply) = request.poll(Until::Forever)? {
                     break reply;
                 }
             };
             let mut bytes = Vec::new();
-            while !reply.poll_all(&mut bytes, self.max_response_bytes, None)? {}
+            while !reply.poll_all(&mut bytes, self.max_response_bytes, Until::Forever)? {}
             reply.finish();
             trace!(
                 self.route.tracer,
@@ -257,7 +258,7 @@ impl ModelApi {
                 self.max_response_bytes,
             );
             if open {
-                while !stream.open(None).map_err(|e| self.call_error(e, cancel))? {}
+                while !stream.open(Until::Forever).map_err(|e| self.call_error(e, cancel))? {}
             } else {
                 // One step that never waits: the connect starts, so the
                 // host has a socket to wait on at once.

@@ -17,7 +17,7 @@ use ureq_proto::http::{HeaderName, HeaderValue, Response, Uri};
 
 use crate::cancel::CancelToken;
 use crate::error::truncate;
-use crate::net::{Conn, Interest, Pool, TlsConfig, Transfer};
+use crate::net::{Conn, Interest, Pool, TlsConfig, Transfer, Until};
 use crate::proxy::Proxy;
 use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
 use crate::secrets::is_credential_header;
@@ -202,7 +202,7 @@ impl Request {
     /// Moves the request on: the 2xx response once it has come,
     /// `Ok(None)` when it has not by `until` (`None`: wait as long as it
     /// takes), or the error that ends the request.
-    pub(crate) fn poll(&mut self, until: Option<Instant>) -> Result<Option<Reply>, Error> {
+    pub(crate) fn poll(&mut self, until: Until) -> Result<Option<Reply>, Error> {
         let result = self.step(until);
         if result.is_err() {
             self.state = State::Over;
@@ -210,7 +210,7 @@ impl Request {
         result
     }
 
-    fn step(&mut self, until: Option<Instant>) -> Result<Option<Reply>, Error> {
+    fn step(&mut self, until: Until) -> Result<Option<Reply>, Error> {
         loop {
             if self.cancel.is_cancelled() {
                 return Err(Error::Aborted("the call was cancelled".into()));
@@ -220,7 +220,10 @@ impl Request {
                     let start = *start;
                     let now = Instant::now();
                     if now < start {
-                        let wake = until.map_or(start, |u| u.min(start));
+                        let wake = match until.or_before(start) {
+                            Until::At(at) => at,
+                            _ => now,
+                        };
                         self.cancel.sleep(wake.saturating_duration_since(now));
                         if Instant::now() < start {
                             if self.cancel.is_cancelled() {
@@ -546,7 +549,7 @@ impl Reply {
     pub(crate) fn poll_body(
         &mut self,
         out: &mut [u8],
-        until: Option<Instant>,
+        until: Until,
     ) -> Result<Option<usize>, Error> {
         let Some(transfer) = &mut self.transfer else {
             return Ok(Some(0));
@@ -560,7 +563,7 @@ impl Reply {
         &mut self,
         into: &mut Vec<u8>,
         limit: u64,
-        until: Option<Instant>,
+        until: Until,
     ) -> Result<bool, Error> {
         if into.capacity() == 0 {
             // Sized by Content-Length up front (within the cap).
@@ -571,33 +574,22 @@ impl Reply {
                 .min(limit);
             into.reserve(expected as usize + 1);
         }
+        // Decoded into a piece on the stack, then copied: no zeroing of
+        // the vector's room per read.
+        let mut piece = [0u8; 16 * 1024];
         loop {
-            // Read in pieces of at most 64 KiB: the room given is zeroed
-            // first, and zeroing all the spare capacity per read would be
-            // quadratic.
-            let len = into.len();
-            into.resize(len + 64 * 1024, 0);
-            let read = self.poll_body(&mut into[len..], until);
-            let n = match read {
-                Ok(Some(n)) => n,
-                Ok(None) => 0,
-                Err(e) => {
-                    into.truncate(len);
-                    return Err(e);
-                }
+            let n = match self.poll_body(&mut piece, until)? {
+                Some(0) => return Ok(true),
+                Some(n) => n,
+                None => return Ok(false),
             };
-            into.truncate(len + n);
-            if into.len() as u64 > limit {
+            if (into.len() + n) as u64 > limit {
                 return Err(Error::InvalidResponse(format!(
                     "response body is larger than the cap of {limit} bytes \
                      (raise it with ModelApiBuilder::max_response_bytes)"
                 )));
             }
-            match read {
-                Ok(Some(0)) => return Ok(true),
-                Ok(None) => return Ok(false),
-                _ => {}
-            }
+            into.extend_from_slice(&piece[..n]);
         }
     }
 

@@ -18,7 +18,7 @@ use crate::answer::{chunks_of, Answer, StreamMetadata};
 use crate::cancel::CancelToken;
 use crate::chunk::{ChunkEvent, ChunkReader, Received};
 use crate::event::{EventWithNul, Events, Kind, StreamEvent};
-use crate::net::Interest;
+use crate::net::{Interest, Until};
 use crate::request::{Reply, Request};
 use crate::sse::SseDecoder;
 use crate::trace::{trace, Level, Took, Tracer};
@@ -182,7 +182,7 @@ impl ChatStream {
     /// connect starts); an error is kept for the first read, as a started
     /// stream reports network errors.
     pub(crate) fn start_now(&mut self) {
-        if let Err(error) = self.open(Some(Instant::now())) {
+        if let Err(error) = self.open(Until::Now) {
             self.body = Body::Memory(Cursor::new(Vec::new()));
             self.then_error = Some(error);
         }
@@ -352,16 +352,15 @@ impl ChatStream {
     #[inline]
     fn next_queued(&mut self) -> Option<Result<usize, Error>> {
         loop {
-            if let Poll::Ready(next) = self.poll_queued(None) {
+            if let Poll::Ready(next) = self.poll_queued(Until::Forever) {
                 return next;
             }
         }
     }
 
     /// The next event (its place in the queue), reading chunks until one
-    /// brings an event, the stream ends, or `until` passes (`None`: no
-    /// limit).
-    fn poll_queued(&mut self, until: Option<Instant>) -> Poll<Option<Result<usize, Error>>> {
+    /// brings an event, the stream ends, or `until` passes.
+    fn poll_queued(&mut self, until: Until) -> Poll<Option<Result<usize, Error>>> {
         loop {
             if let Some(at) = self.events.take() {
                 if !self.first_event_told {
@@ -481,8 +480,7 @@ impl ChatStream {
     ///
     /// [`ModelApi::stream_start`]: crate::ModelApi::stream_start
     pub fn poll_event(&mut self, wait: Duration) -> Poll<Option<Result<StreamEvent<'_>, Error>>> {
-        let until = Instant::now().checked_add(wait);
-        match self.poll_queued(until) {
+        match self.poll_queued(Until::after(wait)) {
             Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event(at)))),
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
             Poll::Ready(None) => Poll::Ready(None),
@@ -495,8 +493,7 @@ impl ChatStream {
         &mut self,
         wait: Duration,
     ) -> Poll<Option<Result<EventWithNul<'_>, Error>>> {
-        let until = Instant::now().checked_add(wait);
-        match self.poll_queued(until) {
+        match self.poll_queued(Until::after(wait)) {
             Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event_with_nul(at)))),
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
             Poll::Ready(None) => Poll::Ready(None),
@@ -526,7 +523,7 @@ impl ChatStream {
 
     /// Moves an opening stream on until its events can be read: `Ok(true)`
     /// once they can, `Ok(false)` when that did not happen by `until`.
-    pub(crate) fn open(&mut self, until: Option<Instant>) -> Result<bool, Error> {
+    pub(crate) fn open(&mut self, until: Until) -> Result<bool, Error> {
         loop {
             match &mut self.body {
                 Body::Opening(request) => {
@@ -568,7 +565,7 @@ impl ChatStream {
 
     /// Reads the next chunk, or finds the end of the stream, or that
     /// nothing more came by `until`.
-    fn read_chunk(&mut self, until: Option<Instant>) -> Result<Step, Error> {
+    fn read_chunk(&mut self, until: Until) -> Result<Step, Error> {
         loop {
             if self.start < self.end {
                 let (used, event) = self
@@ -660,15 +657,14 @@ impl ChatStream {
 /// connection can go back to the pool; gives up past a small limit, or when
 /// the end does not come within [`DRAIN_WAIT`] (nor by the caller's
 /// deadline): the connection is then closed, not waited for.
-fn drain(body: &mut Body, buffer: &mut [u8], until: Option<Instant>) {
+fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
     let Body::Network(reply) = body else {
         return;
     };
-    let short = Instant::now() + DRAIN_WAIT;
-    let until = until.map_or(short, |u| u.min(short));
+    let until = until.or_before(Instant::now() + DRAIN_WAIT);
     let mut drained = 0;
     while drained <= DRAIN_LIMIT_BYTES {
-        match reply.poll_body(buffer, Some(until)) {
+        match reply.poll_body(buffer, until) {
             Ok(Some(0)) | Ok(None) | Err(_) => break,
             Ok(Some(n)) => drained += n,
         }

@@ -24,6 +24,8 @@ pub(crate) struct Conn {
     sent: usize,
     /// The server closed its side (TLS: the socket's end was read).
     eof: bool,
+    /// The input buffer of the last transfer, kept for the next one.
+    buffer: Option<Box<[u8]>>,
     /// A proxy's `CONNECT` tunnel being opened: until it is, nothing else
     /// goes over the socket.
     tunnel: Option<Box<Tunnel>>,
@@ -70,6 +72,7 @@ impl Conn {
             out: Vec::new(),
             sent: 0,
             eof: false,
+            buffer: None,
             tunnel: tunnel.map(|request| {
                 Box::new(Tunnel {
                     request,
@@ -90,6 +93,16 @@ impl Conn {
             return tls.protocol_version().and_then(|v| v.as_str());
         }
         None
+    }
+
+    /// The input buffer a transfer left, if any.
+    pub(crate) fn take_buffer(&mut self) -> Option<Box<[u8]>> {
+        self.buffer.take()
+    }
+
+    /// Keeps a transfer's input buffer for the next one on this connection.
+    pub(crate) fn keep_buffer(&mut self, buffer: Box<[u8]>) {
+        self.buffer = Some(buffer);
     }
 
     /// The socket, for a cancel token to shut down.

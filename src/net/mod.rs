@@ -45,6 +45,40 @@ use crate::cancel::CancelToken;
 use crate::error::Oversized;
 use crate::http::Exchange;
 
+/// How long a step may wait for the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// As long as it takes (each wait up to the client's timeout): the
+    /// blocking calls.
+    Forever,
+    /// Not at all: a poll with a wait of zero, which reads no clock for
+    /// it.
+    Now,
+    /// Up to this instant.
+    At(Instant),
+}
+
+impl Until {
+    /// `wait` from now: a wait of zero reads no clock.
+    pub(crate) fn after(wait: Duration) -> Until {
+        if wait.is_zero() {
+            return Until::Now;
+        }
+        Instant::now()
+            .checked_add(wait)
+            .map_or(Until::Forever, Until::At)
+    }
+
+    /// The earlier of this and `at`.
+    pub(crate) fn or_before(self, at: Instant) -> Until {
+        match self {
+            Until::Now => Until::Now,
+            Until::Forever => Until::At(at),
+            Until::At(mine) => Until::At(mine.min(at)),
+        }
+    }
+}
+
 /// The input buffer holds a response head (up to 64 KiB, which must fit
 /// with room to spare) and then each read of the body.
 const INPUT_BYTES: usize = 80 * 1024;
@@ -87,11 +121,15 @@ impl Transfer {
     ) -> Transfer {
         conn.send(request);
         cancel.attach(conn.socket());
+        // A pooled connection brings the buffer of its last transfer.
+        let input = conn
+            .take_buffer()
+            .unwrap_or_else(|| vec![0; INPUT_BYTES].into_boxed_slice());
         Transfer {
             attached: Arc::clone(conn.socket()),
             conn,
             exchange,
-            input: vec![0; INPUT_BYTES].into_boxed_slice(),
+            input,
             start: 0,
             end: 0,
             eof: false,
@@ -118,8 +156,8 @@ impl Transfer {
     }
 
     /// The response head, once it has come: `Ok(None)` when it has not by
-    /// `until` (`None`: wait as long as it takes, up to the timeout).
-    pub(crate) fn poll_head(&mut self, until: Option<Instant>) -> io::Result<Option<Response<()>>> {
+    /// `until` (see [`Until`]).
+    pub(crate) fn poll_head(&mut self, until: Until) -> io::Result<Option<Response<()>>> {
         loop {
             if self.start < self.end {
                 let (used, head) = self.exchange.head(&self.input[self.start..self.end])?;
@@ -155,7 +193,7 @@ impl Transfer {
     pub(crate) fn poll_body(
         &mut self,
         out: &mut [u8],
-        until: Option<Instant>,
+        until: Until,
     ) -> io::Result<Option<usize>> {
         loop {
             if self.start < self.end {
@@ -188,9 +226,10 @@ impl Transfer {
 
     /// The connection, when it can serve another request: the body was
     /// read to its end and the server keeps it open.
-    pub(crate) fn into_reusable(self) -> Option<Conn> {
+    pub(crate) fn into_reusable(mut self) -> Option<Conn> {
         let reusable = self.exchange.keeps_alive() && self.start == self.end && !self.eof;
         self.cancel.detach(self.conn.socket());
+        self.conn.keep_buffer(self.input);
         reusable.then_some(self.conn)
     }
 
@@ -198,7 +237,7 @@ impl Transfer {
     /// (or the end did), `Ok(false)` when none by `until`. Fails once the
     /// connection has been silent for the timeout, or the call is
     /// cancelled.
-    fn fill(&mut self, until: Option<Instant>) -> io::Result<bool> {
+    fn fill(&mut self, until: Until) -> io::Result<bool> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -256,7 +295,11 @@ impl Transfer {
                     ),
                 ));
             }
-            let wait_until = until.map_or(timeout_at, |u| u.min(timeout_at));
+            let wait_until = match until {
+                Until::Forever => timeout_at,
+                Until::Now => return Ok(false),
+                Until::At(at) => at.min(timeout_at),
+            };
             if wait_until <= now {
                 return Ok(false);
             }
