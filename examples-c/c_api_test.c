@@ -1341,6 +1341,7 @@ static void nonblocking_checks(ModelApi *ok, ModelApi *unauthorized, ModelApi *l
           "stream_poll(NULL, 0, &event): INVALID_ARGUMENT, an empty content event",
           "status %s, last_error \"%s\"", status_name(status), modelapi_last_error());
     check(modelapi_stream_fd(NULL, NULL) == -1, "stream_fd(NULL, NULL) is -1", "it is not");
+    check(modelapi_stream_wake_ms(NULL) == -1, "stream_wake_ms(NULL) is -1", "it is not");
     wants_write = 7;
     fd = modelapi_stream_fd(NULL, &wants_write);
     check(fd == -1 && wants_write == 0, "stream_fd(NULL, &wants_write): -1, wants_write 0",
@@ -1358,6 +1359,9 @@ static void nonblocking_checks(ModelApi *ok, ModelApi *unauthorized, ModelApi *l
         fd = modelapi_stream_fd(stream, &wants_write);
         check(fd == -1 && wants_write == 0, "stream_fd of a canned stream: -1, wants_write 0",
               "fd %d, wants_write %d", fd, wants_write);
+        check(modelapi_stream_wake_ms(stream) == 0,
+              "stream_wake_ms of a canned stream: 0 (poll now)", "%lld",
+              (long long)modelapi_stream_wake_ms(stream));
         garbage_event(&event);
         status = modelapi_stream_poll(stream, 0, NULL);
         check(status == MODELAPI_INVALID_ARGUMENT && contains(modelapi_last_error(), "out_event"),
@@ -1373,8 +1377,9 @@ static void nonblocking_checks(ModelApi *ok, ModelApi *unauthorized, ModelApi *l
         status = modelapi_stream_poll(stream, 0, &event);
         check(status == MODELAPI_DONE && is_empty_event(&event) &&
                   modelapi_stream_poll(stream, 0, &event) == MODELAPI_DONE &&
-                  modelapi_stream_fd(stream, NULL) == -1,
-              "then DONE again, and again; stream_fd -1", "status %s", status_name(status));
+                  modelapi_stream_fd(stream, NULL) == -1 && modelapi_stream_wake_ms(stream) == -1,
+              "then DONE again, and again; stream_fd -1, stream_wake_ms -1", "status %s",
+              status_name(status));
         json = completion_of(stream);
         check(contains(json, "\"content\":\"Canned, and polled.\"") &&
                   contains(json, "\"finish_reason\":\"stop\""),

@@ -16,12 +16,15 @@
  *      wake-up can bring several;
  *   2. modelapi_stream_fd says what each stream waits on: its socket, to
  *      read (POLLIN) or to write (POLLOUT: connecting, sending the
- *      request), or -1, no socket (a canned reply, a retry's backoff): then
- *      the loop waits at most NO_SOCKET_WAIT_MS and polls that stream again;
- *   3. poll(2) waits for all of them and for the timer at once.
+ *      request), or -1, no socket (a canned reply, a retry's backoff); and
+ *      modelapi_stream_wake_ms how long it may be left alone whatever its
+ *      socket does (until a backoff ends, or its timeout would expire: a
+ *      server that goes silent never makes its socket ready);
+ *   3. poll(2) waits for all the sockets, the timer and the nearest of
+ *      those deadlines at once; a stream is polled again when its socket is
+ *      ready or its deadline has come.
  * The timer stands for the host's other work (an animation, a heartbeat):
- * every TICK_MS it reports progress, and polls every stream, since the
- * client's timeout (a server that stops sending) is noticed by a poll only.
+ * every TICK_MS it reports progress.
  * A blocking read (modelapi_stream_next) would have stalled the timer and
  * the other streams until its stream had something; here they all move on
  * together.
@@ -37,7 +40,7 @@
  *   and at the end
  *   wake-ups: <W> (a socket was ready: <S>, waits on no socket: <N>), ticks: <T>, polls: <P>, chunks: <C>
  *   W: returns of poll(2); S: of those, the ones where a socket was ready;
- *   N: waits cut to NO_SOCKET_WAIT_MS because a stream waited on no socket;
+ *   N: waits while a stream waited on no socket (a backoff: one wait each);
  *   P: modelapi_stream_poll calls; C: content events of all the streams.
  *   Errors, as
  *   [<n>] error: <STATUS_NAME> (<number>): <message>
@@ -62,7 +65,6 @@
 /* The timer's period. */
 #define TICK_MS 250
 /* The longest wait while a stream waits on no socket. */
-#define NO_SOCKET_WAIT_MS 10
 
 /* Canned replies (without MODEL_API_URL), one per stream. */
 static const char CANNED_REPLIES[] =
@@ -85,6 +87,7 @@ struct job {
     int out_of_memory;       /* text could not grow: the answer is lost */
     int due;                 /* poll it in this turn of the loop */
     int slot;                /* its entry in the pollfd array; -1: no socket */
+    int64_t deadline;        /* poll it by then, whatever its socket does (ms) */
     ModelApiStatus status;   /* MODELAPI_PENDING while it runs; then DONE or an error */
 };
 
@@ -286,6 +289,7 @@ int main(int argc, char **argv)
     while (running > 0) {
         int nfds = 0;
         int no_socket = 0;
+        int64_t nearest = INT64_MAX;
         int socket_ready = 0;
         int64_t now;
         int timeout;
@@ -307,11 +311,17 @@ int main(int argc, char **argv)
         for (i = 0; i < count; i++) {
             struct job *job = &jobs[i];
             int wants_write = 0;
+            int64_t wake;
             int fd;
 
             job->slot = -1;
             if (job->stream == NULL) {
                 continue;
+            }
+            wake = modelapi_stream_wake_ms(job->stream);
+            job->deadline = wake < 0 ? INT64_MAX : now_ms() + wake;
+            if (job->deadline < nearest) {
+                nearest = job->deadline;
             }
             fd = modelapi_stream_fd(job->stream, &wants_write);
             if (fd < 0) {
@@ -324,12 +334,13 @@ int main(int argc, char **argv)
             job->slot = nfds++;
         }
 
-        /* 3. Wait for a socket, the timer, or a short while when a stream
-           waits on no socket. */
+        /* 3. Wait for a socket, the timer, or the nearest deadline. */
         now = now_ms();
-        timeout = next_tick > now ? (int)(next_tick - now) : 0;
-        if (no_socket && timeout > NO_SOCKET_WAIT_MS) {
-            timeout = NO_SOCKET_WAIT_MS;
+        if (nearest > next_tick) {
+            nearest = next_tick;
+        }
+        timeout = nearest > now ? (int)(nearest - now) : 0;
+        if (no_socket) {
             counts.no_socket_waits++;
         }
         ready = poll(fds, (nfds_t)nfds, timeout);
@@ -341,8 +352,9 @@ int main(int argc, char **argv)
         counts.wakeups++;
 
         /* Which streams to poll: those whose socket is ready (readable,
-           writable, or in error: the poll will say which), and those that
-           wait on no socket. After EINTR (ready < 0), all of them. */
+           writable, or in error: the poll will say which), and those whose
+           deadline has come. After EINTR (ready < 0), all of them. */
+        now = now_ms();
         for (i = 0; i < count; i++) {
             struct job *job = &jobs[i];
 
@@ -350,9 +362,9 @@ int main(int argc, char **argv)
             if (job->stream == NULL) {
                 continue;
             }
-            if (ready < 0 || job->slot < 0) {
+            if (ready < 0 || now >= job->deadline) {
                 job->due = 1;
-            } else if (fds[job->slot].revents != 0) {
+            } else if (job->slot >= 0 && fds[job->slot].revents != 0) {
                 job->due = 1;
                 socket_ready = 1;
             }
@@ -361,12 +373,7 @@ int main(int argc, char **argv)
             counts.socket_wakeups++;
         }
 
-        /* The timer. At each tick every stream is polled too: the client's
-           timeout is noticed by a poll only, and a server that goes silent
-           never makes its socket ready. So a stream that hears nothing for
-           longer than the timeout fails with MODELAPI_TIMEOUT at most a
-           tick late. */
-        now = now_ms();
+        /* The timer. */
         if (now >= next_tick) {
             counts.ticks++;
             fprintf(stderr, "tick %lu: %d of %d streams running, %lu chunks so far\n",
@@ -374,9 +381,6 @@ int main(int argc, char **argv)
             next_tick += TICK_MS;
             if (next_tick <= now) {
                 next_tick = now + TICK_MS; /* fell behind: skip the missed ticks */
-            }
-            for (i = 0; i < count; i++) {
-                jobs[i].due = jobs[i].stream != NULL;
             }
         }
     }

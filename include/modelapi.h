@@ -729,6 +729,21 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
 int modelapi_stream_fd(const struct ModelApiStream *stream, int *out_wants_write);
 
 /**
+ * The longest the host may wait (on `modelapi_stream_fd`'s socket, or
+ * asleep when it is -1) before it must call `modelapi_stream_poll` again,
+ * whatever the socket does, in milliseconds (rounded up): 0 when a poll
+ * has something to do now (events already read, canned replies), else the
+ * time until a retry's backoff ends or the stream's timeout would expire;
+ * -1 once the stream is over (or for a NULL stream). Use it as the timeout
+ * of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
+ * does never misses a timeout and never spins through a backoff.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+int64_t modelapi_stream_wake_ms(const struct ModelApiStream *stream);
+
+/**
  * Frees a pull stream. In the middle of a stream its connection is closed
  * at once (the rest of the answer is not read). NULL is a no-op.
  *

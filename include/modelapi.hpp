@@ -933,12 +933,26 @@ public:
        in its own poll/select/epoll: its descriptor, and whether to wait
        for it to be writable (connecting, sending the request) or readable;
        std::nullopt when the stream waits on no socket (canned replies, a
-       retry's backoff, a finished or empty Stream, a Stream of
-       stream_start() not polled yet): then just poll again
-       (next frame, or after a short sleep). Ask again after every poll (a
+       retry's backoff, a finished or empty Stream): then poll again after
+       wake_in(). Ask again after every poll (a
        retry or a redirect changes the socket). The Stream may hold events
        it has already read, so after a wake-up poll until
        PollResult::pending before waiting again. */
+    /* The longest the host may wait (on waits_on()'s socket, or asleep when
+       there is none) before it must poll again, whatever the socket does:
+       zero when a poll has something to do now, else the time until a
+       retry's backoff ends or the stream's timeout would expire;
+       std::nullopt once the stream is over. Use it as the timeout of the
+       host's poll/epoll_wait (as libcurl's curl_multi_timeout). */
+    std::optional<std::chrono::milliseconds> wake_in() const noexcept
+    {
+        const std::int64_t ms = modelapi_stream_wake_ms(stream_);
+        if (ms < 0) {
+            return std::nullopt;
+        }
+        return std::chrono::milliseconds(ms);
+    }
+
     std::optional<WaitsOn> waits_on() const noexcept
     {
         int wants_write = 0;

@@ -258,7 +258,10 @@ impl ModelApi {
                 self.max_response_bytes,
             );
             if open {
-                while !stream.open(Until::Forever).map_err(|e| self.call_error(e, cancel))? {}
+                while !stream
+                    .open(Until::Forever)
+                    .map_err(|e| self.call_error(e, cancel))?
+                {}
             } else {
                 // One step that never waits: the connect starts, so the
                 // host has a socket to wait on at once.

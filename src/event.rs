@@ -152,6 +152,11 @@ impl Events {
         (start, end)
     }
 
+    /// Whether an event is waiting to be handed out.
+    pub(crate) fn has_next(&self) -> bool {
+        self.next < self.queue.len()
+    }
+
     /// The next event not handed out yet: moves past it.
     #[inline]
     pub(crate) fn take(&mut self) -> Option<usize> {

@@ -199,6 +199,18 @@ impl Request {
         }
     }
 
+    /// How long the request may be left alone before it must be polled
+    /// again, whatever its socket does: until its retry's backoff ends, or
+    /// its timeout would expire.
+    pub(crate) fn wake_in(&self) -> Duration {
+        match &self.state {
+            State::Waiting(start) => start.saturating_duration_since(Instant::now()),
+            State::Sending(transfer) => transfer.wake_in(),
+            State::Refused(refused) => refused.transfer.wake_in(),
+            State::Over => Duration::ZERO,
+        }
+    }
+
     /// Moves the request on: the 2xx response once it has come,
     /// `Ok(None)` when it has not by `until` (`None`: wait as long as it
     /// takes), or the error that ends the request.
@@ -536,6 +548,13 @@ impl Reply {
             t.starts_with("application/json")
                 || t.starts_with("application/") && t.contains("+json")
         })
+    }
+
+    /// How long the reply may be left alone before its timeout would expire.
+    pub(crate) fn wake_in(&self) -> Duration {
+        self.transfer
+            .as_ref()
+            .map_or(Duration::ZERO, Transfer::wake_in)
     }
 
     /// The socket the body is read from, and what it waits for.

@@ -503,8 +503,8 @@ impl ChatStream {
 
     /// The socket this stream waits on between polls, and whether it waits
     /// to write or to read; `None` when it waits on no socket (canned
-    /// replies, a retry's backoff, a finished stream): then just poll
-    /// again. The stream may hold events it has already read, so after a
+    /// replies, a retry's backoff, a finished stream): then poll again
+    /// after [`wake_in`](Self::wake_in). The stream may hold events it has already read, so after a
     /// wake-up poll until `Poll::Pending` before waiting again.
     pub fn waits_on(&self) -> Option<WaitsOn> {
         if self.state != State::Streaming {
@@ -518,6 +518,37 @@ impl ChatStream {
         Some(WaitsOn {
             fd,
             wants_write: interest == Interest::Write,
+        })
+    }
+
+    /// The longest a host may wait (on [`waits_on`](Self::waits_on)'s
+    /// socket, or asleep when there is none) before it must poll again,
+    /// whatever the socket does: `Some(ZERO)` when a poll has something to
+    /// do now (events already read, canned replies), else the time until a
+    /// retry's backoff ends or the stream's timeout would expire; `None`
+    /// once the stream is over. A host that waits on the socket with this
+    /// as its timeout never misses a timeout, nor spins through a backoff.
+    ///
+    /// ```
+    /// # use modelapi::{Message, ModelApi};
+    /// # let api = ModelApi::builder("m", "http://localhost:8000")
+    /// #     .mock_responses(vec!["hi".into()]).build()?;
+    /// let stream = api.stream_start(&[Message::user("Hi")], None)?;
+    /// // Canned: nothing to wait for, poll now.
+    /// assert_eq!(stream.wake_in(), Some(std::time::Duration::ZERO));
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn wake_in(&self) -> Option<Duration> {
+        if self.state != State::Streaming {
+            return None;
+        }
+        if self.events.has_next() || self.start < self.end || self.eof {
+            return Some(Duration::ZERO);
+        }
+        Some(match &self.body {
+            Body::Opening(request) => request.wake_in(),
+            Body::Json(reply, _) | Body::Network(reply) => reply.wake_in(),
+            Body::Memory(_) | Body::Released => Duration::ZERO,
         })
     }
 

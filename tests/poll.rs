@@ -1528,3 +1528,115 @@ fn after_an_address_fallback_a_cancel_stops_a_blocking_open_promptly() {
         "the blocking open returned {late:?} after the cancel (the timeout is {timeout:?})"
     );
 }
+
+// ---------------------------------------------------------------------
+// wake_in: how long a host may wait before it must poll anyway
+// ---------------------------------------------------------------------
+
+/// A host loop that waits only on what the stream says: its socket (if
+/// any) with `wake_in` as the timeout. Returns the run and the number of
+/// waits.
+fn deadline_host_loop(stream: &mut ChatStream) -> (HostRun, usize) {
+    let mut run = HostRun::default();
+    let mut waits = 0;
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no end within {LIMIT:?}: {run:?}"
+        );
+        loop {
+            match poll_once(stream, ZERO) {
+                Got::Pending => break,
+                Got::Content(piece) => run.text.push_str(&piece),
+                Got::Other => {}
+                Got::End => return (run, waits),
+                Got::Failed(error) => {
+                    run.error = Some(error);
+                    return (run, waits);
+                }
+            }
+        }
+        let wake = stream.wake_in().expect("a pending stream has a deadline");
+        waits += 1;
+        match stream.waits_on() {
+            Some(WaitsOn { fd, wants_write }) => {
+                let events = if wants_write {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                // Rounded up, as modelapi_stream_wake_ms does.
+                let ms = Duration::from_micros(wake.as_micros().div_ceil(1000) as u64 * 1000);
+                if wait_fd(fd, events, ms) == 0 {
+                    run.idle_waits += 1;
+                }
+            }
+            None => {
+                run.no_socket_turns += 1;
+                thread::sleep(wake);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_host_waiting_with_wake_in_gets_the_timeout_of_a_silent_server() {
+    // The socket never becomes readable: only the deadline wakes the host.
+    let server = stalling_after_first_chunk();
+    let api = builder(&server.url())
+        .timeout(Duration::from_millis(300))
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let mut stream = api.stream_start(&user("hi"), None).unwrap();
+    let started = Instant::now();
+    let (run, waits) = deadline_host_loop(&mut stream);
+    assert_eq!(run.text, "first");
+    assert!(matches!(run.error, Some(Error::Timeout(_))), "{run:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        waits <= 8,
+        "{waits} waits: the host must not spin ({run:?})"
+    );
+    assert!(run.idle_waits >= 1, "the deadline, not the socket, woke it");
+    assert_eq!(stream.wake_in(), None, "over");
+}
+
+#[test]
+fn a_host_sleeping_for_wake_in_goes_through_a_backoff_in_one_turn() {
+    let server = flaky(1, || {
+        Reply::json(503, r#"{"error": {"message": "busy"}}"#).with_header("retry-after-ms", "400")
+    });
+    let api = builder(&server.url()).build().unwrap();
+    let mut stream = api.stream_start(&user("hi"), None).unwrap();
+    let started = Instant::now();
+    let (run, waits) = deadline_host_loop(&mut stream);
+    assert!(run.error.is_none(), "{run:?}");
+    assert_eq!(run.text, "ok");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert!(
+        (1..=3).contains(&run.no_socket_turns),
+        "the backoff is one long sleep, not a spin: {run:?}"
+    );
+    assert!(waits <= 12, "{waits} waits ({run:?})");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn wake_in_is_zero_when_events_are_in_hand_and_none_at_the_end() {
+    let api = common::builder("http://127.0.0.1:9")
+        .mock_responses(vec!["canned".into()])
+        .build()
+        .unwrap();
+    let mut stream = api.stream_start(&user("hi"), None).unwrap();
+    assert_eq!(stream.wake_in(), Some(ZERO));
+    let run = drive(&mut stream, ZERO, FRAME);
+    assert_eq!(run.text, "canned");
+    assert_eq!(stream.wake_in(), None);
+    // From C: -1 for over and for NULL.
+    assert_eq!(
+        unsafe { modelapi::ffi::modelapi_stream_wake_ms(std::ptr::null()) },
+        -1
+    );
+}

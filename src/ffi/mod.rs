@@ -1035,8 +1035,8 @@ pub unsafe extern "C" fn modelapi_stream_poll(
 /// its descriptor, with `*out_wants_write` (may be NULL) set to 1 when the
 /// stream waits to write (connecting, sending the request), 0 to read; or
 /// -1 when it waits on no socket (canned replies, a retry's backoff, a
-/// finished stream, a NULL stream), in which case the host just polls
-/// again. The descriptor belongs to the stream: do not read, write or close
+/// finished stream, a NULL stream), in which case the host polls again
+/// after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
 /// it, and ask again after each poll (a retry or a redirect changes it).
 /// The stream may hold events it has already read, so after a wake-up poll
 /// until `MODELAPI_PENDING` before waiting again.
@@ -1065,6 +1065,33 @@ pub unsafe extern "C" fn modelapi_stream_fd(
         }
     });
     fd
+}
+
+/// The longest the host may wait (on `modelapi_stream_fd`'s socket, or
+/// asleep when it is -1) before it must call `modelapi_stream_poll` again,
+/// whatever the socket does, in milliseconds (rounded up): 0 when a poll
+/// has something to do now (events already read, canned replies), else the
+/// time until a retry's backoff ends or the stream's timeout would expire;
+/// -1 once the stream is over (or for a NULL stream). Use it as the timeout
+/// of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
+/// does never misses a timeout and never spins through a backoff.
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_wake_ms(stream: *const ModelApiStream) -> i64 {
+    let mut wake = -1;
+    guard_void(|| {
+        let Some(handle) = stream.as_ref() else {
+            return;
+        };
+        if let Some(left) = handle.state().stream.wake_in() {
+            // Rounded up: a host woken early would find nothing to do.
+            let ms = left.as_micros().div_ceil(1000);
+            wake = i64::try_from(ms).unwrap_or(i64::MAX);
+        }
+    });
+    wake
 }
 
 /// Frees a pull stream. In the middle of a stream its connection is closed

@@ -190,11 +190,7 @@ impl Transfer {
     /// Reads body bytes into `out`: `Ok(Some(0))` at the end of the body,
     /// `Ok(None)` when none came by `until` (as in
     /// [`poll_head`](Self::poll_head)).
-    pub(crate) fn poll_body(
-        &mut self,
-        out: &mut [u8],
-        until: Until,
-    ) -> io::Result<Option<usize>> {
+    pub(crate) fn poll_body(&mut self, out: &mut [u8], until: Until) -> io::Result<Option<usize>> {
         loop {
             if self.start < self.end {
                 let (used, written) = self.exchange.body(&self.input[self.start..self.end], out)?;
@@ -217,6 +213,11 @@ impl Transfer {
                 return Ok(None);
             }
         }
+    }
+
+    /// How long until the per-wait timeout would expire, if nothing moves.
+    pub(crate) fn wake_in(&self) -> Duration {
+        (self.last_progress + self.timeout).saturating_duration_since(Instant::now())
     }
 
     /// Whether the whole body has been read.
