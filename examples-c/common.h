@@ -5,6 +5,7 @@
  *   print_error()     "error: <NAME> (<number>): <modelapi_last_error()>"
  *                     (+ "http status: <n>" for MODELAPI_HTTP_ERROR) on stderr
  *   join_args()       the command-line words as one string
+ *   user_message_json()  [{"role":"user","content":<question>}] (malloc'd)
  *   example_client()  a client for MODEL_API_URL / MODEL_NAME / MODEL_API_KEY,
  *                     or, when MODEL_API_URL is not set, one that answers
  *                     with canned replies (DEBUG_MOCK_RESPONSES)
@@ -133,6 +134,36 @@ static inline ModelApi *example_client(const char *canned_replies_json)
         fprintf(stderr, "error: cannot create the client: %s\n", modelapi_last_error());
     }
     return api;
+}
+
+/* The request's messages, [{"role":"user","content":<question>}], as JSON
+   (malloc'd), or NULL when out of memory. */
+static inline char *user_message_json(const char *question)
+{
+    static const char before[] = "[{\"role\":\"user\",\"content\":\"";
+    static const char after[] = "\"}]";
+    /* Each byte takes at most 6 (\u00XX). */
+    char *json = (char *)malloc(sizeof before + strlen(question) * 6 + sizeof after);
+    char *p;
+
+    if (json == NULL) {
+        return NULL;
+    }
+    p = json + sprintf(json, "%s", before);
+    for (; *question != '\0'; question++) {
+        unsigned char c = (unsigned char)*question;
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20) {
+            p += sprintf(p, "\\u%04x", (unsigned)c);
+        } else {
+            *p++ = (char)c; /* UTF-8 passes through */
+        }
+    }
+    strcpy(p, after);
+    return json;
 }
 
 #endif /* EXAMPLES_COMMON_H */

@@ -110,35 +110,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000L);
 }
 
-/* The request's messages, [{"role":"user","content":<question>}], as JSON
-   (malloc'd), or NULL when out of memory. */
-static char *request_json(const char *question)
-{
-    static const char before[] = "[{\"role\":\"user\",\"content\":\"";
-    static const char after[] = "\"}]";
-    /* Each byte takes at most 6 (\u00XX). */
-    char *json = (char *)malloc(sizeof before + strlen(question) * 6 + sizeof after);
-    char *p;
-
-    if (json == NULL) {
-        return NULL;
-    }
-    p = json + sprintf(json, "%s", before);
-    for (; *question != '\0'; question++) {
-        unsigned char c = (unsigned char)*question;
-
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        } else if (c < 0x20) {
-            p += sprintf(p, "\\u%04x", (unsigned)c);
-        } else {
-            *p++ = (char)c; /* UTF-8 passes through */
-        }
-    }
-    strcpy(p, after);
-    return json;
-}
 
 /* Adds bytes[0..n-1] to the job's text. */
 static void append(struct job *job, const char *bytes, size_t n)
@@ -265,7 +236,7 @@ int main(int argc, char **argv)
         ModelApiStatus status;
 
         job->number = i + 1;
-        job->request = request_json(argc > 1 ? argv[i + 1] : DEFAULT_QUESTIONS[i]);
+        job->request = user_message_json(argc > 1 ? argv[i + 1] : DEFAULT_QUESTIONS[i]);
         if (job->request == NULL) {
             fputs("error: out of memory\n", stderr);
             free_jobs(jobs, count);

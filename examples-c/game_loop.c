@@ -113,38 +113,6 @@ static void draw_frame(struct world *w)
     }
 }
 
-/* ---- the request --------------------------------------------------------- */
-
-/* The request's messages, [{"role":"user","content":<question>}], as JSON
-   (malloc'd), or NULL when out of memory. */
-static char *request_json(const char *question)
-{
-    static const char before[] = "[{\"role\":\"user\",\"content\":\"";
-    static const char after[] = "\"}]";
-    /* Each byte takes at most 6 (\u00XX). */
-    char *json = (char *)malloc(sizeof before + strlen(question) * 6 + sizeof after);
-    char *p;
-
-    if (json == NULL) {
-        return NULL;
-    }
-    p = json + sprintf(json, "%s", before);
-    for (; *question != '\0'; question++) {
-        unsigned char c = (unsigned char)*question;
-
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        } else if (c < 0x20) {
-            p += sprintf(p, "\\u%04x", (unsigned)c);
-        } else {
-            *p++ = (char)c; /* UTF-8 passes through */
-        }
-    }
-    strcpy(p, after);
-    return json;
-}
-
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -169,7 +137,7 @@ int main(int argc, char **argv)
     int exit_code = 1;
 
     question = join_args(argc - 1, argv + 1, "Write a haiku about a game loop");
-    json = question ? request_json(question) : NULL;
+    json = question ? user_message_json(question) : NULL;
     free(question);
     if (json == NULL) {
         fputs("error: out of memory\n", stderr);
