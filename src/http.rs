@@ -10,6 +10,9 @@ use ureq_proto::client::{Call, RecvBodyResult, RecvResponseResult, SendRequestRe
 use ureq_proto::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use ureq_proto::BodyMode;
 
+/// The `User-Agent` header: the library and its version.
+pub(crate) const USER_AGENT_VALUE: &str = concat!("modelapi/", env!("CARGO_PKG_VERSION"));
+
 /// Where one exchange is.
 pub(crate) enum Exchange {
     /// Waiting for (the rest of) the response head.

@@ -82,7 +82,7 @@ impl Proxy {
         };
         let mut request = format!(
             "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n",
-            crate::request::USER_AGENT_VALUE
+            crate::http::USER_AGENT_VALUE
         )
         .into_bytes();
         if let Some(authorization) = &self.authorization {

@@ -24,9 +24,6 @@ use crate::secrets::is_credential_header;
 use crate::trace::{trace, Level, Took, Tracer};
 use crate::{http, retry, Error};
 
-/// The `User-Agent` header: the library and its version.
-pub(crate) const USER_AGENT_VALUE: &str = concat!("modelapi/", env!("CARGO_PKG_VERSION"));
-
 /// How much of an error response's body is read.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
@@ -302,7 +299,7 @@ impl Request {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (ACCEPT, HeaderValue::from_static(self.accept)),
-            (USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE)),
+            (USER_AGENT, HeaderValue::from_static(http::USER_AGENT_VALUE)),
         ];
         if let (Some(authorization), true) = (&route.authorization, target.same_origin) {
             headers.push((AUTHORIZATION, authorization.clone()));
