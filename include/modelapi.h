@@ -716,8 +716,8 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
  * its descriptor, with `*out_wants_write` (may be NULL) set to 1 when the
  * stream waits to write (connecting, sending the request), 0 to read; or
  * -1 when it waits on no socket (canned replies, a retry's backoff, a
- * finished stream, a NULL stream), in which case the host just polls
- * again. The descriptor belongs to the stream: do not read, write or close
+ * finished stream, a NULL stream), in which case the host polls again
+ * after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
  * it, and ask again after each poll (a retry or a redirect changes it).
  * The stream may hold events it has already read, so after a wake-up poll
  * until `MODELAPI_PENDING` before waiting again.
@@ -726,7 +726,8 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
  * `stream` is NULL or a live stream used by this thread only;
  * `out_wants_write` is NULL or writable.
  */
-int modelapi_stream_fd(const struct ModelApiStream *stream, int *out_wants_write);
+int modelapi_stream_fd(const struct ModelApiStream *stream,
+                       int *out_wants_write);
 
 /**
  * The longest the host may wait (on `modelapi_stream_fd`'s socket, or
