@@ -19,7 +19,7 @@ use crate::client::{
 use crate::mock::{self, CannedReplies};
 use crate::net::{self, Pool};
 use crate::proxy::Proxy;
-use crate::request::Route;
+use crate::route::Route;
 use crate::secrets::{parse_header, Secrets};
 use crate::trace::{Hook, Tracer};
 use crate::Error;

@@ -1,109 +1,31 @@
 //! Sending one request: the attempts (retries and their backoff), the
 //! redirects followed, and where credentials go, as a state machine that
 //! each poll moves on as far as the network allows (see [`crate::net`]).
+//! Where requests go is the [`Route`]; the 2xx answer, a [`Reply`].
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use ureq_proto::http::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, PROXY_AUTHORIZATION, USER_AGENT,
 };
-use ureq_proto::http::{HeaderName, HeaderValue, Response, Uri};
+use ureq_proto::http::{HeaderValue, Response, Uri};
 
 use crate::cancel::CancelToken;
 use crate::error::truncate;
-use crate::net::{Conn, Interest, Pool, TlsConfig, Transfer, Until};
-use crate::proxy::Proxy;
+use crate::net::{Conn, Interest, Transfer, Until};
 use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
+use crate::reply::{header, Reply};
+use crate::route::{addresses, host_of, is_https, port_of, server_key, Addresses, Route};
 use crate::secrets::is_credential_header;
-use crate::trace::{trace, Level, Took, Tracer};
+use crate::trace::{trace, Level, Took};
 use crate::{http, retry, Error};
 
 /// How much of an error response's body is read.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
-
-/// Where requests go and how: the server, credentials, headers, timeout,
-/// TLS, retries, and the pool of idle connections. Shared by a client and
-/// the requests and streams it has under way.
-pub(crate) struct Route {
-    pub(crate) endpoint: String,
-    /// `endpoint`, parsed once.
-    pub(crate) endpoint_uri: Uri,
-    /// `Bearer <api_key>`, marked sensitive.
-    pub(crate) authorization: Option<HeaderValue>,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) timeout: Duration,
-    /// PEM certificates trusted in place of the built-in roots.
-    pub(crate) ca_pem: Option<Arc<[u8]>>,
-    pub(crate) tls: TlsConfig,
-    pub(crate) max_retries: u32,
-    pub(crate) retry_backoff: Duration,
-    pub(crate) pool: Pool,
-    pub(crate) closed: AtomicBool,
-    /// The first hop's addresses (the proxy's, or the configured
-    /// server's), from the last lookup of its host name.
-    pub(crate) looked_up: Mutex<Option<(Instant, Addresses)>>,
-    /// The proxy every connection goes through, if one is named.
-    pub(crate) proxy: Option<Proxy>,
-    /// Where trace lines go; holds the secrets they are scrubbed of.
-    pub(crate) tracer: Tracer,
-}
-
-/// The addresses of a server, or why its host name has none.
-pub(crate) type Addresses = Result<Arc<[SocketAddr]>, String>;
-
-/// How long a lookup of the configured server's host name is used.
-const LOOKUP_KEPT: Duration = Duration::from_secs(30);
-
-impl Clone for Route {
-    /// The same settings, with a pool of its own.
-    fn clone(&self) -> Route {
-        Route {
-            endpoint: self.endpoint.clone(),
-            endpoint_uri: self.endpoint_uri.clone(),
-            authorization: self.authorization.clone(),
-            headers: self.headers.clone(),
-            timeout: self.timeout,
-            ca_pem: self.ca_pem.clone(),
-            tls: self.tls.clone(),
-            max_retries: self.max_retries,
-            retry_backoff: self.retry_backoff,
-            pool: Pool::default(),
-            closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
-            looked_up: Mutex::default(),
-            proxy: self.proxy.clone(),
-            tracer: self.tracer.clone(),
-        }
-    }
-}
-
-impl Route {
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    /// The first hop's addresses (the proxy's, or the configured
-    /// server's): looked up at most every [`LOOKUP_KEPT`], and never for
-    /// an IP address or `localhost`.
-    fn first_hop_addresses(&self) -> Addresses {
-        let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, addrs)) = &*looked_up {
-            if at.elapsed() < LOOKUP_KEPT {
-                return addrs.clone();
-            }
-        }
-        let addrs = addresses(self.proxy.as_ref().map_or(&self.endpoint_uri, |p| &p.uri));
-        if addrs.is_ok() {
-            *looked_up = Some((Instant::now(), addrs.clone()));
-        }
-        addrs
-    }
-}
 
 /// One request under way, from its first attempt to the response head of
 /// the last.
@@ -150,17 +72,6 @@ struct Refused {
     transfer: Transfer,
     head: Response<()>,
     body: Vec<u8>,
-}
-
-/// A 2xx response, its body still to read. Dropped after its body was read
-/// to the end, it hands its connection back to the pool; before, it closes
-/// it.
-pub(crate) struct Reply {
-    head: Response<()>,
-    transfer: Option<Transfer>,
-    route: Arc<Route>,
-    /// The pool's key for the connection.
-    server: String,
 }
 
 impl Request {
@@ -371,12 +282,12 @@ impl Request {
             Took(self.started.elapsed())
         );
         if head.status().is_success() {
-            return Ok(Some(Reply {
+            return Ok(Some(Reply::new(
                 head,
-                transfer: Some(transfer),
-                route: Arc::clone(&self.route),
-                server: server_key(&self.target.uri),
-            }));
+                transfer,
+                Arc::clone(&self.route),
+                server_key(&self.target.uri),
+            )));
         }
         if let Some(location) = header(&head, "location").filter(|_| is_redirect(status)) {
             self.target.follow(
@@ -416,12 +327,12 @@ impl Request {
             SystemTime::now(),
         );
         // The connection is kept when the error body was read to its end.
-        Reply {
-            head: Response::new(()),
-            transfer: Some(refused.transfer),
-            route: Arc::clone(&self.route),
-            server: server_key(&self.target.uri),
-        }
+        Reply::new(
+            Response::new(()),
+            refused.transfer,
+            Arc::clone(&self.route),
+            server_key(&self.target.uri),
+        )
         .finish();
         let error = http_error(status, &refused.body);
         if !retry::is_retryable_status(status) || self.attempt >= self.route.max_retries {
@@ -532,108 +443,6 @@ impl Target {
     }
 }
 
-impl Reply {
-    /// A response header, when it is text.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        header(&self.head, name)
-    }
-
-    /// Whether the body is JSON (`application/json`, `application/*+json`).
-    pub(crate) fn is_json(&self) -> bool {
-        self.header("content-type").is_some_and(|t| {
-            let t = t.trim_start().to_ascii_lowercase();
-            t.starts_with("application/json")
-                || t.starts_with("application/") && t.contains("+json")
-        })
-    }
-
-    /// How long the reply may be left alone before its timeout would expire.
-    pub(crate) fn wake_in(&self) -> Duration {
-        self.transfer
-            .as_ref()
-            .map_or(Duration::ZERO, Transfer::wake_in)
-    }
-
-    /// The socket the body is read from, and what it waits for.
-    pub(crate) fn waits_on(&self) -> Option<(RawFd, Interest)> {
-        self.transfer.as_ref().map(Transfer::waits_on)
-    }
-
-    /// Reads body bytes into `out`: `Ok(Some(0))` at the end of the body,
-    /// `Ok(None)` when none came by `until` (`None`: wait as long as it
-    /// takes).
-    pub(crate) fn poll_body(
-        &mut self,
-        out: &mut [u8],
-        until: Until,
-    ) -> Result<Option<usize>, Error> {
-        let Some(transfer) = &mut self.transfer else {
-            return Ok(Some(0));
-        };
-        transfer.poll_body(out, until).map_err(Error::from_io)
-    }
-
-    /// Appends the body to `into`, up to its end: `Ok(false)` when it has
-    /// not ended by `until`. A body over `limit` bytes is an error.
-    pub(crate) fn poll_all(
-        &mut self,
-        into: &mut Vec<u8>,
-        limit: u64,
-        until: Until,
-    ) -> Result<bool, Error> {
-        if into.capacity() == 0 {
-            // Sized by Content-Length up front (within the cap).
-            let expected = self
-                .header("content-length")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-                .min(limit);
-            into.reserve(expected as usize + 1);
-        }
-        // Decoded into a piece on the stack, then copied: no zeroing of
-        // the vector's room per read.
-        let mut piece = [0u8; 16 * 1024];
-        loop {
-            let n = match self.poll_body(&mut piece, until)? {
-                Some(0) => return Ok(true),
-                Some(n) => n,
-                None => return Ok(false),
-            };
-            if (into.len() + n) as u64 > limit {
-                return Err(Error::InvalidResponse(format!(
-                    "response body is larger than the cap of {limit} bytes \
-                     (raise it with ModelApiBuilder::max_response_bytes)"
-                )));
-            }
-            into.extend_from_slice(&piece[..n]);
-        }
-    }
-
-    /// Ends the reply: its connection goes back to the pool when the body
-    /// was read to its end, and is closed otherwise.
-    pub(crate) fn finish(mut self) {
-        self.release();
-    }
-
-    fn release(&mut self) {
-        let Some(transfer) = self.transfer.take() else {
-            return;
-        };
-        if !transfer.is_complete() || self.route.is_closed() {
-            return;
-        }
-        if let Some(conn) = transfer.into_reusable() {
-            self.route.pool.put(&self.server, conn);
-        }
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
 enum ConnectError {
     /// Worth a retry, perhaps.
     Io(io::Error),
@@ -676,58 +485,6 @@ fn conn_description(route: &Route, target: &Target) -> String {
         Some(proxy) => format!("a new connection to {addrs}, proxy {proxy} (forwarded)"),
         None => format!("a new connection to {addrs}"),
     }
-}
-
-fn is_https(uri: &Uri) -> bool {
-    uri.scheme_str() == Some("https")
-}
-
-fn port_of(uri: &Uri) -> u16 {
-    uri.port_u16()
-        .unwrap_or(if is_https(uri) { 443 } else { 80 })
-}
-
-/// The addresses of `uri`'s server. Looking up a host name is the one
-/// step that may block; an IP address or `localhost` never does.
-fn addresses(uri: &Uri) -> Addresses {
-    let https = uri.scheme_str() == Some("https");
-    let host = host_of(uri);
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok([SocketAddr::new(ip, port)].into());
-    }
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok([
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
-        ]
-        .into());
-    }
-    match (host, port).to_socket_addrs() {
-        Ok(found) => Ok(found.collect::<Vec<_>>().into()),
-        Err(e) => Err(format!("host not found (DNS lookup of {host} failed: {e})")),
-    }
-}
-
-/// The host of `uri`, without the brackets of an IPv6 address.
-fn host_of(uri: &Uri) -> &str {
-    let host = uri.host().unwrap_or_default();
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
-/// `scheme://host:port`: which idle connections can serve a URL.
-fn server_key(uri: &Uri) -> String {
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    format!(
-        "{}://{}:{port}",
-        uri.scheme_str().unwrap_or("http"),
-        uri.host().unwrap_or_default()
-    )
-}
-
-fn header<'a>(head: &'a Response<()>, name: &str) -> Option<&'a str> {
-    head.headers().get(name)?.to_str().ok()
 }
 
 /// The error for a non-2xx response, with the server's message.

@@ -1,0 +1,145 @@
+//! [`Reply`]: a 2xx response whose body is still to be read, by polls.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq_proto::http::Response;
+
+use crate::net::{Interest, Transfer, Until};
+use crate::route::Route;
+use crate::Error;
+
+/// A 2xx response, its body still to read. Dropped after its body was read
+/// to the end, it hands its connection back to the pool; before, it closes
+/// it.
+pub(crate) struct Reply {
+    head: Response<()>,
+    transfer: Option<Transfer>,
+    route: Arc<Route>,
+    /// The pool's key for the connection.
+    server: String,
+}
+
+impl Reply {
+    /// The reply of `head`, its body to be read from `transfer`, whose
+    /// connection goes back to `route`'s pool under `server`'s key.
+    pub(crate) fn new(
+        head: Response<()>,
+        transfer: Transfer,
+        route: Arc<Route>,
+        server: String,
+    ) -> Reply {
+        Reply {
+            head,
+            transfer: Some(transfer),
+            route,
+            server,
+        }
+    }
+
+    /// A response header, when it is text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        header(&self.head, name)
+    }
+
+    /// Whether the body is JSON (`application/json`, `application/*+json`).
+    pub(crate) fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|t| {
+            let t = t.trim_start().to_ascii_lowercase();
+            t.starts_with("application/json")
+                || t.starts_with("application/") && t.contains("+json")
+        })
+    }
+
+    /// How long the reply may be left alone before its timeout would expire.
+    pub(crate) fn wake_in(&self) -> Duration {
+        self.transfer
+            .as_ref()
+            .map_or(Duration::ZERO, Transfer::wake_in)
+    }
+
+    /// The socket the body is read from, and what it waits for.
+    pub(crate) fn waits_on(&self) -> Option<(RawFd, Interest)> {
+        self.transfer.as_ref().map(Transfer::waits_on)
+    }
+
+    /// Reads body bytes into `out`: `Ok(Some(0))` at the end of the body,
+    /// `Ok(None)` when none came by `until` (`None`: wait as long as it
+    /// takes).
+    pub(crate) fn poll_body(
+        &mut self,
+        out: &mut [u8],
+        until: Until,
+    ) -> Result<Option<usize>, Error> {
+        let Some(transfer) = &mut self.transfer else {
+            return Ok(Some(0));
+        };
+        transfer.poll_body(out, until).map_err(Error::from_io)
+    }
+
+    /// Appends the body to `into`, up to its end: `Ok(false)` when it has
+    /// not ended by `until`. A body over `limit` bytes is an error.
+    pub(crate) fn poll_all(
+        &mut self,
+        into: &mut Vec<u8>,
+        limit: u64,
+        until: Until,
+    ) -> Result<bool, Error> {
+        if into.capacity() == 0 {
+            // Sized by Content-Length up front (within the cap).
+            let expected = self
+                .header("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                .min(limit);
+            into.reserve(expected as usize + 1);
+        }
+        // Decoded into a piece on the stack, then copied: no zeroing of
+        // the vector's room per read.
+        let mut piece = [0u8; 16 * 1024];
+        loop {
+            let n = match self.poll_body(&mut piece, until)? {
+                Some(0) => return Ok(true),
+                Some(n) => n,
+                None => return Ok(false),
+            };
+            if (into.len() + n) as u64 > limit {
+                return Err(Error::InvalidResponse(format!(
+                    "response body is larger than the cap of {limit} bytes \
+                     (raise it with ModelApiBuilder::max_response_bytes)"
+                )));
+            }
+            into.extend_from_slice(&piece[..n]);
+        }
+    }
+
+    /// Ends the reply: its connection goes back to the pool when the body
+    /// was read to its end, and is closed otherwise.
+    pub(crate) fn finish(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        if !transfer.is_complete() || self.route.is_closed() {
+            return;
+        }
+        if let Some(conn) = transfer.into_reusable() {
+            self.route.pool.put(&self.server, conn);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A header of `head`, when it is text.
+pub(crate) fn header<'a>(head: &'a Response<()>, name: &str) -> Option<&'a str> {
+    head.headers().get(name)?.to_str().ok()
+}
