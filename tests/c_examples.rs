@@ -23,7 +23,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cbuild::{assert_ok, build, run, target_dir, text, How, VARIANTS};
+use common::cbuild::{assert_ok, run, text, How, VARIANTS};
 use common::server::{chunked, head, Reply, Step, TestServer};
 use common::{completion_body, content_event, event, finish_event, stream_events, DONE};
 
@@ -848,31 +848,6 @@ fn examples_run_clean_with_sanitizers() {
             );
         }
     }
-}
-
-#[test]
-fn shared_library_exports_only_the_c_api() {
-    build();
-    let lib = target_dir().join("debug").join("libmodelapi.so");
-    let out = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(&lib)
-        .output()
-        .expect("nm (binutils) is needed for this test");
-    assert!(out.status.success());
-    let symbols: Vec<String> = text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-        .collect();
-    assert!(
-        symbols.iter().any(|s| s == "modelapi_complete"),
-        "{symbols:?}"
-    );
-    let others: Vec<&String> = symbols
-        .iter()
-        .filter(|s| !s.starts_with("modelapi_"))
-        .collect();
-    assert!(others.is_empty(), "exported besides modelapi_*: {others:?}");
 }
 
 // ---- the non-blocking examples: game_loop and event_loop ------------------
