@@ -144,7 +144,8 @@ impl ModelApi {
             };
             let mut bytes = Vec::new();
             while !reply.poll_all(&mut bytes, self.max_response_bytes, Until::Forever)? {}
-            reply.finish();
+            // Read to its end: its connection goes back to the pool.
+            drop(reply);
             trace!(
                 self.route.tracer,
                 Level::Debug,

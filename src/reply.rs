@@ -114,21 +114,9 @@ impl Reply {
         }
     }
 
-    /// Ends the reply: its connection goes back to the pool when the body
-    /// was read to its end, and is closed otherwise.
-    pub(crate) fn finish(mut self) {
-        self.release();
-    }
-
     fn release(&mut self) {
-        let Some(transfer) = self.transfer.take() else {
-            return;
-        };
-        if !transfer.is_complete() || self.route.is_closed() {
-            return;
-        }
-        if let Some(conn) = transfer.into_reusable() {
-            self.route.pool.put(&self.server, conn);
+        if let Some(transfer) = self.transfer.take() {
+            self.route.release(&self.server, transfer);
         }
     }
 }

@@ -120,8 +120,8 @@ impl Request {
     }
 
     /// Moves the request on: the 2xx response once it has come,
-    /// `Ok(None)` when it has not by `until` (`None`: wait as long as it
-    /// takes), or the error that ends the request.
+    /// `Ok(None)` when it has not by `until`, or the error that ends the
+    /// request.
     pub(crate) fn poll(&mut self, until: Until) -> Result<Option<Reply>, Error> {
         let result = self.step(until);
         if result.is_err() {
@@ -175,18 +175,16 @@ impl Request {
                     }
                 },
                 State::Refused(refused) => {
-                    let mut buffer = [0; 4096];
-                    let room = MAX_ERROR_BODY_BYTES - refused.body.len();
-                    let read = refused
-                        .transfer
-                        .poll_body(&mut buffer[..room.min(4096)], until);
-                    match read {
+                    let mut piece = [0; 4096];
+                    let room = (MAX_ERROR_BODY_BYTES - refused.body.len()).min(piece.len());
+                    match refused.transfer.poll_body(&mut piece[..room], until) {
                         Ok(None) => return Ok(None),
-                        Ok(Some(n)) if n > 0 && refused.body.len() + n < MAX_ERROR_BODY_BYTES => {
-                            refused.body.extend_from_slice(&buffer[..n]);
-                            continue;
+                        Ok(Some(n)) => {
+                            refused.body.extend_from_slice(&piece[..n]);
+                            if n > 0 && refused.body.len() < MAX_ERROR_BODY_BYTES {
+                                continue;
+                            }
                         }
-                        Ok(Some(n)) => refused.body.extend_from_slice(&buffer[..n]),
                         // A body that cannot be read still leaves the
                         // status to report.
                         Err(_) => {}
@@ -327,13 +325,8 @@ impl Request {
             SystemTime::now(),
         );
         // The connection is kept when the error body was read to its end.
-        Reply::new(
-            Response::new(()),
-            refused.transfer,
-            Arc::clone(&self.route),
-            server_key(&self.target.uri),
-        )
-        .finish();
+        self.route
+            .release(&server_key(&self.target.uri), refused.transfer);
         let error = http_error(status, &refused.body);
         if !retry::is_retryable_status(status) || self.attempt >= self.route.max_retries {
             return Err(error);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ureq_proto::http::{HeaderName, HeaderValue, Uri};
 
-use crate::net::{Pool, TlsConfig};
+use crate::net::{Pool, TlsConfig, Transfer};
 use crate::proxy::Proxy;
 use crate::trace::Tracer;
 
@@ -72,6 +72,18 @@ impl Clone for Route {
 impl Route {
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Ends a transfer with `server`: its connection goes back to the pool
+    /// when its answer was read to the end and the server keeps it open,
+    /// and is closed otherwise.
+    pub(crate) fn release(&self, server: &str, transfer: Transfer) {
+        if !transfer.is_complete() || self.is_closed() {
+            return;
+        }
+        if let Some(conn) = transfer.into_reusable() {
+            self.pool.put(server, conn);
+        }
     }
 
     /// The first hop's addresses (the proxy's, or the configured

@@ -481,12 +481,8 @@ impl ChatStream {
     ///
     /// [`ModelApi::stream_start`]: crate::ModelApi::stream_start
     pub fn poll_event(&mut self, wait: Duration) -> Poll<Option<Result<StreamEvent<'_>, Error>>> {
-        match self.poll_queued(Until::after(wait)) {
-            Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event(at)))),
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        let next = self.poll_queued(Until::after(wait));
+        next.map_ok(|at| self.events.event(at))
     }
 
     /// [`poll_event`](Self::poll_event) for C: the texts followed by NULs.
@@ -494,12 +490,8 @@ impl ChatStream {
         &mut self,
         wait: Duration,
     ) -> Poll<Option<Result<EventWithNul<'_>, Error>>> {
-        match self.poll_queued(Until::after(wait)) {
-            Poll::Ready(Some(Ok(at))) => Poll::Ready(Some(Ok(self.events.event_with_nul(at)))),
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        let next = self.poll_queued(Until::after(wait));
+        next.map_ok(|at| self.events.event_with_nul(at))
     }
 
     /// The socket this stream waits on between polls, and whether it waits

@@ -407,3 +407,30 @@ fn c_hosts_set_the_hook_with_modelapi_set_trace() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn tls_and_the_proxy_tunnel_are_told() {
+    let server = TestServer::start(|_| Reply::json(200, &completion_body("ok")));
+    let relay = common::tls::TlsRelay::start(server.addr());
+    let proxy = common::proxy::TestProxy::start(None);
+    let (builder, lines) = traced(&relay.url());
+    let api = builder
+        .ca_file(relay.write_ca_file(std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))))
+        .proxy(proxy.url())
+        .build()
+        .unwrap();
+    api.complete(&user("hi"), None).unwrap();
+    let all = texts(&lines);
+    in_order(
+        &all,
+        &[
+            &[
+                "POST https://localhost:",
+                "new connection to",
+                &format!("through proxy {}", proxy.url()),
+                "CONNECT tunnel",
+            ],
+            &["HTTP 200", "TLSv1_", "certificate verified"],
+        ],
+    );
+}

@@ -151,9 +151,9 @@ impl Conn {
         }
     }
 
-    /// Waits until the connection can make progress, or `until` passes
-    /// (`None`: no limit). `Ok(false)`: nothing in time.
-    pub(crate) fn wait(&self, until: Option<Instant>) -> io::Result<bool> {
+    /// Waits until the connection can make progress, or `until` passes.
+    /// `Ok(false)`: nothing in time.
+    pub(crate) fn wait(&self, until: Instant) -> io::Result<bool> {
         socket::ready(&self.tcp, self.interest(), until)
     }
 
@@ -162,7 +162,7 @@ impl Conn {
     pub(crate) fn is_reusable(&self) -> bool {
         !self.eof
             && matches!(
-                socket::ready(&self.tcp, Interest::Read, Some(Instant::now())),
+                socket::ready(&self.tcp, Interest::Read, Instant::now()),
                 Ok(false)
             )
     }
@@ -178,18 +178,7 @@ impl Conn {
             moved = true;
         }
         if let Some(tunnel) = &mut self.tunnel {
-            while tunnel.sent < tunnel.request.len() {
-                match (&*self.tcp).write(&tunnel.request[tunnel.sent..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        tunnel.sent += n;
-                        moved = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
+            moved |= write_some(&self.tcp, &tunnel.request, &mut tunnel.sent)?;
             return Ok(moved);
         }
         #[cfg(feature = "tls")]
@@ -198,30 +187,17 @@ impl Conn {
             self.compact();
             return Ok(moved);
         }
-        while self.sent < self.out.len() {
-            match (&*self.tcp).write(&self.out[self.sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.sent += n;
-                    moved = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
+        moved |= write_some(&self.tcp, &self.out, &mut self.sent)?;
         self.compact();
         Ok(moved)
     }
 
     /// Reads what has arrived into `buf`: `Ok(0)` at the end of the
-    /// server's data, `WouldBlock` when nothing has.
+    /// server's data, `WouldBlock` when nothing has. Call
+    /// [`flush`](Self::flush) first: this only reads.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.connecting.is_some() || self.sent < self.out.len() {
-            self.flush()?;
-            if self.connecting.is_some() {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
+        if self.connecting.is_some() {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
         if self.tunnel.is_some() {
             self.read_tunnel_answer()?;
@@ -254,13 +230,6 @@ impl Conn {
     /// Reads the proxy's answer to `CONNECT` (`WouldBlock` until it is
     /// whole); a 2xx opens the tunnel, anything else fails.
     fn read_tunnel_answer(&mut self) -> io::Result<()> {
-        if self
-            .tunnel
-            .as_ref()
-            .is_some_and(|t| t.sent < t.request.len())
-        {
-            self.flush()?;
-        }
         let Some(tunnel) = &mut self.tunnel else {
             return Ok(());
         };
@@ -344,6 +313,25 @@ impl Conn {
             }
         }
     }
+}
+
+/// Writes `bytes[*sent..]` as far as the socket takes them now: `Ok(true)`
+/// when some went.
+fn write_some(tcp: &TcpStream, bytes: &[u8], sent: &mut usize) -> io::Result<bool> {
+    let mut moved = false;
+    while *sent < bytes.len() {
+        match (&*tcp).write(&bytes[*sent..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                *sent += n;
+                moved = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(moved)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

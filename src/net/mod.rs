@@ -264,7 +264,6 @@ impl Transfer {
             if self.conn.flush()? {
                 self.last_progress = Instant::now();
             }
-
             match self.conn.read(&mut self.input[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
@@ -304,7 +303,7 @@ impl Transfer {
             if wait_until <= now {
                 return Ok(false);
             }
-            self.conn.wait(Some(wait_until))?;
+            self.conn.wait(wait_until)?;
         }
     }
 }

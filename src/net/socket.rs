@@ -32,7 +32,7 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
 /// Whether a connect started by [`start_connect`] has completed: `Ok(true)`
 /// when connected, `Ok(false)` while under way, or why it failed.
 pub(crate) fn connected(tcp: &TcpStream) -> io::Result<bool> {
-    if !ready(tcp, Interest::Write, Some(Instant::now()))? {
+    if !ready(tcp, Interest::Write, Instant::now())? {
         return Ok(false);
     }
     match tcp.take_error()? {
@@ -49,29 +49,23 @@ pub(crate) enum Interest {
 }
 
 /// Waits until `tcp` is ready for `interest`, or has failed or closed
-/// (which a read or write then reports), or `until` passes (`None`: no
-/// limit). `Ok(false)`: not ready in time. An `until` already past only
-/// looks, without waiting.
-pub(crate) fn ready(
-    tcp: &TcpStream,
-    interest: Interest,
-    until: Option<Instant>,
-) -> io::Result<bool> {
+/// (which a read or write then reports), or `until` passes. `Ok(false)`:
+/// not ready in time. An `until` already past only looks, without waiting.
+pub(crate) fn ready(tcp: &TcpStream, interest: Interest, until: Instant) -> io::Result<bool> {
     let flags = match interest {
         Interest::Read => PollFlags::IN,
         Interest::Write => PollFlags::OUT,
     };
     loop {
-        let timeout = until.map(|until| {
-            let left = until.saturating_duration_since(Instant::now());
-            Timespec {
-                tv_sec: left.as_secs().min(i32::MAX as u64) as _,
-                tv_nsec: left.subsec_nanos().into(),
-            }
-        });
+        let left = until.saturating_duration_since(Instant::now());
+        let timeout = Timespec {
+            tv_sec: left.as_secs().min(i32::MAX as u64) as _,
+            tv_nsec: left.subsec_nanos().into(),
+        };
         let mut fds = [PollFd::new(tcp, flags)];
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) if until.is_some_and(|u| Instant::now() < u) => continue,
+        match poll(&mut fds, Some(&timeout)) {
+            // Woken early (the kernel's clock is coarser): wait the rest.
+            Ok(0) if Instant::now() < until => continue,
             Ok(0) => return Ok(false),
             Ok(_) => return Ok(true),
             Err(Errno::INTR) => continue,
