@@ -12,6 +12,10 @@
 #       lib/cmake/modelapi/modelapiConfig.cmake (and ConfigVersion)
 #   make uninstall [PREFIX=] [DESTDIR=]
 #   make install PROFILE=debug    the same from cargo's debug build
+#   make test                     install what the tests need (tests/tools.sh:
+#                                 Debian packages; llama-server and a small
+#                                 model into ~/.cache/modelapi), then run
+#                                 every test, none of them optional
 #
 # ABI is the ABI version: the major version, or 0.<minor> for 0.x (a 0.x
 # minor release may change the ABI; a patch release never does). See the
@@ -41,7 +45,7 @@ endif
 LIBDIR := $(abspath $(TARGET_DIR))/$(PROFILE)
 DEST   := $(DESTDIR)$(PREFIX)
 
-.PHONY: all build install uninstall
+.PHONY: all build install uninstall test
 
 all: build
 
@@ -75,3 +79,11 @@ uninstall:
 	      $(DEST)/lib/cmake/modelapi/modelapiConfig.cmake \
 	      $(DEST)/lib/cmake/modelapi/modelapiConfigVersion.cmake
 	-rmdir $(DEST)/lib/cmake/modelapi 2>/dev/null
+
+# Every test, each one mandatory: the LiteLLM and llama.cpp tests too (they
+# fail, rather than skip, when their server cannot be installed or started).
+# --no-fail-fast: one failing test file does not hide the others' results.
+test:
+	cd $(ROOT) && bash tests/tools.sh
+	cd $(ROOT) && bash tests/llamacpp/install.sh >/dev/null
+	cd $(ROOT) && MODELAPI_LITELLM=1 MODELAPI_LLAMACPP=1 cargo test --no-fail-fast

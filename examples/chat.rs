@@ -1,8 +1,12 @@
 //! The main job: stream a chat answer to the terminal.
 //!
 //! ```sh
-//! cargo run --example chat -- "Write a haiku about coding"
+//! cargo run -- "Write a haiku about coding"                 # the modelapi-chat binary
+//! cargo run --example chat -- "Write a haiku about coding"  # the same, as an example
 //! ```
+//!
+//! One source, two targets: `src/bin/modelapi-chat.rs` includes this file,
+//! so that the first `cargo run` builds no dev-dependency.
 //!
 //! With `MODEL_API_URL` and `MODEL_NAME` set (and `MODEL_API_KEY` when the
 //! server needs one) it asks that server; without them it answers with a
@@ -18,7 +22,7 @@ const CANNED_HAIKU: &str = "Silent loops at night,\n\
                             a missing semicolon -\n\
                             the tests turn green. Dawn.\n";
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let prompt = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let prompt = if prompt.trim().is_empty() {
         "Write a haiku about coding".to_string()

@@ -60,11 +60,11 @@ fn proxy() -> Option<&'static Proxy> {
             });
             let installed = Path::new(&venv).join(".modelapi-install-ok").exists();
             if wanted == "0" || (wanted.is_empty() && !installed) {
-                eprintln!(
+                service::not_run(&format!(
                     "NOTE: the LiteLLM tests were NOT run: set MODELAPI_LITELLM=1 to run them \
                      (it installs litellm[proxy]==1.108.7 into {venv}, about 45 s and 750 MB, \
-                     once); .ci/run does"
-                );
+                     once); `make test` does"
+                ));
                 return None;
             }
             // The first run installs the proxy (about 45 s) before starting it.

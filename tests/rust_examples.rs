@@ -41,7 +41,18 @@ fn examples() -> &'static PathBuf {
 }
 
 fn run(example: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(examples().join(example));
+    run_program(&examples().join(example), args, env)
+}
+
+/// The main job as the README runs it (`cargo run`): the `modelapi-chat`
+/// binary, built by cargo for the tests.
+fn run_chat_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_program(env!("CARGO_BIN_EXE_modelapi-chat").as_ref(), args, env)
+}
+
+fn run_program(program: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let example = program.display();
+    let mut command = Command::new(program);
     command.args(args);
     for var in common::cbuild::MODEL_ENV {
         command.env_remove(var);
@@ -70,6 +81,51 @@ fn chat_streams_its_canned_haiku() {
         text(&out.stdout)
     );
     assert!(text(&out.stderr).contains("canned reply"));
+}
+
+#[test]
+fn chat_binary_streams_its_canned_haiku() {
+    let out = run_chat_binary(&["Write a haiku"], &[]);
+    assert!(
+        text(&out.stdout).starts_with("Silent loops at night,\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stderr).contains("canned reply"));
+}
+
+#[test]
+fn chat_binary_asks_the_server_named_by_model_api_url() {
+    let server = TestServer::start(|_| {
+        Reply::sse(&[
+            &chunk(
+                json!({"role": "assistant", "content": "Tabs or "}),
+                Value::Null,
+            ),
+            &chunk(json!({"content": "spaces?"}), json!("stop")),
+            DONE,
+        ])
+    });
+    let url = server.url();
+    let out = run_chat_binary(
+        &["Write", "a haiku"],
+        &[
+            ("MODEL_API_URL", url.as_str()),
+            ("MODEL_NAME", "haiku-model"),
+        ],
+    );
+    assert_eq!(text(&out.stdout), "Tabs or spaces?\n");
+    assert!(
+        !text(&out.stderr).contains("canned"),
+        "{}",
+        text(&out.stderr)
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    let body = requests[0].body_json();
+    assert_eq!(body["model"], "haiku-model");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["messages"][1]["content"], "Write a haiku");
 }
 
 #[test]

@@ -116,3 +116,12 @@ fn answers_200(addr: SocketAddr, path: &str) -> bool {
         && stream.read_to_string(&mut answer).is_ok()
         && answer.starts_with("HTTP/1.1 200")
 }
+
+/// Says that tests were not run, where the person running them sees it:
+/// straight to the process's standard error, which the test harness does
+/// not capture (its capture takes only `print!` and `eprint!`), so that a
+/// plain `cargo test` shows it even though the tests pass.
+pub fn not_run(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n{message}\n");
+}
