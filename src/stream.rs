@@ -685,7 +685,8 @@ fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
     let Body::Network(reply) = body else {
         return;
     };
-    let until = until.or_before(Instant::now() + DRAIN_WAIT);
+    let now = Instant::now();
+    let until = until.or_before(now.checked_add(DRAIN_WAIT).unwrap_or(now));
     let mut drained = 0;
     while drained <= DRAIN_LIMIT_BYTES {
         match reply.poll_body(buffer, until) {
