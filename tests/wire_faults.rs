@@ -30,6 +30,12 @@ const LIMIT: Duration = Duration::from_secs(15);
 const LONG_TIMEOUT: Duration = Duration::from_secs(20);
 /// How fast a call that must not wait for its timeout has to return.
 const QUICK: Duration = Duration::from_secs(5);
+/// The timeout of the 16 MB uploads: a debug build on a shared machine
+/// takes seconds to serialize, copy and encrypt them.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How fast a 16 MB upload the server answers early has to fail: well
+/// under [`UPLOAD_TIMEOUT`].
+const UPLOAD_QUICK: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------
 // Helpers
@@ -275,6 +281,389 @@ fn interim_answers_before_the_final_head_do_not_stall() {
             started.elapsed() < QUICK,
             "split {split}: took {:?}",
             started.elapsed()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// A raw server (plain or TLS) that misbehaves below HTTP
+// ---------------------------------------------------------------------
+
+/// What a [`RawServer`] does with each connection.
+#[derive(Clone)]
+struct Script {
+    /// Read the whole request body (by its `Content-Length`) before
+    /// answering; `false`: answer right after the head, the body unread.
+    read_body: bool,
+    /// The bytes of the answer.
+    answer: Vec<u8>,
+    /// What follows the answer.
+    after: After,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum After {
+    /// Drop the connection at once: plain TCP with request bytes unread
+    /// makes the kernel reset it; TLS ends without `close_notify`.
+    Drop,
+    /// End cleanly: TLS sends `close_notify`; both shut the write side
+    /// down, then drop the connection.
+    CloseNotify,
+    /// Keep the connection open, never reading from it again, for this
+    /// long (or until the server is dropped).
+    Hold(Duration),
+}
+
+/// One accepted connection's streams: plain, or TLS over it.
+enum Link {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Link {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Link::Plain(tcp) => tcp,
+            Link::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Link {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(tcp) => tcp.read(buf),
+            Link::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Link {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Link::Plain(tcp) => tcp.write(buf),
+            Link::Tls(tls) => tls.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Link::Plain(tcp) => tcp.flush(),
+            Link::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A server on 127.0.0.1 that plays a [`Script`] on every connection,
+/// each in its own thread; dropping it stops it (every wait in it is
+/// bounded).
+struct RawServer {
+    addr: std::net::SocketAddr,
+    tls_ca: Option<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl RawServer {
+    fn start(tls: bool, script: Script) -> RawServer {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tls_ca, config) = if tls {
+            let (ca, config) = common::tls::server_config();
+            (Some(ca), Some(Arc::new(config)))
+        } else {
+            (None, None)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (stop2, accepted2) = (Arc::clone(&stop), Arc::clone(&accepted));
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            let started = Instant::now();
+            while !stop2.load(Ordering::SeqCst) && started.elapsed() < LIMIT * 2 {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        accepted2.fetch_add(1, Ordering::SeqCst);
+                        let (script, config, stop) =
+                            (script.clone(), config.clone(), Arc::clone(&stop2));
+                        workers.push(thread::spawn(move || serve(tcp, config, &script, &stop)));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        RawServer {
+            addr,
+            tls_ca,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.addr.port())
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The CA to trust (TLS), as a file.
+    fn ca_file(&self) -> Option<PathBuf> {
+        let ca = self.tls_ca.as_ref()?;
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wire_faults");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("ca-{}.pem", self.addr.port()));
+        std::fs::write(&path, ca).unwrap();
+        Some(path)
+    }
+
+    /// A client of this server (trusting its CA), with `timeout`.
+    fn client(&self, timeout: Duration) -> modelapi::ModelApiBuilder {
+        let mut client = builder(&self.url()).timeout(timeout);
+        if let Some(ca) = self.ca_file() {
+            client = client.ca_file(ca);
+        }
+        client
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    tcp: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    script: &Script,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let _ = tcp.set_nonblocking(false);
+    // Each write goes out at once: a close that resets the connection
+    // discards what Nagle's algorithm would still be holding back.
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = tcp.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut link = match tls {
+        Some(config) => {
+            let Ok(conn) = rustls::ServerConnection::new(config) else {
+                return;
+            };
+            Link::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
+        }
+        None => Link::Plain(tcp),
+    };
+    // The head, and the body's length.
+    let mut seen = Vec::new();
+    let mut piece = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match link.read(&mut piece) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&piece[..n]),
+        }
+        if seen.len() > 1 << 20 {
+            return;
+        }
+    };
+    if script.read_body {
+        let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut left = length.saturating_sub(seen.len() - head_end);
+        while left > 0 {
+            match link.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    }
+    if link.write_all(&script.answer).is_err() || link.flush().is_err() {
+        return;
+    }
+    match script.after {
+        After::Drop => wait_sent(link.tcp()),
+        After::CloseNotify => {
+            if let Link::Tls(tls) = &mut link {
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+            let _ = link.tcp().shutdown(Shutdown::Write);
+            // Read what the client still sends, so that closing does not
+            // reset the connection (bounded by the read timeout).
+            let _ = link
+                .tcp()
+                .set_read_timeout(Some(Duration::from_millis(500)));
+            let mut sink = [0u8; 16 * 1024];
+            while let Ok(n) = link.tcp().read(&mut sink) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        After::Hold(hold) => {
+            let started = Instant::now();
+            while started.elapsed() < hold && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Waits (up to 2 s) until the kernel has sent everything written to
+/// `tcp` and the client has acknowledged it: a close with request bytes
+/// unread resets the connection and throws away what is still queued, so
+/// the answer would otherwise never leave (the reason real servers linger
+/// before closing, RFC 9112 §9.6). The test is about the client, given an
+/// answer followed by a reset.
+fn wait_sent(tcp: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int to the pointer given.
+        let rc = unsafe { libc::ioctl(tcp.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc != 0 || queued == 0 {
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A 16 MB user message.
+fn big_message() -> Vec<modelapi::Message> {
+    user(&"x".repeat(16 << 20))
+}
+
+// ---------------------------------------------------------------------
+// 4. Early answers during an upload
+// ---------------------------------------------------------------------
+
+const TOO_LARGE: &str = r#"{"error": {"message": "request too large: 16 MB is over the 1 MB limit", "type": "invalid_request_error"}}"#;
+const NO_KEY: &str = r#"{"error": {"message": "invalid api key", "type": "authentication_error"}}"#;
+
+/// Checks that a 16 MB request to a server that answers `status` with
+/// `message` after reading only the head (then `after`) fails with that
+/// status and message, quickly, blocking and by polls, plain and TLS, and
+/// is not uploaded again.
+fn early_answer(status: u16, body: &str, message: &str, after: After) {
+    for tls in [false, true] {
+        let script = Script {
+            read_body: false,
+            answer: json_bytes(status, body),
+            after,
+        };
+        let server = RawServer::start(tls, script);
+        let api = server.client(UPLOAD_TIMEOUT).build().unwrap();
+        let what = format!("{status}, {after:?}, tls {tls}");
+        let message_16_mb = big_message();
+        let started = Instant::now();
+        let error = api.complete(&message_16_mb, None).unwrap_err();
+        let took = started.elapsed();
+        match &error {
+            Error::Http {
+                status: s,
+                message: m,
+                ..
+            } => {
+                assert_eq!((*s, m.as_str()), (status, message), "{what}");
+            }
+            other => panic!("{what}: expected HTTP {status}, got {other:?}"),
+        }
+        assert!(took < UPLOAD_QUICK, "{what}: took {took:?}");
+        let started = Instant::now();
+        let stream = api.stream_start(&message_16_mb, None).unwrap();
+        let (_, error) = poll_all(stream, Duration::from_millis(20));
+        let took = started.elapsed();
+        match &error {
+            Some(Error::Http {
+                status: s,
+                message: m,
+                ..
+            }) => {
+                assert_eq!((*s, m.as_str()), (status, message), "{what}, polled");
+            }
+            other => panic!("{what}, polled: expected HTTP {status}, got {other:?}"),
+        }
+        assert!(took < UPLOAD_QUICK, "{what}, polled: took {took:?}");
+        // Not retried: one connection per call.
+        assert_eq!(server.accepted(), 2, "{what}");
+    }
+}
+
+#[test]
+fn a_413_before_the_upload_is_read_then_a_close_is_reported_as_413() {
+    early_answer(
+        413,
+        TOO_LARGE,
+        "request too large: 16 MB is over the 1 MB limit",
+        After::Drop,
+    );
+}
+
+#[test]
+fn a_413_before_the_upload_is_read_then_a_clean_close_is_reported_as_413() {
+    early_answer(
+        413,
+        TOO_LARGE,
+        "request too large: 16 MB is over the 1 MB limit",
+        After::CloseNotify,
+    );
+}
+
+#[test]
+fn a_401_from_a_server_that_never_reads_the_upload_is_reported_as_401() {
+    early_answer(401, NO_KEY, "invalid api key", After::Hold(UPLOAD_TIMEOUT));
+}
+
+#[test]
+fn an_early_503_is_retried_by_the_usual_rule_on_a_new_connection() {
+    for tls in [false, true] {
+        let script = Script {
+            read_body: false,
+            answer: json_bytes(503, r#"{"error": {"message": "overloaded"}}"#),
+            after: After::Hold(UPLOAD_TIMEOUT),
+        };
+        let server = RawServer::start(tls, script);
+        let api = server
+            .client(UPLOAD_TIMEOUT)
+            .max_retries(1)
+            .build()
+            .unwrap();
+        let message_16_mb = big_message();
+        let started = Instant::now();
+        let error = api.complete(&message_16_mb, None).unwrap_err();
+        assert!(
+            matches!(&error, Error::Http { status: 503, message, .. } if message == "overloaded"),
+            "tls {tls}: {error:?}"
+        );
+        let took = started.elapsed();
+        assert!(took < UPLOAD_QUICK, "tls {tls}: took {took:?}");
+        assert_eq!(
+            server.accepted(),
+            2,
+            "tls {tls}: one retry, on a new connection"
         );
     }
 }

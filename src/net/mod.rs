@@ -166,8 +166,13 @@ impl Transfer {
             if self.start < self.end {
                 let (used, head) = self.exchange.head(&self.input[self.start..self.end])?;
                 self.start += used;
-                if head.is_some() {
-                    return Ok(head);
+                if let Some(head) = head {
+                    if head.status().as_u16() >= 300 {
+                        // A refusal before the server took the whole
+                        // request (a 413, a 401): the rest is not sent.
+                        self.conn.stop_sending();
+                    }
+                    return Ok(Some(head));
                 }
                 if used > 0 {
                     // An interim head (100 Continue, 102, 103 Early Hints)
@@ -249,7 +254,10 @@ impl Transfer {
     /// The connection, when it can serve another request: the body was
     /// read to its end and the server keeps it open.
     pub(crate) fn into_reusable(mut self) -> Option<Conn> {
-        let reusable = self.exchange.keeps_alive() && self.start == self.end && !self.eof;
+        let reusable = self.exchange.keeps_alive()
+            && self.start == self.end
+            && !self.eof
+            && self.conn.sent_all();
         self.cancel.detach(self.conn.socket());
         self.conn.keep_buffer(self.input);
         reusable.then_some(self.conn)
