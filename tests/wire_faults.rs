@@ -20,9 +20,10 @@ use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cbuild;
 use common::server::{head, Reply, Step, TestServer};
 use common::{builder, completion_body, content_event, finish_event, user, DONE};
-use modelapi::{ChatStream, Error, ModelApi, StreamEvent};
+use modelapi::{ChatStream, Error, StreamEvent};
 
 /// No test loop runs longer than this: a hang fails instead.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -353,6 +354,10 @@ impl Write for Link {
     }
 }
 
+/// The longest a [`RawServer`] accepts connections, should a test forget
+/// to drop it.
+const SERVER_LIFETIME: Duration = Duration::from_secs(120);
+
 /// A server on 127.0.0.1 that plays a [`Script`] on every connection,
 /// each in its own thread; dropping it stops it (every wait in it is
 /// bounded).
@@ -382,7 +387,7 @@ impl RawServer {
         let thread = thread::spawn(move || {
             let mut workers = Vec::new();
             let started = Instant::now();
-            while !stop2.load(Ordering::SeqCst) && started.elapsed() < LIMIT * 2 {
+            while !stop2.load(Ordering::SeqCst) && started.elapsed() < SERVER_LIFETIME {
                 match listener.accept() {
                     Ok((tcp, _)) => {
                         accepted2.fetch_add(1, Ordering::SeqCst);
@@ -665,5 +670,201 @@ fn an_early_503_is_retried_by_the_usual_rule_on_a_new_connection() {
             2,
             "tls {tls}: one retry, on a new connection"
         );
+    }
+}
+
+// ---------------------------------------------------------------------
+// The same from C, and SIGPIPE in a C host
+// ---------------------------------------------------------------------
+
+/// A C host of the library: `wire_faults URL MODE [CA_FILE]` makes one
+/// `modelapi_complete` call and prints its status. MODE `upload` sends a
+/// 16 MB message, `header` sets a 20 KB header, `forever` a timeout of
+/// UINT64_MAX ms. SIGPIPE is at its default action (killing the process),
+/// as in a C program that never heard of it.
+const C_HOST: &str = r#"
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "modelapi.h"
+
+static char *filled(size_t size, char with) {
+    char *text = malloc(size + 1);
+    if (text) {
+        memset(text, with, size);
+        text[size] = '\0';
+    }
+    return text;
+}
+
+int main(int argc, char **argv) {
+    struct ModelApi *api;
+    struct ModelApiMessage message;
+    char *content = NULL, *value = NULL, *json = NULL, *text = NULL;
+    const char *mode;
+    enum ModelApiStatus status;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: wire_faults URL MODE [CA_FILE]\n");
+        return 64;
+    }
+    /* The test harness ignores SIGPIPE, and exec keeps that: put back the
+       default action a C host has, which kills the process. */
+    if (signal(SIGPIPE, SIG_DFL) == SIG_ERR) {
+        return 65;
+    }
+    mode = argv[2];
+    api = modelapi_new("test-model", argv[1], NULL);
+    if (!api) {
+        fprintf(stderr, "modelapi_new: %s\n", modelapi_last_error());
+        return 66;
+    }
+    if (argc > 3 && modelapi_set_ca_file(api, argv[3]) != MODELAPI_OK) {
+        fprintf(stderr, "modelapi_set_ca_file: %s\n", modelapi_last_error());
+        return 67;
+    }
+    if (strcmp(mode, "upload") == 0) {
+        /* One upload per run: a retry would only do the same again. */
+        if (modelapi_set_max_retries(api, 0) != MODELAPI_OK) {
+            return 70;
+        }
+        content = filled((size_t)16 << 20, 'x');
+    } else if (strcmp(mode, "header") == 0) {
+        value = filled(20 * 1024, 'v');
+        if (!value || modelapi_set_header(api, "X-Long", value) != MODELAPI_OK) {
+            fprintf(stderr, "modelapi_set_header: %s\n", modelapi_last_error());
+            return 68;
+        }
+    } else if (strcmp(mode, "forever") == 0) {
+        if (modelapi_set_timeout_ms(api, UINT64_MAX) != MODELAPI_OK) {
+            fprintf(stderr, "modelapi_set_timeout_ms: %s\n", modelapi_last_error());
+            return 69;
+        }
+    }
+    message.role = "user";
+    message.content = content ? content : "hi";
+    status = modelapi_complete(api, &message, 1, NULL, &json, &text);
+    printf("status %d http %d content %s\n", (int)status, modelapi_last_http_status(),
+           text ? text : "");
+    if (status != MODELAPI_OK) {
+        printf("error %s\n", modelapi_last_error());
+    }
+    modelapi_string_free(json);
+    modelapi_string_free(text);
+    modelapi_close(api);
+    free(content);
+    free(value);
+    return 0;
+}
+"#;
+
+/// The C host, built once (linked with the static library).
+fn c_host() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        cbuild::build_library();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = cbuild::target_dir().join("wire_faults");
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("wire_faults.c");
+        std::fs::write(&source, C_HOST).unwrap();
+        let program = dir.join("wire_faults");
+        let native = std::fs::read_to_string(root.join("packaging/native-static-libs")).unwrap();
+        let out = Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+            .arg(root.join("include"))
+            .arg(&source)
+            .arg("-o")
+            .arg(&program)
+            .arg(cbuild::target_dir().join("debug/libmodelapi.a"))
+            .args(native.split_whitespace())
+            .output()
+            .expect("a C compiler (cc) is needed");
+        cbuild::assert_ok(&out, "compiling the C host");
+        program
+    })
+}
+
+/// Runs the C host: its output, which must be a normal exit (never a
+/// signal), and the status it printed.
+fn run_c_host(url: &str, mode: &str, ca_file: Option<&Path>) -> (Output, i32, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut command = Command::new(c_host());
+    command.arg(url).arg(mode);
+    if let Some(ca) = ca_file {
+        command.arg(ca);
+    }
+    for var in cbuild::MODEL_ENV {
+        command.env_remove(var);
+    }
+    let out = command.output().unwrap();
+    let stdout = cbuild::text(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the C host was killed by signal {:?} ({mode}, {url}; SIGPIPE is {})\nstdout: \
+         {stdout}\nstderr: {}",
+        out.status.signal(),
+        libc::SIGPIPE,
+        cbuild::text(&out.stderr)
+    );
+    cbuild::assert_ok(&out, mode);
+    let status = stdout
+        .strip_prefix("status ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no status printed: {stdout}"));
+    (out, status, stdout)
+}
+
+const MODELAPI_OK: i32 = 0;
+const MODELAPI_HTTP_ERROR: i32 = 3;
+const MODELAPI_TRANSPORT_ERROR: i32 = 4;
+
+#[test]
+fn c_a_20_kb_header_and_a_timeout_of_uint64_max_work() {
+    c_host();
+    let server = echo_server();
+    let (_, status, stdout) = run_c_host(&server.url(), "header", None);
+    assert_eq!(status, MODELAPI_OK, "{stdout}");
+    assert!(stdout.contains("content ok"), "{stdout}");
+    let long = "v".repeat(20 * 1024);
+    assert_eq!(server.requests()[0].header("x-long"), Some(long.as_str()));
+
+    // Succeeds at once; then a 429 retried (the server's first answer).
+    let server = once_429("Retry-After", "0.01");
+    for _ in 0..2 {
+        let (_, status, stdout) = run_c_host(&server.url(), "forever", None);
+        assert_eq!(status, MODELAPI_OK, "{stdout}");
+        assert!(stdout.contains("content ok"), "{stdout}");
+    }
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn c_host_with_sigpipe_at_its_default_survives_a_reset_mid_upload() {
+    // Built before any server starts (a server accepts for a bounded time).
+    c_host();
+    for tls in [false, true] {
+        for answer in [json_bytes(413, TOO_LARGE), Vec::new()] {
+            let answered = !answer.is_empty();
+            let script = Script {
+                read_body: false,
+                answer,
+                after: After::Drop,
+            };
+            let server = RawServer::start(tls, script);
+            let ca = server.ca_file();
+            let (_, status, stdout) = run_c_host(&server.url(), "upload", ca.as_deref());
+            let expected = if answered {
+                MODELAPI_HTTP_ERROR
+            } else {
+                MODELAPI_TRANSPORT_ERROR
+            };
+            assert_eq!(status, expected, "tls {tls}: {stdout}");
+        }
     }
 }
