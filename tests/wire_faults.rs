@@ -868,3 +868,85 @@ fn c_host_with_sigpipe_at_its_default_survives_a_reset_mid_upload() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// 9. TLS connections that end without close_notify
+// ---------------------------------------------------------------------
+
+/// A close-delimited answer (no `Content-Length`, not chunked).
+fn close_delimited(content_type: &str, body: &str) -> Vec<u8> {
+    let mut out =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+fn tls_server(answer: Vec<u8>, after: After) -> RawServer {
+    RawServer::start(
+        true,
+        Script {
+            read_body: true,
+            answer,
+            after,
+        },
+    )
+}
+
+#[test]
+fn a_close_delimited_body_cut_without_close_notify_is_truncated() {
+    // Whole JSON: only the missing close_notify tells the body was cut.
+    let body = completion_body("Hello");
+    let answer = close_delimited("application/json", &body);
+    let server = tls_server(answer.clone(), After::Drop);
+    let api = server.client(LONG_TIMEOUT).max_retries(0).build().unwrap();
+    let started = Instant::now();
+    match api.complete(&user("hi"), None) {
+        Err(Error::Transport(message)) => {
+            assert!(message.contains("close_notify"), "{message}")
+        }
+        other => panic!("expected a truncated answer, got {other:?}"),
+    }
+    let (_, error) = poll_all(api.stream_start(&user("hi"), None).unwrap(), Duration::ZERO);
+    match error {
+        Some(Error::Transport(message)) => {
+            assert!(message.contains("close_notify"), "{message}")
+        }
+        other => panic!("expected a truncated answer, polled, got {other:?}"),
+    }
+    assert!(started.elapsed() < QUICK, "{:?}", started.elapsed());
+
+    // With close_notify, the same answer is whole.
+    let server = tls_server(answer, After::CloseNotify);
+    let api = server.client(LONG_TIMEOUT).max_retries(0).build().unwrap();
+    let answer = api.complete(&user("hi"), None).unwrap();
+    assert_eq!(answer.content(), Some("Hello"));
+    let (text, error) = poll_all(api.stream_start(&user("hi"), None).unwrap(), Duration::ZERO);
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(text, "Hello");
+}
+
+#[test]
+fn a_close_delimited_stream_cut_without_close_notify_after_done_is_whole() {
+    let mut events: String = ["Hel", "lo"].iter().map(|p| content_event(p)).collect();
+    events.push_str(&finish_event("stop"));
+    events.push_str(DONE);
+    let answer = close_delimited("text/event-stream", &events);
+    for after in [After::Drop, After::CloseNotify] {
+        let server = tls_server(answer.clone(), after);
+        let api = server.client(LONG_TIMEOUT).max_retries(0).build().unwrap();
+        let (text, error) = pull_all(api.stream(&user("hi"), None).unwrap());
+        assert!(error.is_none(), "{after:?}: {error:?}");
+        assert_eq!(text, "Hello", "{after:?}");
+        let (text, error) = poll_all(api.stream_start(&user("hi"), None).unwrap(), Duration::ZERO);
+        assert!(error.is_none(), "{after:?}, polled: {error:?}");
+        assert_eq!(text, "Hello", "{after:?}, polled");
+    }
+    // Cut before [DONE] and any finish_reason: truncated, after the text.
+    let cut = close_delimited("text/event-stream", &content_event("Hel"));
+    let server = tls_server(cut, After::Drop);
+    let api = server.client(LONG_TIMEOUT).max_retries(0).build().unwrap();
+    let (text, error) = pull_all(api.stream(&user("hi"), None).unwrap());
+    assert_eq!(text, "Hel");
+    assert!(matches!(error, Some(Error::Transport(_))), "{error:?}");
+}

@@ -519,9 +519,17 @@ fn read_tls(
         match tls.reader().read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // The server closed without a TLS close_notify, as many do: the
-            // HTTP layer tells a complete body from a cut one.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            // The connection ended without a TLS close_notify: an attacker
+            // (or a middlebox) may have cut it. A sized or chunked body has
+            // ended before this read, or is incomplete anyway; a body that
+            // ends with the connection would look whole while it is not:
+            // so this is no clean end, but a truncation.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection ended without TLS close_notify: the answer may be truncated",
+                ))
+            }
             Err(e) => return Err(e),
         }
         if *eof {
