@@ -194,6 +194,16 @@ fn absurd_retry_after_values_fall_back_to_backoff() {
         );
         assert!(started.elapsed() < QUICK, "{name}: {value}");
         assert_eq!(server.requests().len(), 2, "{name}: {value}");
+        // By polls: the retry's backoff is spent pending, then the answer.
+        let server = once_429(name, value);
+        let api = builder(&server.url())
+            .timeout(LONG_TIMEOUT)
+            .build()
+            .unwrap();
+        let stream = api.stream_start(&user("hi"), None).unwrap();
+        let (text, error) = poll_all(stream, Duration::ZERO);
+        assert!(error.is_none(), "{name}: {value}, polled: {error:?}");
+        assert_eq!(text, "ok", "{name}: {value}, polled");
     }
 }
 
@@ -679,8 +689,8 @@ fn an_early_503_is_retried_by_the_usual_rule_on_a_new_connection() {
 
 /// A C host of the library: `wire_faults URL MODE [CA_FILE]` makes one
 /// `modelapi_complete` call and prints its status. MODE `upload` sends a
-/// 16 MB message, `header` sets a 20 KB header, `forever` a timeout of
-/// UINT64_MAX ms. SIGPIPE is at its default action (killing the process),
+/// 16 MB message (no retries), `header` sets a 20 KB header, `forever` a
+/// timeout of UINT64_MAX ms, anything else (`plain`) none of these. SIGPIPE is at its default action (killing the process),
 /// as in a C program that never heard of it.
 const C_HOST: &str = r#"
 #include <signal.h>
@@ -825,7 +835,7 @@ const MODELAPI_HTTP_ERROR: i32 = 3;
 const MODELAPI_TRANSPORT_ERROR: i32 = 4;
 
 #[test]
-fn c_a_20_kb_header_and_a_timeout_of_uint64_max_work() {
+fn c_a_20_kb_header_a_timeout_of_uint64_max_and_an_absurd_retry_after_work() {
     c_host();
     let server = echo_server();
     let (_, status, stdout) = run_c_host(&server.url(), "header", None);
@@ -842,6 +852,13 @@ fn c_a_20_kb_header_and_a_timeout_of_uint64_max_work() {
         assert!(stdout.contains("content ok"), "{stdout}");
     }
     assert_eq!(server.requests().len(), 3);
+
+    // A Retry-After date past what the clock counts: a backoff, not a
+    // MODELAPI_INTERNAL.
+    let server = once_429("Retry-After", "Sun, 06 Nov 99999999999999 08:49:37 GMT");
+    let (_, status, stdout) = run_c_host(&server.url(), "plain", None);
+    assert_eq!(status, MODELAPI_OK, "{stdout}");
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]
