@@ -714,7 +714,9 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
 /**
  * The socket the stream waits on, for the host's `poll`/`select`/`epoll`:
  * its descriptor, with `*out_wants_write` (may be NULL) set to 1 when the
- * stream waits to write (connecting, sending the request), 0 to read; or
+ * stream waits to write (connecting, sending the request: wait for
+ * `POLLIN | POLLOUT`, so that a server that answers before it has read the
+ * whole request, a 413 or a 401, is seen at once), 0 to read; or
  * -1 when it waits on no socket (canned replies, a retry's backoff, a
  * finished stream, a NULL stream), in which case the host polls again
  * after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close

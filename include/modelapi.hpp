@@ -390,7 +390,9 @@ struct WaitsOn {
     int fd = -1;               /* the descriptor: the Stream's own; never read,
                                   write or close it */
     bool wants_write = false;  /* true: wait until it is writable (connecting,
-                                  sending the request); false: readable */
+                                  sending the request; also readable: an
+                                  answer may come before the whole request
+                                  is sent); false: readable */
 };
 
 namespace detail {

@@ -47,9 +47,18 @@ pub(crate) fn post(
     let mut used = 0;
     while !call.can_proceed() {
         if bytes.len() - used < 1024 {
-            bytes.resize(bytes.len() * 2, 0);
+            bytes.resize(bytes.len().saturating_mul(2), 0);
         }
-        used += call.write(&mut bytes[used..]).map_err(invalid)?;
+        match call.write(&mut bytes[used..]) {
+            Ok(n) => used += n,
+            // ureq-proto writes whole lines only: a line longer than the
+            // room left (a 12 KB bearer token, a long custom header) needs
+            // more room, not a failure. Nothing was written: grow, retry.
+            Err(ureq_proto::Error::OutputOverflow) => {
+                bytes.resize(bytes.len().saturating_mul(2), 0);
+            }
+            Err(e) => return Err(invalid(e)),
+        }
     }
     bytes.truncate(used);
     if to_proxy {

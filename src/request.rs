@@ -370,7 +370,10 @@ impl Request {
         );
         self.attempt += 1;
         self.target = Target::endpoint(&self.route, &self.endpoint_addrs);
-        State::Waiting(Instant::now() + delay)
+        // The delay is a capped backoff or a server's wait of at most 60 s;
+        // checked all the same, as every instant computed here.
+        let now = Instant::now();
+        State::Waiting(now.checked_add(delay).unwrap_or(now))
     }
 }
 

@@ -122,19 +122,26 @@ fn http_date(value: &str) -> Option<SystemTime> {
     let year: u64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || year < 1970 || !(1..=31).contains(&day) || h > 23 || m > 59 {
+    // A second of 60 is a leap second; anything past it is no time of day.
+    let out_of_range = year < 1970 || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60;
+    if parts.next()? != "GMT" || out_of_range {
         return None;
     }
     // Days from 1970-01-01 to the date (proleptic Gregorian calendar).
+    // Checked: the year is the server's text, and may be any number.
     let (y, mo) = if month <= 2 {
         (year - 1, month + 9)
     } else {
         (year, month - 3)
     };
-    let era_days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * mo + 2) / 5 + day - 1;
+    let era_days = y
+        .checked_mul(365)?
+        .checked_add(y / 4 - y / 100 + y / 400 + (153 * mo + 2) / 5 + day - 1)?;
     let days = era_days.checked_sub(719_468)?;
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(h * 3600 + m * 60 + s)?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -196,5 +203,24 @@ mod tests {
             server_delay(None, date, close),
             Some(Duration::from_secs(7))
         );
+    }
+
+    #[test]
+    fn absurd_values_are_no_delay_and_no_panic() {
+        let now = SystemTime::now();
+        for ra in [
+            "Sun, 06 Nov 18446744073709551615 08:49:37 GMT",
+            "Sun, 06 Nov 99999999999999 08:49:37 GMT",
+            "Sun, 06 Nov 584554051223 08:49:37 GMT",
+            "Sun, 06 Nov 2030 08:49:10000000000000000000 GMT",
+            "Sun, 06 Nov 2030 08:49:61 GMT",
+            "10000000000000000000",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(server_delay(None, Some(ra), now), None, "{ra}");
+        }
+        for ms in ["99999999999999999999999", "18446744073709551615"] {
+            assert_eq!(server_delay(Some(ms), None, now), None, "{ms}");
+        }
     }
 }

@@ -119,6 +119,9 @@ pub struct WaitsOn {
     pub fd: RawFd,
     /// `true` when the stream waits for the socket to take more bytes
     /// (connecting, sending the request), `false` when it waits to read.
+    /// While the request is being sent, a host that also waits for the
+    /// socket to be readable (`POLLIN | POLLOUT`) sees at once a server
+    /// that answers before reading it all (a 413, a 401).
     pub wants_write: bool,
 }
 
@@ -510,7 +513,7 @@ impl ChatStream {
         };
         Some(WaitsOn {
             fd,
-            wants_write: interest == Interest::Write,
+            wants_write: interest != Interest::Read,
         })
     }
 
@@ -685,7 +688,8 @@ fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
     let Body::Network(reply) = body else {
         return;
     };
-    let until = until.or_before(Instant::now() + DRAIN_WAIT);
+    let now = Instant::now();
+    let until = until.or_before(now.checked_add(DRAIN_WAIT).unwrap_or(now));
     let mut drained = 0;
     while drained <= DRAIN_LIMIT_BYTES {
         match reply.poll_body(buffer, until) {

@@ -22,6 +22,12 @@ pub(crate) struct Conn {
     /// Bytes to send, from `sent` on.
     out: Vec<u8>,
     sent: usize,
+    /// Nothing more is sent: the server answered (or failed) before it
+    /// took the whole request. The connection cannot serve another one.
+    stopped_sending: bool,
+    /// Why sending failed (the server reset or closed the connection), told
+    /// once the answer it may have sent before has been read.
+    write_error: Option<io::Error>,
     /// The server closed its side (TLS: the socket's end was read).
     eof: bool,
     /// The input buffer of the last transfer, kept for the next one.
@@ -71,6 +77,8 @@ impl Conn {
             tls,
             out: Vec::new(),
             sent: 0,
+            stopped_sending: false,
+            write_error: None,
             eof: false,
             buffer: None,
             tunnel: tunnel.map(|request| {
@@ -119,11 +127,15 @@ impl Conn {
         self.out.extend_from_slice(bytes);
     }
 
-    /// What the connection waits for: to write while it connects or has
-    /// bytes the socket has not taken yet, else to read.
+    /// What the connection waits for: to write while it connects, to read
+    /// or write while it has bytes the socket has not taken yet (the answer
+    /// may come before the server has read them all), else to read.
     pub(crate) fn interest(&self) -> Interest {
         if self.connecting.is_some() {
             return Interest::Write;
+        }
+        if self.stopped_sending {
+            return Interest::Read;
         }
         if let Some(tunnel) = &self.tunnel {
             return if tunnel.sent < tunnel.request.len() {
@@ -138,16 +150,42 @@ impl Conn {
             // During the handshake the request waits in our buffer, and
             // only rustls' own records are for the socket.
             let writes = tls.wants_write() || unsent && !tls.is_handshaking();
-            return if writes {
+            return if !writes {
+                Interest::Read
+            } else if tls.is_handshaking() {
+                // Nothing comes before the server's handshake records.
                 Interest::Write
             } else {
-                Interest::Read
+                Interest::Both
             };
         }
         if unsent {
-            Interest::Write
+            Interest::Both
         } else {
             Interest::Read
+        }
+    }
+
+    /// Whether the whole request has gone to the socket (and nothing was
+    /// given up): only then may the connection serve another request.
+    pub(crate) fn sent_all(&self) -> bool {
+        let unsent = self.stopped_sending || self.sent < self.out.len();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return !unsent && !tls.wants_write();
+        }
+        !unsent
+    }
+
+    /// Sends nothing more on this connection: the server has answered
+    /// before taking the whole request, or writing to it failed. Uploading
+    /// the rest into a server that refused it would only waste the time
+    /// and bandwidth (curl stops sending on an early error answer, too).
+    pub(crate) fn stop_sending(&mut self) {
+        if !self.sent_all() {
+            self.stopped_sending = true;
+            self.sent = self.out.len();
+            self.compact();
         }
     }
 
@@ -171,12 +209,34 @@ impl Conn {
     /// allows now. `Ok(true)` when something moved.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
         let mut moved = false;
+        if self.stopped_sending {
+            return Ok(false);
+        }
         if self.connecting.is_some() {
             if !self.connect_step()? {
                 return Ok(false);
             }
             moved = true;
         }
+        match self.send_queued() {
+            Ok(sent) => Ok(moved || sent),
+            // The server reset or closed the connection while the request
+            // was going out. What it answered before (a 413, a 401) may be
+            // there to read, and is what the caller needs to see, not the
+            // broken pipe: the error waits until the reads find nothing.
+            Err(e) if is_write_failure(&e) => {
+                self.stopped_sending = true;
+                self.write_error = Some(e);
+                Ok(moved)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends queued bytes (the tunnel's request, TLS records, the request)
+    /// as far as the socket takes them now.
+    fn send_queued(&mut self) -> io::Result<bool> {
+        let mut moved = false;
         if let Some(tunnel) = &mut self.tunnel {
             moved |= write_some(&self.tcp, &tunnel.request, &mut tunnel.sent)?;
             return Ok(moved);
@@ -196,6 +256,15 @@ impl Conn {
     /// server's data, `WouldBlock` when nothing has. Call
     /// [`flush`](Self::flush) first: this only reads.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.read_arrived(buf) {
+            // Sending failed, and nothing the server sent before is left:
+            // the failure is the news.
+            Err(e) if self.write_error.is_some() => Err(self.write_error.take().unwrap_or(e)),
+            other => other,
+        }
+    }
+
+    fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.connecting.is_some() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -315,12 +384,23 @@ impl Conn {
     }
 }
 
+/// Whether a send failed because the server is gone (it reset or closed
+/// the connection): what it sent before may still be there to read.
+fn is_write_failure(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
 /// Writes `bytes[*sent..]` as far as the socket takes them now: `Ok(true)`
 /// when some went.
 fn write_some(tcp: &TcpStream, bytes: &[u8], sent: &mut usize) -> io::Result<bool> {
     let mut moved = false;
     while *sent < bytes.len() {
-        match (&*tcp).write(&bytes[*sent..]) {
+        match socket::send(tcp, &bytes[*sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 *sent += n;
@@ -417,7 +497,7 @@ fn flush_tls(
         if !tls.wants_write() {
             return Ok(moved);
         }
-        match tls.write_tls(&mut &*tcp) {
+        match tls.write_tls(&mut socket::Sender(tcp)) {
             Ok(_) => moved = true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(moved),
@@ -439,9 +519,17 @@ fn read_tls(
         match tls.reader().read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // The server closed without a TLS close_notify, as many do: the
-            // HTTP layer tells a complete body from a cut one.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            // The connection ended without a TLS close_notify: an attacker
+            // (or a middlebox) may have cut it. A sized or chunked body has
+            // ended before this read, or is incomplete anyway; a body that
+            // ends with the connection would look whole while it is not:
+            // so this is no clean end, but a truncation.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection ended without TLS close_notify: the answer may be truncated",
+                ))
+            }
             Err(e) => return Err(e),
         }
         if *eof {

@@ -83,6 +83,10 @@ impl Until {
 /// with room to spare) and then each read of the body.
 const INPUT_BYTES: usize = 80 * 1024;
 
+/// The longest single wait when the timeout is too long for the clock to
+/// count (`Duration::MAX`): a wait is cut into slices of this length.
+const FOREVER_SLICE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The largest response head accepted.
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -162,8 +166,19 @@ impl Transfer {
             if self.start < self.end {
                 let (used, head) = self.exchange.head(&self.input[self.start..self.end])?;
                 self.start += used;
-                if head.is_some() {
-                    return Ok(head);
+                if let Some(head) = head {
+                    if head.status().as_u16() >= 300 {
+                        // A refusal before the server took the whole
+                        // request (a 413, a 401): the rest is not sent.
+                        self.conn.stop_sending();
+                    }
+                    return Ok(Some(head));
+                }
+                if used > 0 {
+                    // An interim head (100 Continue, 102, 103 Early Hints)
+                    // was consumed: the final head may already be in the
+                    // buffer, right behind it. Parse it before reading.
+                    continue;
                 }
                 if self.end - self.start >= MAX_HEAD_BYTES {
                     return Err(io::Error::new(
@@ -217,7 +232,18 @@ impl Transfer {
 
     /// How long until the per-wait timeout would expire, if nothing moves.
     pub(crate) fn wake_in(&self) -> Duration {
-        (self.last_progress + self.timeout).saturating_duration_since(Instant::now())
+        match self.timeout_at() {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            // A timeout past what the clock can count: never.
+            None => self.timeout,
+        }
+    }
+
+    /// When the per-wait timeout expires if nothing moves: `None` when that
+    /// is past what the clock can count (a timeout of `u64::MAX` ms means
+    /// "practically forever", not an overflow).
+    fn timeout_at(&self) -> Option<Instant> {
+        self.last_progress.checked_add(self.timeout)
     }
 
     /// Whether the whole body has been read.
@@ -228,7 +254,10 @@ impl Transfer {
     /// The connection, when it can serve another request: the body was
     /// read to its end and the server keeps it open.
     pub(crate) fn into_reusable(mut self) -> Option<Conn> {
-        let reusable = self.exchange.keeps_alive() && self.start == self.end && !self.eof;
+        let reusable = self.exchange.keeps_alive()
+            && self.start == self.end
+            && !self.eof
+            && self.conn.sent_all();
         self.cancel.detach(self.conn.socket());
         self.conn.keep_buffer(self.input);
         reusable.then_some(self.conn)
@@ -285,8 +314,8 @@ impl Transfer {
                 self.cancel.attach(&self.attached);
             }
             let now = Instant::now();
-            let timeout_at = self.last_progress + self.timeout;
-            if now >= timeout_at {
+            let timeout_at = self.timeout_at();
+            if timeout_at.is_some_and(|at| now >= at) {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
@@ -295,10 +324,14 @@ impl Transfer {
                     ),
                 ));
             }
-            let wait_until = match until {
-                Until::Forever => timeout_at,
-                Until::Now => return Ok(false),
-                Until::At(at) => at.min(timeout_at),
+            let wait_until = match (until, timeout_at) {
+                (Until::Now, _) => return Ok(false),
+                (Until::At(at), Some(timeout_at)) => at.min(timeout_at),
+                (Until::At(at), None) => at,
+                (Until::Forever, Some(timeout_at)) => timeout_at,
+                // No timeout the clock can count: wait in long slices (a
+                // wait ends early anyway when the socket is ready).
+                (Until::Forever, None) => now.checked_add(FOREVER_SLICE).unwrap_or(now),
             };
             if wait_until <= now {
                 return Ok(false);

@@ -1,14 +1,24 @@
 //! TCP sockets that never block: a connect that completes in the
-//! background, and a wait for readiness with a deadline (poll(2)).
+//! background, writes that never raise SIGPIPE, and a wait for readiness
+//! with a deadline (poll(2)).
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+
+/// The flag that keeps a write to a socket the peer has closed from
+/// raising SIGPIPE, which kills a C host at the signal's default action.
+/// Apple's systems have no such flag: there the socket carries
+/// `SO_NOSIGPIPE` instead (set in [`start_connect`]).
+#[cfg(not(target_vendor = "apple"))]
+const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
+#[cfg(target_vendor = "apple")]
+const NO_SIGPIPE: SendFlags = SendFlags::empty();
 
 /// Starts connecting a non-blocking TCP socket to `addr`: the connection is
 /// made in the background (see [`connected`]).
@@ -23,6 +33,8 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
         Ok(()) | Err(Errno::INPROGRESS) | Err(Errno::AGAIN) => {}
         Err(e) => return Err(e.into()),
     }
+    #[cfg(target_vendor = "apple")]
+    rustix::net::sockopt::set_socket_nosigpipe(&fd, true)?;
     let tcp = TcpStream::from(fd);
     // Requests are written in one go; nothing is gained by Nagle's delay.
     tcp.set_nodelay(true)?;
@@ -41,11 +53,46 @@ pub(crate) fn connected(tcp: &TcpStream) -> io::Result<bool> {
     }
 }
 
+/// Writes `bytes` to `tcp` as far as it takes them now, without ever
+/// raising SIGPIPE (a peer that closed gives `BrokenPipe`). Every byte the
+/// library sends goes through here or [`Sender`].
+pub(crate) fn send(tcp: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    Ok(rustix::net::send(tcp, bytes, NO_SIGPIPE)?)
+}
+
+/// The socket as an [`io::Write`] that never raises SIGPIPE, for rustls'
+/// `write_tls`, which writes vectored: `writev` on the socket itself could
+/// not carry the flag, `sendmsg` does.
+pub(crate) struct Sender<'a>(pub(crate) &'a TcpStream);
+
+impl io::Write for Sender<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        send(self.0, bytes)
+    }
+
+    fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut control = rustix::net::SendAncillaryBuffer::default();
+        Ok(rustix::net::sendmsg(
+            self.0,
+            slices,
+            &mut control,
+            NO_SIGPIPE,
+        )?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What a socket waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
     Read,
     Write,
+    /// Either: a request still being sent, whose answer may come before
+    /// the server has read it all (a 413, a 401), or instead of reading it.
+    Both,
 }
 
 /// Waits until `tcp` is ready for `interest`, or has failed or closed
@@ -55,6 +102,7 @@ pub(crate) fn ready(tcp: &TcpStream, interest: Interest, until: Instant) -> io::
     let flags = match interest {
         Interest::Read => PollFlags::IN,
         Interest::Write => PollFlags::OUT,
+        Interest::Both => PollFlags::IN | PollFlags::OUT,
     };
     loop {
         let left = until.saturating_duration_since(Instant::now());

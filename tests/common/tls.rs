@@ -206,6 +206,13 @@ impl Drop for TlsRelay {
 }
 
 /// The CA certificate (PEM) and a server config presenting a certificate for
+/// "localhost" and "127.0.0.1" signed by a fresh test CA: for a test that
+/// runs its own TLS server (e.g. one that misbehaves below HTTP).
+pub fn server_config() -> (String, ServerConfig) {
+    make_config()
+}
+
+/// The CA certificate (PEM) and a server config presenting a certificate for
 /// "localhost" and "127.0.0.1" signed by that CA.
 fn make_config() -> (String, ServerConfig) {
     use rcgen::{
