@@ -276,6 +276,8 @@ struct Shared {
     stop: AtomicBool,
     accepted: AtomicUsize,
     live: AtomicUsize,
+    /// The most connections live at once.
+    peak_live: AtomicUsize,
     /// Connections per fault, in [`FAULT_NAMES`] order.
     chosen: Mutex<[usize; 7]>,
     /// Faults that fired, per kind, in [`FAULT_NAMES`] order.
@@ -346,6 +348,7 @@ impl ChaosRelay {
             stop: AtomicBool::new(false),
             accepted: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
+            peak_live: AtomicUsize::new(0),
             chosen: Mutex::new([0; 7]),
             fired: Mutex::new([0; 7]),
             disruptions: Mutex::new(VecDeque::new()),
@@ -385,6 +388,11 @@ impl ChaosRelay {
     /// Connections not yet over (both directions done, sockets closed).
     pub fn live(&self) -> usize {
         self.shared.live.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were live at once.
+    pub fn peak_live(&self) -> usize {
+        self.shared.peak_live.load(Ordering::SeqCst)
     }
 
     /// Connections per fault, in [`FAULT_NAMES`] order.
@@ -487,7 +495,8 @@ fn accept_loop(
             sockets.push((index, Arc::clone(&conn.client)));
             sockets.push((index, Arc::clone(&conn.upstream)));
         }
-        shared.live.fetch_add(1, Ordering::SeqCst);
+        let live = shared.live.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_live.fetch_max(live, Ordering::SeqCst);
         let mut threads = lock(&shared.threads);
         // Forget the threads that are done, so the list stays short.
         threads.retain(|t| !t.is_finished());
