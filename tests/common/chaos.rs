@@ -624,11 +624,7 @@ fn pump(shared: &Shared, conn: &Connection, dir: Dir) {
                 fired = true;
                 shared.record(conn.index, &conn.fault);
                 match &conn.fault {
-                    Fault::Stall { pause, .. } => {
-                        if !pause_for(shared, conn, *pause) {
-                            break;
-                        }
-                    }
+                    Fault::Stall { pause, .. } if !pause_for(shared, conn, *pause) => break,
                     Fault::Reset { .. } => {
                         conn.reset_both();
                         break;
