@@ -21,7 +21,13 @@
 //! - `MODELAPI_SOAK_THREADS`: worker threads (default 6; 1 replays a seed
 //!   most closely);
 //! - `MODELAPI_SOAK_MAX_REQUESTS`: a cap on the requests (default 1,000 per
-//!   second of the run).
+//!   second of the run);
+//! - `MODELAPI_SOAK_ONLY`: only these routes and modes (comma-separated
+//!   names from the summary, e.g. `Tls,Poll0`), to narrow a replay;
+//! - `MODELAPI_SOAK_CHAOS=0`: every connection passes untouched.
+//!
+//! The test takes the length plus a few seconds: requests are started
+//! until the length is up, and each then ends within its deadline.
 //!
 //! `cargo test --test soak -- --nocapture` shows the summary table.
 //! One test in this binary, so nothing else moves the descriptor and memory
