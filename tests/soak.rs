@@ -24,7 +24,9 @@
 //!   second of the run);
 //! - `MODELAPI_SOAK_ONLY`: only these routes and modes (comma-separated
 //!   names from the summary, e.g. `Tls,Poll0`), to narrow a replay;
-//! - `MODELAPI_SOAK_CHAOS=0`: every connection passes untouched.
+//! - `MODELAPI_SOAK_CHAOS`: how much chaos, as a factor on each fault's
+//!   share of connections (default 1: 42 % have a fault; 2: 84 %; 0: every
+//!   connection passes untouched).
 //!
 //! The test takes the length plus a few seconds: requests are started
 //! until the length is up, and each then ends within its deadline.
@@ -109,7 +111,8 @@ struct Settings {
     max_requests: u64,
     routes: Vec<Route>,
     modes: Vec<Mode>,
-    chaos: bool,
+    /// A factor on each fault's share of connections.
+    chaos: u64,
 }
 
 /// The routes and modes named in `MODELAPI_SOAK_ONLY` (comma-separated,
@@ -180,9 +183,9 @@ fn settings() -> Settings {
         max_requests,
         routes,
         modes,
-        // MODELAPI_SOAK_CHAOS=0: every connection passes (to tell what
-        // the chaos causes from what it does not).
-        chaos: env_number("MODELAPI_SOAK_CHAOS") != Some(0),
+        // 0: no fault at all (to tell what the chaos causes from what it
+        // does not); 2: twice the faults (at most all connections).
+        chaos: env_number("MODELAPI_SOAK_CHAOS").unwrap_or(1).min(2),
     }
 }
 
@@ -1471,7 +1474,7 @@ fn soak_through_chaos() {
     // The baseline: the servers are up, no connection yet.
     let fds_before = open_fds();
 
-    let share = |percent: u64| if settings.chaos { percent } else { 0 };
+    let share = |percent: u64| percent * settings.chaos;
     let mix = Mix {
         split: share(12),
         delay: share(8),
