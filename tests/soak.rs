@@ -227,6 +227,9 @@ enum Mode {
     Poll0,
     /// `stream_start` + `poll_event` with small waits
     PollWait,
+    /// `stream_start` + `poll_event(0)` until Pending, then poll(2) on
+    /// `waits_on`'s descriptor for up to `wake_in`: a host's event loop
+    PollFd,
     /// `modelapi_complete_json`
     CComplete,
     /// `modelapi_stream_json` (callback)
@@ -237,19 +240,25 @@ enum Mode {
     /// `modelapi_stream_start` + `modelapi_stream_poll` (waits of 0 and
     /// a few ms)
     CPoll,
+    /// `modelapi_stream_start` + `modelapi_stream_poll(0)` until
+    /// PENDING, then poll(2) on `modelapi_stream_fd` for up to
+    /// `modelapi_stream_wake_ms`
+    CPollFd,
 }
 
-const MODES: [Mode; 10] = [
+const MODES: [Mode; 12] = [
     Mode::Complete,
     Mode::StreamIter,
     Mode::StreamEvents,
     Mode::StreamWith,
     Mode::Poll0,
     Mode::PollWait,
+    Mode::PollFd,
     Mode::CComplete,
     Mode::CStreamCallback,
     Mode::CStreamNext,
     Mode::CPoll,
+    Mode::CPollFd,
 ];
 
 impl Mode {
@@ -260,7 +269,11 @@ impl Mode {
     fn is_c(self) -> bool {
         matches!(
             self,
-            Mode::CComplete | Mode::CStreamCallback | Mode::CStreamNext | Mode::CPoll
+            Mode::CComplete
+                | Mode::CStreamCallback
+                | Mode::CStreamNext
+                | Mode::CPoll
+                | Mode::CPollFd
         )
     }
 }
@@ -633,6 +646,13 @@ fn run_rust(api: &ModelApi, mode: Mode, content: &str, rng: &mut Rng) -> Got {
             };
             poll_loop(&mut stream, wait)
         }
+        Mode::PollFd => {
+            let mut stream = match api.stream_start(&messages, None) {
+                Ok(stream) => stream,
+                Err(error) => return failed(&error, String::new()),
+            };
+            fd_loop(&mut stream)
+        }
         _ => unreachable!("{mode:?} is a C mode"),
     }
 }
@@ -675,6 +695,64 @@ fn poll_loop(stream: &mut ChatStream, wait: Duration) -> Got {
             Poll::Ready(None) => return with_completion(text, stream),
         }
     }
+}
+
+/// Polls like a host's event loop: `poll_event(0)` until Pending, then
+/// poll(2) on the stream's descriptor (or a sleep when it has none) for
+/// at most `wake_in`. A wrong descriptor, interest or wake-up time shows
+/// as a stall (a timeout no chaos explains) or a loop past the deadline.
+fn fd_loop(stream: &mut ChatStream) -> Got {
+    let started = Instant::now();
+    let mut text = String::new();
+    loop {
+        if started.elapsed() > REQUEST_DEADLINE {
+            return Got::Wrong(format!(
+                "a stream driven by its descriptor did not end within {REQUEST_DEADLINE:?} \
+                 (after {} bytes)",
+                text.len()
+            ));
+        }
+        match stream.poll_event(Duration::ZERO) {
+            Poll::Ready(Some(Ok(StreamEvent::Content(piece)))) => {
+                text.push_str(piece);
+                continue;
+            }
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(Some(Err(error))) => return failed(&error, text),
+            Poll::Ready(None) => return with_completion(text, stream),
+            Poll::Pending => {}
+        }
+        let Some(wake) = stream.wake_in() else {
+            return Got::Wrong("wake_in() is None after a Pending poll".into());
+        };
+        match stream.waits_on() {
+            Some(on) => wait_fd(on.fd, on.wants_write, wake),
+            None => thread::sleep(wake.min(Duration::from_millis(100))),
+        }
+    }
+}
+
+/// poll(2) on one descriptor for at most `wait` (rounded up to the next
+/// millisecond, so that a wake-up time is never spun through).
+fn wait_fd(fd: std::os::fd::RawFd, wants_write: bool, wait: Duration) {
+    let events = if wants_write {
+        libc::POLLOUT
+    } else {
+        libc::POLLIN
+    };
+    let mut fds = [libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    let millis = wait
+        .as_micros()
+        .div_ceil(1000)
+        .min(REQUEST_DEADLINE.as_millis());
+    // SAFETY: `fds` is a live array of one pollfd; the descriptor is only
+    // polled, never read, written or closed. An error (EINTR) just ends
+    // the wait early: the loop polls the stream again.
+    unsafe { libc::poll(fds.as_mut_ptr(), 1, millis as libc::c_int) };
 }
 
 // ---------------------------------------------------------------------
@@ -900,6 +978,59 @@ fn run_c(api: &CApi, mode: Mode, content: &str, rng: &mut Rng) -> Got {
                             break c_completion(stream, utf8(std::mem::take(&mut text)))
                         }
                         status => break c_failed(status, utf8(std::mem::take(&mut text))),
+                    }
+                };
+                modelapi_stream_free(stream);
+                got
+            }
+            Mode::CPollFd => {
+                let mut stream = ptr::null_mut();
+                let status = modelapi_stream_start(
+                    api.0,
+                    body.as_ptr(),
+                    ptr::null(),
+                    ptr::null_mut(),
+                    &mut stream,
+                );
+                if status != MODELAPI_OK {
+                    return c_failed(status, String::new());
+                }
+                let mut text: Vec<u8> = Vec::new();
+                let started = Instant::now();
+                let got = loop {
+                    if started.elapsed() > REQUEST_DEADLINE {
+                        break Got::Wrong("a C stream driven by its descriptor never ended".into());
+                    }
+                    let mut event: ModelApiEvent = std::mem::zeroed();
+                    match modelapi_stream_poll(stream, 0, &mut event) {
+                        MODELAPI_OK => {
+                            if event.kind == ModelApiEventKind::MODELAPI_EVENT_CONTENT {
+                                text.extend_from_slice(std::slice::from_raw_parts(
+                                    event.text as *const u8,
+                                    event.len,
+                                ));
+                            }
+                            continue;
+                        }
+                        MODELAPI_PENDING => {}
+                        MODELAPI_DONE => {
+                            break c_completion(stream, utf8(std::mem::take(&mut text)))
+                        }
+                        status => break c_failed(status, utf8(std::mem::take(&mut text))),
+                    }
+                    let wake_ms = modelapi_stream_wake_ms(stream);
+                    let Ok(wake_ms) = u64::try_from(wake_ms) else {
+                        break Got::Wrong(format!(
+                            "modelapi_stream_wake_ms is {wake_ms} after MODELAPI_PENDING"
+                        ));
+                    };
+                    let wake = Duration::from_millis(wake_ms);
+                    let mut wants_write: c_int = 0;
+                    let fd = modelapi_stream_fd(stream, &mut wants_write);
+                    if fd >= 0 {
+                        wait_fd(fd, wants_write == 1, wake);
+                    } else {
+                        thread::sleep(wake.min(Duration::from_millis(100)));
                     }
                 };
                 modelapi_stream_free(stream);
