@@ -20,6 +20,8 @@ struct Seen {
     heads: Vec<String>,
     /// Every byte clients sent to the proxy, tunnels included.
     from_clients: Vec<u8>,
+    /// Nothing is recorded (a soak's proxy must not grow with the calls).
+    unrecorded: bool,
 }
 
 pub struct TestProxy {
@@ -31,9 +33,22 @@ impl TestProxy {
     /// A proxy; with `credentials` ("user:password"), one that answers 407
     /// to requests without them.
     pub fn start(credentials: Option<&str>) -> TestProxy {
+        TestProxy::start_with(credentials, true)
+    }
+
+    /// A proxy without credentials that records nothing: its memory does
+    /// not grow with the requests (for soak tests).
+    pub fn start_unrecorded() -> TestProxy {
+        TestProxy::start_with(None, false)
+    }
+
+    fn start_with(credentials: Option<&str>, record: bool) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(Seen {
+            unrecorded: !record,
+            ..Seen::default()
+        }));
         let expected = credentials.map(|c| format!("Basic {}", base64(c.as_bytes())));
         let shared = Arc::clone(&seen);
         thread::Builder::new()
@@ -79,8 +94,10 @@ fn serve(mut client: TcpStream, seen: &Mutex<Seen>, expected: Option<&str>) {
     let text = String::from_utf8_lossy(&head).to_string();
     {
         let mut seen = seen.lock().unwrap();
-        seen.heads.push(text.clone());
-        seen.from_clients.extend_from_slice(&head);
+        if !seen.unrecorded {
+            seen.heads.push(text.clone());
+            seen.from_clients.extend_from_slice(&head);
+        }
     }
     let mut lines = text.split("\r\n");
     let first = lines.next().unwrap_or_default().to_string();
@@ -178,10 +195,11 @@ fn relay(client: TcpStream, server: TcpStream, seen: &Mutex<Seen>) {
         if n == 0 {
             break;
         }
-        seen.lock()
-            .unwrap()
-            .from_clients
-            .extend_from_slice(&buffer[..n]);
+        let mut seen = seen.lock().unwrap();
+        if !seen.unrecorded {
+            seen.from_clients.extend_from_slice(&buffer[..n]);
+        }
+        drop(seen);
         if server_write.write_all(&buffer[..n]).is_err() {
             break;
         }
