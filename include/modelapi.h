@@ -316,6 +316,26 @@ enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_p
 enum ModelApiStatus modelapi_set_proxy(struct ModelApi *api, const char *proxy_url);
 
 /**
+ * Adds one entry to the client's own name table, used before the system's
+ * resolver, as curl's --resolve: "HOST:PORT:ADDRESS[,ADDRESS...]" (an IPv6
+ * address in brackets), e.g. "api.example.com:443:192.0.2.10,[2001:db8::10]".
+ * A request to HOST:PORT (the server, a redirect's target, or the proxy)
+ * connects to these addresses, in the order given (with the fallback rules
+ * of every connect: a next address is tried when one fails or has not
+ * answered within 250 ms), and TLS still verifies HOST. The host matches
+ * case-insensitively; an entry for a HOST:PORT already in the table
+ * replaces it. NULL clears the table. A malformed entry is
+ * MODELAPI_INVALID_ARGUMENT (the last error says what is wrong), and
+ * leaves the table as it was. The string is copied. Call before sharing
+ * the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; `entry` is
+ * NULL or a NUL-terminated string.
+ */
+enum ModelApiStatus modelapi_set_resolve(struct ModelApi *api, const char *entry);
+
+/**
  * Sets the client's trace hook: `on_trace` is called with `user_data`, a
  * level and one line of text (NUL-terminated, valid during the call) for
  * each step of every request: connections, TLS, the request line and its
