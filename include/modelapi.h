@@ -317,8 +317,9 @@ enum ModelApiStatus modelapi_set_proxy(struct ModelApi *api, const char *proxy_u
 
 /**
  * Adds one entry to the client's own name table, used before the system's
- * resolver, as curl's --resolve: "HOST:PORT:ADDRESS[,ADDRESS...]" (an IPv6
- * address in brackets), e.g. "api.example.com:443:192.0.2.10,[2001:db8::10]".
+ * resolver, as curl's --resolve: `"HOST:PORT:ADDRESS[,ADDRESS...]"` (an
+ * IPv6 address in brackets), e.g.
+ * `"api.example.com:443:192.0.2.10,[2001:db8::10]"`.
  * A request to HOST:PORT (the server, a redirect's target, or the proxy)
  * connects to these addresses, in the order given (with the fallback rules
  * of every connect: a next address is tried when one fails or has not

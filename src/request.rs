@@ -448,7 +448,7 @@ fn connect(route: &Route, target: &Target) -> Result<Conn, ConnectError> {
         _ => None,
     };
     let tls = https.then_some((&route.tls, host_of(&target.uri)));
-    Conn::open(addrs.to_vec(), tunnel, tls).map_err(ConnectError::Io)
+    Conn::open(addrs.to_vec(), tunnel, tls, &route.tracer).map_err(ConnectError::Io)
 }
 
 /// How a new connection is made, for the trace.

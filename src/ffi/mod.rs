@@ -335,8 +335,9 @@ pub unsafe extern "C" fn modelapi_set_proxy(
 }
 
 /// Adds one entry to the client's own name table, used before the system's
-/// resolver, as curl's --resolve: "HOST:PORT:ADDRESS[,ADDRESS...]" (an IPv6
-/// address in brackets), e.g. "api.example.com:443:192.0.2.10,[2001:db8::10]".
+/// resolver, as curl's --resolve: `"HOST:PORT:ADDRESS[,ADDRESS...]"` (an
+/// IPv6 address in brackets), e.g.
+/// `"api.example.com:443:192.0.2.10,[2001:db8::10]"`.
 /// A request to HOST:PORT (the server, a redirect's target, or the proxy)
 /// connects to these addresses, in the order given (with the fallback rules
 /// of every connect: a next address is tried when one fails or has not

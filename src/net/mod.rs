@@ -24,6 +24,7 @@
 //! than that fails with a timeout, however the waiting was split.
 
 mod conn;
+mod connect;
 mod pool;
 mod socket;
 mod tls;
@@ -215,9 +216,16 @@ impl Transfer {
         }
     }
 
-    /// How long until the per-wait timeout would expire, if nothing moves.
+    /// How long until the per-wait timeout would expire, if nothing moves;
+    /// while connecting, until the next attempt is due (or the racing
+    /// attempts must be looked at), if that is sooner.
     pub(crate) fn wake_in(&self) -> Duration {
-        (self.last_progress + self.timeout).saturating_duration_since(Instant::now())
+        let now = Instant::now();
+        let timeout = (self.last_progress + self.timeout).saturating_duration_since(now);
+        match self.conn.wake_at() {
+            Some(at) => timeout.min(at.saturating_duration_since(now)),
+            None => timeout,
+        }
     }
 
     /// Whether the whole body has been read.
@@ -287,13 +295,18 @@ impl Transfer {
             let now = Instant::now();
             let timeout_at = self.last_progress + self.timeout;
             if now >= timeout_at {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no progress on the network for the client's timeout of {:?}",
-                        self.timeout
-                    ),
-                ));
+                return Err(self
+                    .conn
+                    .connect_timed_out(self.timeout)
+                    .unwrap_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no progress on the network for the client's timeout of {:?}",
+                                self.timeout
+                            ),
+                        )
+                    }));
             }
             let wait_until = match until {
                 Until::Forever => timeout_at,

@@ -11,7 +11,8 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 /// Starts connecting a non-blocking TCP socket to `addr`: the connection is
-/// made in the background (see [`connected`]).
+/// made in the background; the socket is then ready to write, or has
+/// failed (its `take_error`).
 pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::INET,
@@ -27,18 +28,6 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     // Requests are written in one go; nothing is gained by Nagle's delay.
     tcp.set_nodelay(true)?;
     Ok(tcp)
-}
-
-/// Whether a connect started by [`start_connect`] has completed: `Ok(true)`
-/// when connected, `Ok(false)` while under way, or why it failed.
-pub(crate) fn connected(tcp: &TcpStream) -> io::Result<bool> {
-    if !ready(tcp, Interest::Write, Instant::now())? {
-        return Ok(false);
-    }
-    match tcp.take_error()? {
-        Some(error) => Err(error),
-        None => Ok(true),
-    }
 }
 
 /// What a socket waits for.
@@ -68,6 +57,35 @@ pub(crate) fn ready(tcp: &TcpStream, interest: Interest, until: Instant) -> io::
             Ok(0) if Instant::now() < until => continue,
             Ok(0) => return Ok(false),
             Ok(_) => return Ok(true),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// [`ready`] for several sockets at once: waits until one of `sockets` is
+/// ready for `interest` (or has failed), or `until` passes, and says which
+/// are. All `false`: none in time. An `until` already past only looks.
+pub(crate) fn ready_many(
+    sockets: &[&TcpStream],
+    interest: Interest,
+    until: Instant,
+) -> io::Result<Vec<bool>> {
+    let flags = match interest {
+        Interest::Read => PollFlags::IN,
+        Interest::Write => PollFlags::OUT,
+    };
+    let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|tcp| PollFd::new(*tcp, flags)).collect();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let timeout = Timespec {
+            tv_sec: left.as_secs().min(i32::MAX as u64) as _,
+            tv_nsec: left.subsec_nanos().into(),
+        };
+        match poll(&mut fds, Some(&timeout)) {
+            // Woken early (the kernel's clock is coarser): wait the rest.
+            Ok(0) if Instant::now() < until => continue,
+            Ok(_) => return Ok(fds.iter().map(|fd| !fd.revents().is_empty()).collect()),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
