@@ -1067,7 +1067,9 @@ pub unsafe extern "C" fn modelapi_stream_poll(
 /// -1 when it waits on no socket (canned replies, a retry's backoff, a
 /// finished stream, a NULL stream), in which case the host polls again
 /// after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
-/// it, and ask again after each poll (a retry or a redirect changes it).
+/// it, and ask again after each poll (a retry, a redirect, or a connect
+/// that tries the server's next address changes it: while attempts to
+/// several addresses race, it is the newest attempt's).
 /// The stream may hold events it has already read, so after a wake-up poll
 /// until `MODELAPI_PENDING` before waiting again.
 ///
@@ -1101,8 +1103,10 @@ pub unsafe extern "C" fn modelapi_stream_fd(
 /// asleep when it is -1) before it must call `modelapi_stream_poll` again,
 /// whatever the socket does, in milliseconds (rounded up): 0 when a poll
 /// has something to do now (events already read, canned replies), else the
-/// time until a retry's backoff ends or the stream's timeout would expire;
-/// -1 once the stream is over (or for a NULL stream). Use it as the timeout
+/// time until a retry's backoff ends, the next connection attempt is due
+/// (an address that has not answered within 250 ms; at most 100 ms while
+/// attempts race, as the descriptor is only the newest one's), or the
+/// stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
 /// of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
 /// does never misses a timeout and never spins through a backoff.
 ///
