@@ -290,15 +290,15 @@ fn address_families_alternate() {
     need_ipv6();
     let server = server();
     // A port free on [::1] and on both IPv4 black holes.
-    let (v6, port) = loop {
-        let v6 = TcpListener::bind("[::1]:0").unwrap();
-        let port = v6.local_addr().unwrap().port();
-        if TcpListener::bind(at(V4_BLACK_HOLE, port)).is_ok()
-            && TcpListener::bind(at(V4_BLACK_HOLE_2, port)).is_ok()
-        {
-            break (v6, port);
-        }
-    };
+    let (v6, port) = (0..50)
+        .find_map(|_| {
+            let v6 = TcpListener::bind("[::1]:0").unwrap();
+            let port = v6.local_addr().unwrap().port();
+            let free = TcpListener::bind(at(V4_BLACK_HOLE, port)).is_ok()
+                && TcpListener::bind(at(V4_BLACK_HOLE_2, port)).is_ok();
+            free.then_some((v6, port))
+        })
+        .expect("a port free on [::1], 127.0.0.2 and 127.0.0.3 within 50 tries");
     let _holes = [
         BlackHole::on(at(V4_BLACK_HOLE, port)),
         BlackHole::on(at(V4_BLACK_HOLE_2, port)),
