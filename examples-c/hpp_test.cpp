@@ -1671,6 +1671,34 @@ void setter_checks()
     });
     check(!out.error && answer == "Hello from the test server", "proxy(\"\") removes the proxy",
           out.describe());
+
+    // The name table: a malformed entry throws and says the form; an entry
+    // sends a host's requests to its address (the host matched whatever its
+    // case); clear_resolve() empties the table.
+    out = outcome_of([&] { client.resolve("model.test:443"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT) && contains(out.error->what(), "HOST:PORT:ADDRESS"),
+          "resolve(\"model.test:443\") throws INVALID_ARGUMENT naming the form", out.describe());
+    const std::string port = base_url.substr(base_url.rfind(':') + 1);
+    out = outcome_of([&] {
+        modelapi::Client named("ok", "http://model.test:" + port);
+        named.timeout(std::chrono::seconds(10)).resolve("MODEL.test:" + port + ":127.0.0.1");
+        answer = named.complete(HELLO).content;
+    });
+    check(!out.error && answer == "Hello from the test server",
+          "resolve() sends the requests to a host the system does not know to the table's address",
+          out.describe());
+    out = outcome_of([&] {
+        // Nothing listens on 127.0.0.2: refused, until the table is cleared.
+        client.max_retries(0).resolve("127.0.0.1:" + port + ":127.0.0.2");
+        client.complete(HELLO);
+    });
+    check(out.failed_with(MODELAPI_TRANSPORT_ERROR) && contains(out.error->what(), "127.0.0.2"),
+          "resolve() overrides even an IP address's host", out.describe());
+    out = outcome_of([&] {
+        answer = client.clear_resolve().complete(HELLO).content;
+    });
+    check(!out.error && answer == "Hello from the test server", "clear_resolve() empties the table",
+          out.describe());
 }
 
 void thread_checks(const modelapi::Client &ok)

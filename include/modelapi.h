@@ -316,6 +316,27 @@ enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_p
 enum ModelApiStatus modelapi_set_proxy(struct ModelApi *api, const char *proxy_url);
 
 /**
+ * Adds one entry to the client's own name table, used before the system's
+ * resolver, as curl's --resolve: `"HOST:PORT:ADDRESS[,ADDRESS...]"` (an
+ * IPv6 address in brackets), e.g.
+ * `"api.example.com:443:192.0.2.10,[2001:db8::10]"`.
+ * A request to HOST:PORT (the server, a redirect's target, or the proxy)
+ * connects to these addresses, in the order given (with the fallback rules
+ * of every connect: a next address is tried when one fails or has not
+ * answered within 250 ms), and TLS still verifies HOST. The host matches
+ * case-insensitively; an entry for a HOST:PORT already in the table
+ * replaces it. NULL clears the table. A malformed entry is
+ * MODELAPI_INVALID_ARGUMENT (the last error says what is wrong), and
+ * leaves the table as it was. The string is copied. Call before sharing
+ * the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; `entry` is
+ * NULL or a NUL-terminated string.
+ */
+enum ModelApiStatus modelapi_set_resolve(struct ModelApi *api, const char *entry);
+
+/**
  * Sets the client's trace hook: `on_trace` is called with `user_data`, a
  * level and one line of text (NUL-terminated, valid during the call) for
  * each step of every request: connections, TLS, the request line and its
@@ -720,7 +741,9 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
  * -1 when it waits on no socket (canned replies, a retry's backoff, a
  * finished stream, a NULL stream), in which case the host polls again
  * after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
- * it, and ask again after each poll (a retry or a redirect changes it).
+ * it, and ask again after each poll (a retry, a redirect, or a connect
+ * that tries the server's next address changes it: while attempts to
+ * several addresses race, it is the newest attempt's).
  * The stream may hold events it has already read, so after a wake-up poll
  * until `MODELAPI_PENDING` before waiting again.
  *
@@ -736,8 +759,10 @@ int modelapi_stream_fd(const struct ModelApiStream *stream,
  * asleep when it is -1) before it must call `modelapi_stream_poll` again,
  * whatever the socket does, in milliseconds (rounded up): 0 when a poll
  * has something to do now (events already read, canned replies), else the
- * time until a retry's backoff ends or the stream's timeout would expire;
- * -1 once the stream is over (or for a NULL stream). Use it as the timeout
+ * time until a retry's backoff ends, the next connection attempt is due
+ * (an address that has not answered within 250 ms; at most 100 ms while
+ * attempts race, as the descriptor is only the newest one's), or the
+ * stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
  * of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
  * does never misses a timeout and never spins through a backoff.
  *

@@ -1181,6 +1181,25 @@ public:
         detail::check(modelapi_set_proxy(api_, text.c_str()));
         return *this;
     }
+    /* Adds an entry to the client's own name table, consulted before the
+       system's resolver, as curl's --resolve: "HOST:PORT:ADDRESS[,ADDRESS...]"
+       (an IPv6 address in brackets). Requests to HOST:PORT (the server, a
+       redirect's target, the proxy) connect to those addresses in that
+       order, falling back to the next when one fails or has not answered
+       within 250 ms; TLS still verifies HOST. A malformed entry throws
+       (MODELAPI_INVALID_ARGUMENT). */
+    Client &resolve(std::string_view entry)
+    {
+        const std::string text(entry);
+        detail::check(modelapi_set_resolve(api_, text.c_str()));
+        return *this;
+    }
+    /* Empties the client's name table (see resolve). */
+    Client &clear_resolve()
+    {
+        detail::check(modelapi_set_resolve(api_, nullptr));
+        return *this;
+    }
     /* Calls hook with a line for each step of every request (connections,
        TLS, requests and sizes, statuses and times, retries, redirects, a
        stream's first event and end, errors); never the key or message

@@ -19,6 +19,7 @@ use crate::client::{
 use crate::mock::{self, CannedReplies};
 use crate::net::{self, Pool};
 use crate::proxy::Proxy;
+use crate::resolve::NameTable;
 use crate::route::Route;
 use crate::secrets::{parse_header, Secrets};
 use crate::trace::{Hook, Tracer};
@@ -127,6 +128,24 @@ impl ModelApi {
         Ok(())
     }
 
+    /// Adds an entry to the client's own name table, or clears the table
+    /// with `None` (for use before the client is shared; the C API's
+    /// `modelapi_set_resolve`). See [`ModelApiBuilder::resolve`].
+    pub fn set_resolve(&mut self, entry: Option<&str>) -> Result<(), Error> {
+        let mut names = self.route.names.clone();
+        match entry {
+            Some(entry) => names.add(entry)?,
+            None => names = NameTable::default(),
+        }
+        let route = self.route_mut();
+        route.names = names;
+        // Connections made to other addresses are not reused, and the
+        // server's addresses are found again.
+        route.pool.clear();
+        *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
     /// Sets the trace hook, or removes it with `None` (for use before the
     /// client is shared; the C API's `modelapi_set_trace`). See
     /// [`ModelApiBuilder::trace`].
@@ -161,6 +180,7 @@ pub struct ModelApiBuilder {
     headers: Vec<(String, String)>,
     ca_file: Option<PathBuf>,
     proxy: Option<String>,
+    resolve: Vec<String>,
     trace: Option<Hook>,
     mock_replies: Option<Vec<Value>>,
     max_response_bytes: u64,
@@ -180,6 +200,7 @@ impl ModelApiBuilder {
             headers: Vec::new(),
             ca_file: None,
             proxy: None,
+            resolve: Vec::new(),
             trace: None,
             mock_replies: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -243,6 +264,28 @@ impl ModelApiBuilder {
     /// Proxies from the environment (`HTTPS_PROXY`, ...) are never used.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.proxy = Some(url.into());
+        self
+    }
+
+    /// Adds an entry to the client's own name table, which is consulted
+    /// before the system's resolver, as curl's `--resolve`:
+    /// `HOST:PORT:ADDRESS[,ADDRESS...]`, an IPv6 address in brackets
+    /// (e.g. `api.example.com:443:192.0.2.10,[2001:db8::10]`). A request
+    /// to `HOST:PORT` (the server, a redirect's target, or the proxy)
+    /// connects to these addresses, in the order given, with the fallback
+    /// of every connect: the next address is tried when one fails or has
+    /// not answered within 250 ms. TLS still verifies `HOST`. The host is
+    /// matched case-insensitively; a later entry for the same host and port
+    /// replaces an earlier one. [`build`](Self::build) checks the entries.
+    ///
+    /// ```
+    /// let api = modelapi::ModelApi::builder("my-model", "https://llm.internal:8443")
+    ///     .resolve("llm.internal:8443:10.0.0.7,10.0.0.8")
+    ///     .build()?;
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn resolve(mut self, entry: impl Into<String>) -> Self {
+        self.resolve.push(entry.into());
         self
     }
 
@@ -373,6 +416,10 @@ impl ModelApiBuilder {
         if let Some(proxy) = &proxy {
             secrets = secrets.with_values(&proxy.secrets);
         }
+        let mut names = NameTable::default();
+        for entry in &self.resolve {
+            names.add(entry)?;
+        }
         let ca_pem = match &self.ca_file {
             Some(path) => Some(net::load_ca_file(path)?),
             None => None,
@@ -391,6 +438,7 @@ impl ModelApiBuilder {
             closed: AtomicBool::new(false),
             looked_up: Default::default(),
             proxy,
+            names,
             tracer: Tracer::new(self.trace, Arc::new(secrets)),
         };
         Ok(ModelApi {
@@ -417,6 +465,7 @@ impl fmt::Debug for ModelApiBuilder {
             .field("timeout", &self.timeout)
             .field("max_retries", &self.max_retries)
             .field("proxy", &self.proxy.as_deref().map(|_| "<set>"))
+            .field("resolve", &self.resolve)
             .field("trace", &self.trace.is_some())
             .finish_non_exhaustive()
     }

@@ -565,6 +565,7 @@ impl fmt::Debug for ModelApi {
             .field("custom_ca", &self.route.ca_pem.is_some())
             .field("max_retries", &self.route.max_retries)
             .field("proxy", &self.route.proxy)
+            .field("resolve", &self.route.names)
             .field("trace", &self.route.tracer)
             .field("mock_responses_left", &self.canned.remaining())
             .field("closed", &self.is_closed())

@@ -75,6 +75,7 @@ mod proxy;
 mod redirect;
 mod reply;
 mod request;
+mod resolve;
 mod retry;
 mod route;
 mod secrets;

@@ -19,7 +19,7 @@ use crate::error::truncate;
 use crate::net::{Conn, Interest, Transfer, Until};
 use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
 use crate::reply::{header, Reply};
-use crate::route::{addresses, host_of, is_https, port_of, server_key, Addresses, Route};
+use crate::route::{host_of, is_https, port_of, server_key, Addresses, Route};
 use crate::secrets::is_credential_header;
 use crate::trace::{trace, Level, Took};
 use crate::{http, retry, Error};
@@ -288,12 +288,7 @@ impl Request {
             )));
         }
         if let Some(location) = header(&head, "location").filter(|_| is_redirect(status)) {
-            self.target.follow(
-                status,
-                location,
-                &self.route.endpoint,
-                self.route.proxy.is_some(),
-            )?;
+            self.target.follow(status, location, &self.route)?;
             trace!(
                 self.route.tracer,
                 Level::Info,
@@ -392,13 +387,8 @@ impl Target {
     /// body) up to [`MAX_REDIRECTS`] times. Credentials go only to the
     /// configured server's origin, and `https` is never left for plain
     /// `http`.
-    fn follow(
-        &mut self,
-        status: u16,
-        location: &str,
-        endpoint: &str,
-        proxied: bool,
-    ) -> Result<(), Error> {
+    fn follow(&mut self, status: u16, location: &str, route: &Route) -> Result<(), Error> {
+        let endpoint = route.endpoint.as_str();
         let next = redirect_target(&self.url, location)?;
         if !matches!(status, 307 | 308) {
             return Err(Error::Http {
@@ -430,8 +420,8 @@ impl Target {
         // A redirect to another host name is looked up here, inside a poll:
         // the one lookup that cannot be made in advance. (Through a proxy,
         // the proxy's addresses stay.)
-        if !proxied {
-            self.addrs = addresses(&self.uri);
+        if route.proxy.is_none() {
+            self.addrs = route.addresses(&self.uri);
         }
         self.redirects += 1;
         self.url = next;
@@ -461,7 +451,7 @@ fn connect(route: &Route, target: &Target) -> Result<Conn, ConnectError> {
         _ => None,
     };
     let tls = https.then_some((&route.tls, host_of(&target.uri)));
-    Conn::open(addrs.to_vec(), tunnel, tls).map_err(ConnectError::Io)
+    Conn::open(addrs.to_vec(), tunnel, tls, &route.tracer).map_err(ConnectError::Io)
 }
 
 /// How a new connection is made, for the trace.

@@ -12,6 +12,7 @@ use ureq_proto::http::{HeaderName, HeaderValue, Uri};
 
 use crate::net::{Pool, TlsConfig, Transfer};
 use crate::proxy::Proxy;
+use crate::resolve::NameTable;
 use crate::trace::Tracer;
 
 /// Where requests go and how: the server, credentials, headers, timeout,
@@ -37,6 +38,9 @@ pub(crate) struct Route {
     pub(crate) looked_up: Mutex<Option<(Instant, Addresses)>>,
     /// The proxy every connection goes through, if one is named.
     pub(crate) proxy: Option<Proxy>,
+    /// The client's own name table, consulted before the system's
+    /// resolver.
+    pub(crate) names: NameTable,
     /// Where trace lines go; holds the secrets they are scrubbed of.
     pub(crate) tracer: Tracer,
 }
@@ -64,6 +68,7 @@ impl Clone for Route {
             closed: AtomicBool::new(self.closed.load(Ordering::SeqCst)),
             looked_up: Mutex::default(),
             proxy: self.proxy.clone(),
+            names: self.names.clone(),
             tracer: self.tracer.clone(),
         }
     }
@@ -90,17 +95,36 @@ impl Route {
     /// server's): looked up at most every [`LOOKUP_KEPT`], and never for
     /// an IP address or `localhost`.
     pub(crate) fn first_hop_addresses(&self) -> Addresses {
-        let mut looked_up = self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, addrs)) = &*looked_up {
+        self.first_hop_addresses_by(|uri| self.addresses(uri))
+    }
+
+    /// [`first_hop_addresses`](Self::first_hop_addresses) with `look_up`
+    /// for the lookup (a test makes it slow).
+    fn first_hop_addresses_by(&self, look_up: impl FnOnce(&Uri) -> Addresses) -> Addresses {
+        let kept = || self.looked_up.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, addrs)) = &*kept() {
             if at.elapsed() < LOOKUP_KEPT {
                 return addrs.clone();
             }
         }
-        let addrs = addresses(self.proxy.as_ref().map_or(&self.endpoint_uri, |p| &p.uri));
+        // Looked up without the lock: a DNS server slow to answer holds up
+        // this request alone, not every other thread's. Threads that find
+        // no addresses kept at the same time each look up (the system's
+        // resolver has its own cache); the last answer is kept.
+        let addrs = look_up(self.proxy.as_ref().map_or(&self.endpoint_uri, |p| &p.uri));
         if addrs.is_ok() {
-            *looked_up = Some((Instant::now(), addrs.clone()));
+            *kept() = Some((Instant::now(), addrs.clone()));
         }
         addrs
+    }
+
+    /// The addresses of `uri`'s server: from the client's name table, else
+    /// as [`addresses`] finds them.
+    pub(crate) fn addresses(&self, uri: &Uri) -> Addresses {
+        match self.names.look_up(host_of(uri), port_of(uri)) {
+            Some(addrs) => Ok(addrs.into()),
+            None => addresses(uri),
+        }
     }
 }
 
@@ -117,7 +141,7 @@ pub(crate) fn port_of(uri: &Uri) -> u16 {
 
 /// The addresses of `uri`'s server. Looking up a host name is the one
 /// step that may block; an IP address or `localhost` never does.
-pub(crate) fn addresses(uri: &Uri) -> Addresses {
+fn addresses(uri: &Uri) -> Addresses {
     let host = host_of(uri);
     let port = port_of(uri);
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -150,4 +174,91 @@ pub(crate) fn server_key(uri: &Uri) -> String {
         uri.scheme_str().unwrap_or("http"),
         uri.host().unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+
+    /// A lookup of the first hop's name holds no lock that other threads
+    /// wait on: while one thread's lookup hangs (the system's resolver
+    /// waiting on a DNS server that does not answer), another thread's
+    /// request gets its addresses. The system's resolver cannot be made
+    /// slow from a test, so the lookup is a stand-in that blocks until it
+    /// is released; everything else is the real code.
+    #[test]
+    fn a_slow_lookup_does_not_hold_up_other_threads() {
+        let api = crate::ModelApi::builder("m", "http://slow.test:8000")
+            .build()
+            .unwrap();
+        let route = Arc::clone(&api.route);
+        let fast: Arc<[SocketAddr]> = [SocketAddr::from(([192, 0, 2, 1], 8000))].into();
+
+        let (entered, entered_rx) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let slow_route = Arc::clone(&route);
+        let slow_addrs = Arc::clone(&fast);
+        let slow = thread::spawn(move || {
+            slow_route.first_hop_addresses_by(|_| {
+                entered.send(()).unwrap();
+                // Bounded: released by the test, or gives up after 10 s.
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                Ok(slow_addrs)
+            })
+        });
+        entered_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the slow lookup started");
+
+        let (done, done_rx) = mpsc::channel();
+        let other_route = Arc::clone(&route);
+        let other_addrs = Arc::clone(&fast);
+        let other = thread::spawn(move || {
+            let addrs = other_route.first_hop_addresses_by(|_| Ok(other_addrs));
+            done.send(addrs).unwrap();
+        });
+        let other_result = done_rx.recv_timeout(Duration::from_secs(5));
+        release.send(()).unwrap();
+        let slow_result = slow.join().unwrap();
+        other.join().unwrap();
+        let other_result =
+            other_result.expect("a second thread got its addresses while a lookup hung");
+        assert_eq!(other_result.unwrap()[..], fast[..]);
+        assert_eq!(slow_result.unwrap()[..], fast[..]);
+        // The lookups are kept for the next requests.
+        let kept = route.first_hop_addresses_by(|_| Err("looked up again".into()));
+        assert_eq!(kept.unwrap()[..], fast[..]);
+    }
+
+    /// The name table comes before the system's resolver, for the server
+    /// and for the proxy.
+    #[test]
+    fn the_name_table_comes_first() {
+        let mut api = crate::ModelApi::builder("m", "http://Model.Test:8000")
+            .resolve("model.test:8000:127.0.0.9,[::1]")
+            .resolve("localhost:8000:127.0.0.8")
+            .build()
+            .unwrap();
+        let addrs = |api: &crate::ModelApi| -> Vec<String> {
+            let addrs = api.route.first_hop_addresses().unwrap();
+            addrs.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(addrs(&api), ["127.0.0.9:8000", "[::1]:8000"]);
+        let localhost: Uri = "http://localhost:8000/x".parse().unwrap();
+        assert_eq!(
+            api.route.addresses(&localhost).unwrap()[..],
+            [SocketAddr::from(([127, 0, 0, 8], 8000))]
+        );
+        api.set_proxy(Some("http://proxy.test:3128")).unwrap();
+        api.set_resolve(Some("PROXY.test:3128:127.0.0.7")).unwrap();
+        assert_eq!(addrs(&api), ["127.0.0.7:3128"]);
+        api.set_resolve(None).unwrap();
+        api.set_proxy(None).unwrap();
+        api.set_resolve(Some("model.test:8000:127.0.0.6")).unwrap();
+        assert_eq!(addrs(&api), ["127.0.0.6:8000"]);
+        assert!(format!("{api:?}").contains("model.test:8000:127.0.0.6"));
+    }
 }

@@ -501,7 +501,11 @@ impl ChatStream {
     /// to write or to read; `None` when it waits on no socket (canned
     /// replies, a retry's backoff, a finished stream): then poll again
     /// after [`wake_in`](Self::wake_in). The stream may hold events it has already read, so after a
-    /// wake-up poll until `Poll::Pending` before waiting again.
+    /// wake-up poll until `Poll::Pending` before waiting again. Ask again
+    /// after each poll: while connection attempts to several of the
+    /// server's addresses race, it is the newest attempt's socket, and
+    /// [`wake_in`](Self::wake_in) bounds the wait so that the others are
+    /// looked at too.
     pub fn waits_on(&self) -> Option<WaitsOn> {
         if self.state != State::Streaming {
             return None;
@@ -521,7 +525,10 @@ impl ChatStream {
     /// socket, or asleep when there is none) before it must poll again,
     /// whatever the socket does: `Some(ZERO)` when a poll has something to
     /// do now (events already read, canned replies), else the time until a
-    /// retry's backoff ends or the stream's timeout would expire; `None`
+    /// retry's backoff ends, the next connection attempt is due (an address
+    /// that has not answered within 250 ms; at most 100 ms while attempts
+    /// race, as [`waits_on`](Self::waits_on) gives only the newest one's
+    /// socket), or the stream's timeout would expire; `None`
     /// once the stream is over. A host that waits on the socket with this
     /// as its timeout never misses a timeout, nor spins through a backoff.
     ///

@@ -7,16 +7,20 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::connect::Connecting;
 use super::socket::{self, Interest};
 use super::tls::TlsConfig;
+use crate::trace::Tracer;
 
 pub(crate) struct Conn {
-    /// Shared with the call's cancel token, which shuts it down.
+    /// Shared with the call's cancel token, which shuts it down. While
+    /// connecting: the newest attempt's socket.
     tcp: Arc<TcpStream>,
-    /// Still connecting: the addresses to try next if this one fails.
-    connecting: Option<Vec<SocketAddr>>,
+    /// Still connecting: the attempts racing, and the addresses not tried
+    /// yet.
+    connecting: Option<Box<Connecting>>,
     #[cfg(feature = "tls")]
     tls: Option<Box<rustls::ClientConnection>>,
     /// Bytes to send, from `sent` on.
@@ -48,16 +52,21 @@ struct Tunnel {
 const MAX_TUNNEL_ANSWER: usize = 16 * 1024;
 
 impl Conn {
-    /// Starts connecting to the first of `addrs` that accepts (the others
-    /// are tried in turn as connects fail); through a proxy's tunnel when
-    /// `tunnel` (its `CONNECT` request) is given; with TLS for the host
-    /// named in `tls`, once connected (and tunnelled).
+    /// Starts connecting to `addrs` (the first to accept wins: see
+    /// [`Connecting`]; the trace tells each attempt that fails); through a
+    /// proxy's tunnel when `tunnel` (its `CONNECT` request) is given; with
+    /// TLS for the host named in `tls`, once connected (and tunnelled).
     pub(crate) fn open(
         addrs: Vec<SocketAddr>,
         tunnel: Option<Vec<u8>>,
         tls: Option<(&TlsConfig, &str)>,
+        tracer: &Tracer,
     ) -> io::Result<Conn> {
-        let (tcp, rest) = connect_first(addrs)?;
+        let connecting = Connecting::start(addrs, tracer)?;
+        let tcp = match connecting.socket() {
+            Some(tcp) => Arc::clone(tcp),
+            None => return Err(io::Error::other("no connection attempt is under way")),
+        };
         #[cfg(feature = "tls")]
         let tls = match tls {
             Some((config, host)) => Some(Box::new(tls_session(config, host)?)),
@@ -71,8 +80,8 @@ impl Conn {
             ));
         }
         Ok(Conn {
-            tcp: Arc::new(tcp),
-            connecting: Some(rest),
+            tcp,
+            connecting: Some(Box::new(connecting)),
             #[cfg(feature = "tls")]
             tls,
             out: Vec::new(),
@@ -190,9 +199,25 @@ impl Conn {
     }
 
     /// Waits until the connection can make progress, or `until` passes.
-    /// `Ok(false)`: nothing in time.
+    /// `Ok(false)`: nothing in time. While connecting: on every attempt,
+    /// and until the next attempt is due.
     pub(crate) fn wait(&self, until: Instant) -> io::Result<bool> {
+        if let Some(connecting) = &self.connecting {
+            return connecting.wait(until);
+        }
         socket::ready(&self.tcp, self.interest(), until)
+    }
+
+    /// While connecting, when a host waiting on [`fd`](Self::fd) alone
+    /// must poll again whatever it does (see [`Connecting::wake_at`]).
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        self.connecting.as_ref().and_then(|c| c.wake_at())
+    }
+
+    /// While connecting, the error of a connect that the client's
+    /// `timeout` ended: what became of each address.
+    pub(crate) fn connect_timed_out(&self, timeout: Duration) -> Option<io::Error> {
+        self.connecting.as_ref().map(|c| c.timed_out(timeout))
     }
 
     /// Whether an idle connection is still good to send on: the server has
@@ -360,25 +385,25 @@ impl Conn {
         }
     }
 
-    /// One step of connecting: `Ok(true)` once connected. A failed address
-    /// gives way to the next; the last one's failure is the error.
+    /// One step of connecting: `Ok(true)` once connected. The socket waited
+    /// on becomes the newest attempt's, then the connected one.
     fn connect_step(&mut self) -> io::Result<bool> {
-        loop {
-            match socket::connected(&self.tcp) {
-                Ok(true) => {
-                    self.connecting = None;
-                    return Ok(true);
-                }
-                Ok(false) => return Ok(false),
-                Err(error) => {
-                    let rest = self.connecting.take().unwrap_or_default();
-                    if rest.is_empty() {
-                        return Err(error);
+        let Some(connecting) = &mut self.connecting else {
+            return Ok(true);
+        };
+        match connecting.step()? {
+            Some(tcp) => {
+                self.tcp = tcp;
+                self.connecting = None;
+                Ok(true)
+            }
+            None => {
+                if let Some(newest) = connecting.socket() {
+                    if !Arc::ptr_eq(newest, &self.tcp) {
+                        self.tcp = Arc::clone(newest);
                     }
-                    let (tcp, rest) = connect_first(rest)?;
-                    self.tcp = Arc::new(tcp);
-                    self.connecting = Some(rest);
                 }
+                Ok(false)
             }
         }
     }
@@ -448,24 +473,6 @@ fn tunnel_status(answer: &[u8]) -> io::Result<(u16, String)> {
             "the proxy's answer to CONNECT is not HTTP",
         )),
     }
-}
-
-/// Starts a connect to the first address that does not fail at once, and
-/// returns the socket and the addresses after it.
-fn connect_first(mut addrs: Vec<SocketAddr>) -> io::Result<(TcpStream, Vec<SocketAddr>)> {
-    addrs.reverse();
-    let mut last_error = None;
-    while let Some(addr) = addrs.pop() {
-        match socket::start_connect(&addr) {
-            Ok(tcp) => {
-                addrs.reverse();
-                return Ok((tcp, addrs));
-            }
-            Err(error) => last_error = Some(error),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address")))
 }
 
 #[cfg(feature = "tls")]

@@ -24,6 +24,7 @@
 //! than that fails with a timeout, however the waiting was split.
 
 mod conn;
+mod connect;
 mod pool;
 mod socket;
 mod tls;
@@ -230,12 +231,19 @@ impl Transfer {
         }
     }
 
-    /// How long until the per-wait timeout would expire, if nothing moves.
+    /// How long until the per-wait timeout would expire, if nothing moves;
+    /// while connecting, until the next attempt is due (or the racing
+    /// attempts must be looked at), if that is sooner.
     pub(crate) fn wake_in(&self) -> Duration {
-        match self.timeout_at() {
-            Some(at) => at.saturating_duration_since(Instant::now()),
+        let now = Instant::now();
+        let timeout = match self.timeout_at() {
+            Some(at) => at.saturating_duration_since(now),
             // A timeout past what the clock can count: never.
             None => self.timeout,
+        };
+        match self.conn.wake_at() {
+            Some(at) => timeout.min(at.saturating_duration_since(now)),
+            None => timeout,
         }
     }
 
@@ -316,13 +324,18 @@ impl Transfer {
             let now = Instant::now();
             let timeout_at = self.timeout_at();
             if timeout_at.is_some_and(|at| now >= at) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "no progress on the network for the client's timeout of {:?}",
-                        self.timeout
-                    ),
-                ));
+                return Err(self
+                    .conn
+                    .connect_timed_out(self.timeout)
+                    .unwrap_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no progress on the network for the client's timeout of {:?}",
+                                self.timeout
+                            ),
+                        )
+                    }));
             }
             let wait_until = match (until, timeout_at) {
                 (Until::Now, _) => return Ok(false),

@@ -21,7 +21,8 @@ const NO_SIGPIPE: SendFlags = SendFlags::NOSIGNAL;
 const NO_SIGPIPE: SendFlags = SendFlags::empty();
 
 /// Starts connecting a non-blocking TCP socket to `addr`: the connection is
-/// made in the background (see [`connected`]).
+/// made in the background; the socket is then ready to write, or has
+/// failed (its `take_error`).
 pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::INET,
@@ -39,18 +40,6 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     // Requests are written in one go; nothing is gained by Nagle's delay.
     tcp.set_nodelay(true)?;
     Ok(tcp)
-}
-
-/// Whether a connect started by [`start_connect`] has completed: `Ok(true)`
-/// when connected, `Ok(false)` while under way, or why it failed.
-pub(crate) fn connected(tcp: &TcpStream) -> io::Result<bool> {
-    if !ready(tcp, Interest::Write, Instant::now())? {
-        return Ok(false);
-    }
-    match tcp.take_error()? {
-        Some(error) => Err(error),
-        None => Ok(true),
-    }
 }
 
 /// Writes `bytes` to `tcp` as far as it takes them now, without ever
@@ -99,23 +88,44 @@ pub(crate) enum Interest {
 /// (which a read or write then reports), or `until` passes. `Ok(false)`:
 /// not ready in time. An `until` already past only looks, without waiting.
 pub(crate) fn ready(tcp: &TcpStream, interest: Interest, until: Instant) -> io::Result<bool> {
-    let flags = match interest {
+    let mut fds = [PollFd::new(tcp, poll_flags(interest))];
+    Ok(poll_until(&mut fds, until)? > 0)
+}
+
+/// [`ready`] for several sockets at once: waits until one of `sockets` is
+/// ready for `interest` (or has failed), or `until` passes, and says which
+/// are. All `false`: none in time. An `until` already past only looks.
+pub(crate) fn ready_many(
+    sockets: &[&TcpStream],
+    interest: Interest,
+    until: Instant,
+) -> io::Result<Vec<bool>> {
+    let flags = poll_flags(interest);
+    let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|tcp| PollFd::new(*tcp, flags)).collect();
+    poll_until(&mut fds, until)?;
+    Ok(fds.iter().map(|fd| !fd.revents().is_empty()).collect())
+}
+
+fn poll_flags(interest: Interest) -> PollFlags {
+    match interest {
         Interest::Read => PollFlags::IN,
         Interest::Write => PollFlags::OUT,
         Interest::Both => PollFlags::IN | PollFlags::OUT,
-    };
+    }
+}
+
+/// poll(2) on `fds` until one is ready or `until` passes: how many are.
+fn poll_until(fds: &mut [PollFd<'_>], until: Instant) -> io::Result<usize> {
     loop {
         let left = until.saturating_duration_since(Instant::now());
         let timeout = Timespec {
             tv_sec: left.as_secs().min(i32::MAX as u64) as _,
             tv_nsec: left.subsec_nanos().into(),
         };
-        let mut fds = [PollFd::new(tcp, flags)];
-        match poll(&mut fds, Some(&timeout)) {
+        match poll(fds, Some(&timeout)) {
             // Woken early (the kernel's clock is coarser): wait the rest.
             Ok(0) if Instant::now() < until => continue,
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
+            Ok(ready) => return Ok(ready),
             Err(Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
