@@ -114,6 +114,17 @@ impl Conn {
         self.tcp.as_raw_fd()
     }
 
+    /// Whether every byte queued by [`send`](Self::send) has gone to the
+    /// socket (and, with TLS, out of rustls too): until then the connection
+    /// is in the middle of a request, and cannot serve another.
+    pub(crate) fn is_sent(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.as_ref().is_some_and(|tls| tls.wants_write()) {
+            return false;
+        }
+        self.connecting.is_none() && self.tunnel.is_none() && self.sent == self.out.len()
+    }
+
     /// Queues `bytes` to be sent (by [`flush`](Self::flush) and every read).
     pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);

@@ -225,10 +225,16 @@ impl Transfer {
         self.exchange.is_ended()
     }
 
-    /// The connection, when it can serve another request: the body was
-    /// read to its end and the server keeps it open.
+    /// The connection, when it can serve another request: the request
+    /// went out whole, the body was read to its end, and the server keeps
+    /// it open. (A server may answer before it has read the request, e.g.
+    /// a 401: the rest of the request would reach it ahead of the next
+    /// one, which it may then read as garbage.)
     pub(crate) fn into_reusable(mut self) -> Option<Conn> {
-        let reusable = self.exchange.keeps_alive() && self.start == self.end && !self.eof;
+        let reusable = self.exchange.keeps_alive()
+            && self.start == self.end
+            && !self.eof
+            && self.conn.is_sent();
         self.cancel.detach(self.conn.socket());
         self.conn.keep_buffer(self.input);
         reusable.then_some(self.conn)
