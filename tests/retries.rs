@@ -292,3 +292,34 @@ fn a_reset_after_the_whole_request_is_retried_only_as_max_retries_allows() {
         }
     }
 }
+
+#[test]
+fn a_pooled_connection_that_said_processing_before_it_died_is_not_resent() {
+    // Keep-alive first; then the second request on the connection gets a
+    // 102 Processing (the server is at work on it) and a close. The server
+    // may have acted: no resend for free, and with max_retries(0) none.
+    for mode in [Mode::Blocking, Mode::Polled] {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let server = TestServer::start(move |request| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 1 {
+                return Reply::script(vec![
+                    Step::Write(b"HTTP/1.1 102 Processing\r\n\r\n".to_vec()),
+                    Step::Close,
+                ]);
+            }
+            if request.body_json()["stream"] == true {
+                let events = stream_events(&["ok"]);
+                Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+            } else {
+                Reply::json(200, &completion_body("ok"))
+            }
+        });
+        let api = builder(&server.url()).max_retries(0).build().unwrap();
+        assert_eq!(stream_text(&api, mode).unwrap(), "ok", "{mode:?}");
+        let err = stream_text(&api, mode).unwrap_err();
+        assert!(matches!(&err, Error::Transport(_)), "{mode:?}: {err:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(server.requests().len(), 2, "{mode:?}: sent once each");
+        assert_eq!(server.accepted(), 1, "{mode:?}");
+    }
+}

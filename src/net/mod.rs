@@ -96,6 +96,9 @@ pub(crate) struct Transfer {
     end: usize,
     /// The connection has no more bytes to give.
     eof: bool,
+    /// A byte of the answer has arrived (it may have been parsed away
+    /// since, as a 1xx interim answer is).
+    heard: bool,
     /// When bytes last moved: the per-wait timeout runs from here.
     last_progress: Instant,
     timeout: Duration,
@@ -133,6 +136,7 @@ impl Transfer {
             start: 0,
             end: 0,
             eof: false,
+            heard: false,
             last_progress: Instant::now(),
             timeout,
             reused,
@@ -150,9 +154,10 @@ impl Transfer {
         self.conn.tls_version()
     }
 
-    /// Whether any byte of the answer has arrived.
+    /// Whether any byte of the answer has arrived (a `102 Processing`
+    /// counts: the server is at work on the request).
     pub(crate) fn heard_back(&self) -> bool {
-        self.end > 0 || !matches!(self.exchange, Exchange::Head(_))
+        self.heard || !matches!(self.exchange, Exchange::Head(_))
     }
 
     /// The response head, once it has come: `Ok(None)` when it has not by
@@ -277,6 +282,7 @@ impl Transfer {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.heard = true;
                     self.last_progress = Instant::now();
                     return Ok(true);
                 }
