@@ -323,3 +323,34 @@ fn a_pooled_connection_that_said_processing_before_it_died_is_not_resent() {
         assert_eq!(server.accepted(), 1, "{mode:?}");
     }
 }
+
+#[test]
+fn pooled_connections_closed_while_idle_cost_no_request() {
+    // Both first calls overlap, each on a connection of its own, which the
+    // server closes after its keep-alive answer: the pool holds two dead
+    // connections, found dead before anything is sent on them.
+    let count = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(300));
+            return Reply::json(200, &completion_body("ok")).then(Step::Close);
+        }
+        Reply::json(200, &completion_body("ok"))
+    });
+    let api = builder(&server.url()).max_retries(0).build().unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| api.complete(&user("hi"), None).unwrap());
+        }
+    });
+    assert_eq!(server.accepted(), 2);
+    // The closes have reached the client by now.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some("ok")
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "the request was sent exactly once");
+    assert_eq!(requests[2].connection, 2, "on a new connection");
+}
