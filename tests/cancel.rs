@@ -289,8 +289,16 @@ fn one_token_stops_streams_backoffs_and_polled_streams_alike() {
     use std::task::Poll;
 
     let server = shared_token_server();
+    // The trace tells when the busy call has begun its backoff.
+    let (retry_tx, retry_rx) = mpsc::channel();
+    let retry_tx = std::sync::Mutex::new(retry_tx);
     let api = common::builder(&server.url())
         .timeout(LONG_TIMEOUT)
+        .trace(move |_, line| {
+            if line.contains("retry 1 of") {
+                let _ = retry_tx.lock().unwrap().send(());
+            }
+        })
         .build()
         .unwrap();
     let token = CancelToken::new();
@@ -379,9 +387,7 @@ fn one_token_stops_streams_backoffs_and_polled_streams_alike() {
         await_requests(&server, 4);
         first_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         polled_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        // The backoff's 503 has been read by now, or soon: give it a moment
-        // to be asleep in the backoff.
-        thread::sleep(Duration::from_millis(200));
+        retry_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let cancelled_at = Instant::now();
         token.cancel();
         let returns: Vec<_> = [opening, mid_body, backoff, polled]
