@@ -60,9 +60,10 @@
 //! not retried. Once a response has begun, nothing is retried.
 //!
 //! One resend does not count as a retry: when a pooled keep-alive
-//! connection fails before any byte of an answer (the server closed it
-//! while it was idle, so it cannot have processed the request), the request
-//! goes again at once, once per request, on a new connection. Any other
+//! connection fails before any byte of an answer (most likely the server
+//! closed it while it was idle, before the request reached it), the request
+//! goes again at once, once per request, on a new connection (as curl and
+//! browsers do). Any other
 //! connection failure counts, also one after the whole request went on a
 //! new connection (the server may have acted on it): with
 //! `max_retries(0)` such a request is sent exactly once.

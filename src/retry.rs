@@ -17,7 +17,7 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 
 /// Connection failures worth another attempt: the server is not there or
 /// dropped the connection before answering. It may have acted on a request
-/// it read whole, so these count as retries (`max_retries`), but for the
+/// it read whole, so these count as retries (`max_retries`), except the
 /// one resend after a dead pooled connection (see `Request::failed`). TLS
 /// failures, bad URLs and timeouts are not retried.
 pub(crate) fn is_retryable_error(err: &std::io::Error) -> bool {
