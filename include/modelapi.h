@@ -616,8 +616,9 @@ int modelapi_stream_usage(struct ModelApiStream *stream,
 struct ModelApiCancel *modelapi_cancel_new(void);
 
 /**
- * Cancels the calls using `cancel`. Safe from any thread, at any time:
- * a call blocked on the network (waiting for the server, or between two
+ * Cancels every call and stream using `cancel` (one token may serve
+ * several at once, on any threads). Safe from any thread, at any time:
+ * each call blocked on the network (waiting for the server, or between two
  * chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
  * connection is closed. The token stays cancelled (later calls with it
  * return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.

@@ -3,9 +3,11 @@
 //! A [`CancelToken`] is shared between the thread making a call and any
 //! thread that may want to stop it. While the call does I/O, the
 //! connection it uses is attached to the token (see [`crate::net`]);
-//! [`CancelToken::cancel`] sets a flag and shuts the attached socket down,
-//! which wakes a wait on it at once.
-//! The call then returns [`Error::Aborted`](crate::Error::Aborted), and the
+//! [`CancelToken::cancel`] sets a flag and shuts every attached socket
+//! down, which wakes a wait on each at once. One token may serve several
+//! calls at the same time (threads, polled streams): each attaches its own
+//! socket, and one cancel stops them all.
+//! Each call then returns [`Error::Aborted`](crate::Error::Aborted), and its
 //! connection, closed, never goes back to the pool.
 
 use std::fmt;
@@ -14,10 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-/// Stops a call from any thread: the blocking call returns
+/// Stops calls from any thread: every blocking call using the token returns
 /// [`Error::Aborted`](crate::Error::Aborted) within milliseconds, also while
 /// it waits for the server, and its connection is closed (so the server
-/// stops generating).
+/// stops generating). One token may be shared by any number of calls and
+/// streams, on any threads: a cancel stops every one of them.
 ///
 /// Pass a token to [`ModelApi::with_cancel`](crate::ModelApi::with_cancel),
 /// or take the one of a stream with
@@ -48,8 +51,13 @@ pub struct CancelToken {
 #[derive(Default)]
 pub(crate) struct CancelState {
     cancelled: AtomicBool,
-    /// The socket of the connection the call is using right now.
-    connection: Mutex<Option<Weak<TcpStream>>>,
+    /// The sockets of the connections the calls using the token are on
+    /// right now: one per call (a call attaches its socket, and detaches
+    /// it when the connection goes back to the pool). Weak: a connection
+    /// dropped without a detach (a failed call) leaves a dead entry, which
+    /// the next attach prunes, so the list stays as long as the number of
+    /// calls under way.
+    connections: Mutex<Vec<Weak<TcpStream>>>,
 }
 
 impl CancelToken {
@@ -58,12 +66,14 @@ impl CancelToken {
         CancelToken::default()
     }
 
-    /// Cancels the calls using this token. Safe from any thread, at any
+    /// Cancels every call using this token. Safe from any thread, at any
     /// time, as often as wanted.
     pub fn cancel(&self) {
+        // The flag first: a call attaching after the list was taken sees
+        // it and shuts its own socket down (see `attach`).
         self.state.cancelled.store(true, Ordering::SeqCst);
-        let connection = self.state.lock().take();
-        if let Some(socket) = connection.and_then(|weak| weak.upgrade()) {
+        let connections = std::mem::take(&mut *self.state.lock());
+        for socket in connections.iter().filter_map(Weak::upgrade) {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -93,24 +103,32 @@ impl CancelToken {
 }
 
 impl CancelToken {
-    /// Attaches the socket a call is about to use; a cancel that came
-    /// first shuts it down.
+    /// Attaches the socket a call is about to use, next to those of the
+    /// other calls on this token; a cancel that came first shuts it down.
     pub(crate) fn attach(&self, socket: &Arc<TcpStream>) {
-        *self.state.lock() = Some(Arc::downgrade(socket));
+        {
+            let mut attached = self.state.lock();
+            // Sockets already closed are no one's to wake.
+            attached.retain(|weak| weak.strong_count() > 0);
+            attached.push(Arc::downgrade(socket));
+        }
         if self.is_cancelled() {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
 
-    /// Detaches `socket`, if it is the attached one: it may go back to the
-    /// pool, and a late cancel must not reach whoever uses it next.
+    /// Detaches `socket` (and only it: the other calls' stay attached):
+    /// it may go back to the pool, and a late cancel must not reach
+    /// whoever uses it next.
     pub(crate) fn detach(&self, socket: &Arc<TcpStream>) {
         let mut attached = self.state.lock();
-        if attached
-            .as_ref()
-            .is_some_and(|a| std::ptr::eq(a.as_ptr(), Arc::as_ptr(socket)))
+        // The entry's Weak keeps its allocation, so no other socket can
+        // have the same address while it is listed.
+        if let Some(at) = attached
+            .iter()
+            .position(|weak| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(socket)))
         {
-            *attached = None;
+            attached.swap_remove(at);
         }
     }
 }
@@ -120,9 +138,10 @@ impl CancelState {
         self.cancelled.load(Ordering::SeqCst)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Weak<TcpStream>>> {
-        // Only a pointer is kept under this lock: never in a broken state.
-        self.connection.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Vec<Weak<TcpStream>>> {
+        // Only pointers are kept under this lock, each pushed or removed
+        // whole: never in a broken state.
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -137,5 +156,53 @@ impl fmt::Debug for CancelState {
         f.debug_struct("CancelToken")
             .field("cancelled", &self.is_cancelled())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn socket(listener: &TcpListener) -> Arc<TcpStream> {
+        Arc::new(TcpStream::connect(listener.local_addr().unwrap()).unwrap())
+    }
+
+    fn attached(token: &CancelToken) -> usize {
+        token.state.lock().len()
+    }
+
+    #[test]
+    fn every_attached_socket_is_kept_and_detached_alone() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let token = CancelToken::new();
+        let (a, b, c) = (socket(&listener), socket(&listener), socket(&listener));
+        for s in [&a, &b, &c] {
+            token.attach(s);
+        }
+        assert_eq!(attached(&token), 3);
+        token.detach(&b);
+        token.detach(&b);
+        assert_eq!(attached(&token), 2, "only b was detached");
+        token.cancel();
+        assert_eq!(attached(&token), 0);
+        // Shut down: a read gives the end at once instead of blocking.
+        for s in [&a, &c] {
+            use std::io::Read;
+            assert_eq!((&**s).read(&mut [0u8; 1]).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn sockets_dropped_without_a_detach_are_pruned() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let token = CancelToken::new();
+        let kept = socket(&listener);
+        token.attach(&kept);
+        for _ in 0..100 {
+            // A failed call drops its connection without detaching it.
+            token.attach(&socket(&listener));
+        }
+        assert_eq!(attached(&token), 2, "the kept one and the last one");
     }
 }

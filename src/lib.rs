@@ -53,10 +53,20 @@
 //! ## Retries
 //!
 //! A request is sent again (default: up to 2 more times) after a connection
-//! failure or a 408, 409, 429 or 5xx status, after an exponential backoff
-//! with jitter (0.5 s doubling, capped at 8 s) or the server's
-//! `Retry-After` / `retry-after-ms` when it is at most 60 s. Once a
-//! response has begun, nothing is retried.
+//! failure (refused, reset or closed before the response head, unreachable)
+//! or a 408, 409, 429 or 5xx status, after an exponential backoff with
+//! jitter (0.5 s doubling, capped at 8 s) or the server's `Retry-After` /
+//! `retry-after-ms` when it is at most 60 s. Timeouts and TLS failures are
+//! not retried. Once a response has begun, nothing is retried.
+//!
+//! One resend does not count as a retry: when a pooled keep-alive
+//! connection fails before any byte of an answer (most likely the server
+//! closed it while it was idle, before the request reached it), the request
+//! goes again at once, once per request, on a new connection (as curl and
+//! browsers do). Any other
+//! connection failure counts, also one after the whole request went on a
+//! new connection (the server may have acted on it): with
+//! `max_retries(0)` such a request is sent exactly once.
 
 #![warn(missing_docs)]
 

@@ -36,9 +36,14 @@ pub(crate) struct Request {
     cancel: CancelToken,
     /// Retries made so far.
     attempt: u32,
-    /// A pooled connection the server had closed is replaced once per
-    /// request, at once, without counting as a retry.
+    /// A request on a pooled connection that failed before any byte of an
+    /// answer (the server had closed it while it was idle) is sent again
+    /// once per request, at once, without counting as a retry.
     stale_retry_left: bool,
+    /// The next attempt goes on a new connection, not a pooled one: the
+    /// resend after a dead pooled connection (the other pooled ones are
+    /// likely as dead, and a second failure would cost a retry).
+    fresh_connection: bool,
     /// Where the attempt goes after the redirects it has followed.
     target: Target,
     /// The first hop's addresses, looked up when the request was made: a
@@ -91,6 +96,7 @@ impl Request {
             cancel,
             attempt: 0,
             stale_retry_left: true,
+            fresh_connection: false,
             target,
             started: Instant::now(),
             state: State::Waiting(Instant::now()),
@@ -232,7 +238,12 @@ impl Request {
         )
         .map_err(|e| Error::InvalidArgument(format!("the request cannot be sent: {e}")))?;
         let server = server_key(&target.uri);
-        let (conn, reused) = match route.pool.take(&server) {
+        let pooled = if std::mem::take(&mut self.fresh_connection) {
+            None
+        } else {
+            route.pool.take(&server)
+        };
+        let (conn, reused) = match pooled {
             Some(conn) => (conn, true),
             None => match connect(route, target) {
                 Ok(conn) => (conn, false),
@@ -334,11 +345,20 @@ impl Request {
         Ok(self.retry_in(wait, &why))
     }
 
-    /// After a failed connection: a retry, or the error.
+    /// After a failed connection: a resend, a retry, or the error.
+    ///
+    /// `stale`: the connection came from the pool and failed before any
+    /// byte of an answer. The server most likely closed it while it was
+    /// idle and never saw the request, so the request goes again at once,
+    /// once, on a new connection, without counting as a retry (as curl and
+    /// browsers do). Any other failure, also one after the whole request
+    /// went on a new connection (the server may have acted on it), is
+    /// retried only as `max_retries` allows.
     fn failed(&mut self, err: io::Error, stale: bool) -> Result<State, Error> {
         let retryable = retry::is_retryable_error(&err);
         if retryable && stale && self.stale_retry_left {
             self.stale_retry_left = false;
+            self.fresh_connection = true;
             trace!(
                 self.route.tracer,
                 Level::Debug,

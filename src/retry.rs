@@ -15,8 +15,11 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 409 | 429 | 500..=599)
 }
 
-/// Connection failures worth another attempt: the server could not have
-/// acted on the request. TLS failures, bad URLs and timeouts are not.
+/// Connection failures worth another attempt: the server is not there or
+/// dropped the connection before answering. It may have acted on a request
+/// it read whole, so these count as retries (`max_retries`), except the
+/// one resend after a dead pooled connection (see `Request::failed`). TLS
+/// failures, bad URLs and timeouts are not retried.
 pub(crate) fn is_retryable_error(err: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     // Not InvalidData: that is how a TLS failure arrives. Not TimedOut.

@@ -80,8 +80,9 @@ impl Route {
     }
 
     /// Ends a transfer with `server`: its connection goes back to the pool
-    /// when its answer was read to the end and the server keeps it open,
-    /// and is closed otherwise.
+    /// when its request was sent whole, its answer was read to the end and
+    /// the server keeps it open (see [`Transfer::into_reusable`]), and is
+    /// closed otherwise.
     pub(crate) fn release(&self, server: &str, transfer: Transfer) {
         if !transfer.is_complete() || self.is_closed() {
             return;

@@ -177,3 +177,232 @@ fn cancel_a_canned_stream_and_a_token_cancelled_before_the_call() {
         "a cancelled call uses no canned reply"
     );
 }
+
+// ---------------------------------------------------------------------
+// One token shared by several calls: a cancel stops every one of them.
+// ---------------------------------------------------------------------
+
+/// The client's timeout in the shared-token tests: far longer than the
+/// 2 s within which every call must return after the cancel.
+const LONG_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How soon after the cancel every call must have returned: generous for
+/// a noisy shared machine, and a tenth of [`LONG_TIMEOUT`].
+const PROMPT: Duration = Duration::from_secs(2);
+
+/// A server that answers nothing to a request whose first message is
+/// "silent", streams one chunk then stalls on "stall", answers 503 with
+/// `Retry-After: 30` on "busy", and at once otherwise.
+fn shared_token_server() -> TestServer {
+    TestServer::start_with_workers(12, |request| {
+        let content = request.body_json()["messages"][0]["content"].clone();
+        let stalled = Duration::from_secs(30);
+        if content == "silent" {
+            return Reply::script(vec![Step::Sleep(stalled)]);
+        }
+        if content == "stall" {
+            return Reply::script(vec![
+                Step::Write(head(
+                    200,
+                    &[
+                        ("Content-Type", "text/event-stream".into()),
+                        ("Transfer-Encoding", "chunked".into()),
+                    ],
+                )),
+                Step::Write(chunked(content_event("first").as_bytes())),
+                Step::Sleep(stalled),
+            ]);
+        }
+        if content == "busy" {
+            return Reply::json(503, "{}").with_header("Retry-After", "30");
+        }
+        if request.body_json()["stream"] == true {
+            let events = stream_events(&["ok"]);
+            Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+        } else {
+            Reply::json(200, &completion_body("ok"))
+        }
+    })
+}
+
+/// Waits (bounded) until `server` has received `n` requests.
+fn await_requests(server: &TestServer, n: usize) {
+    let got = server.wait_requests(n, Duration::from_secs(10)).len();
+    assert!(got >= n, "only {got} of {n} requests reached the server");
+}
+
+fn assert_all_prompt(cancelled_at: Instant, returns: &[(String, Instant)]) {
+    let took: Vec<_> = returns
+        .iter()
+        .map(|(what, at)| (what, at.saturating_duration_since(cancelled_at)))
+        .collect();
+    eprintln!("returned after the cancel: {took:?}");
+    for (what, took) in took {
+        assert!(
+            took < PROMPT,
+            "{what} returned {took:?} after the cancel (timeout {LONG_TIMEOUT:?})"
+        );
+    }
+}
+
+#[test]
+fn one_token_stops_every_complete_call_that_shares_it() {
+    let server = shared_token_server();
+    let api = common::builder(&server.url())
+        .timeout(LONG_TIMEOUT)
+        .build()
+        .unwrap();
+    let token = CancelToken::new();
+    const CALLS: usize = 4;
+    let (cancelled_at, returns) = thread::scope(|scope| {
+        let calls: Vec<_> = (0..CALLS)
+            .map(|i| {
+                let (api, token) = (&api, &token);
+                scope.spawn(move || {
+                    let result = api.with_cancel(token).complete(&user("silent"), None);
+                    (format!("complete {i}"), Instant::now(), result)
+                })
+            })
+            .collect();
+        await_requests(&server, CALLS);
+        let cancelled_at = Instant::now();
+        token.cancel();
+        let returns: Vec<_> = calls
+            .into_iter()
+            .map(|call| {
+                let (what, at, result) = call.join().unwrap();
+                assert!(
+                    matches!(result, Err(Error::Aborted(_))),
+                    "{what}: {result:?}"
+                );
+                (what, at)
+            })
+            .collect();
+        (cancelled_at, returns)
+    });
+    assert_all_prompt(cancelled_at, &returns);
+    assert_eq!(server.requests().len(), CALLS, "no call was retried");
+}
+
+#[test]
+fn one_token_stops_streams_backoffs_and_polled_streams_alike() {
+    use std::task::Poll;
+
+    let server = shared_token_server();
+    // The trace tells when the busy call has begun its backoff.
+    let (retry_tx, retry_rx) = mpsc::channel();
+    let retry_tx = std::sync::Mutex::new(retry_tx);
+    let api = common::builder(&server.url())
+        .timeout(LONG_TIMEOUT)
+        .trace(move |_, line| {
+            if line.contains("retry 1 of") {
+                let _ = retry_tx.lock().unwrap().send(());
+            }
+        })
+        .build()
+        .unwrap();
+    let token = CancelToken::new();
+    let (cancelled_at, returns) = thread::scope(|scope| {
+        let (api, token) = (&api, &token);
+        // A blocking stream waiting for its head.
+        let opening = scope.spawn(move || {
+            let result = api.with_cancel(token).stream(&user("silent"), None);
+            ("stream opening".to_string(), Instant::now(), result.err())
+        });
+        // A blocking stream mid-body, between two chunks.
+        let (first_tx, first_rx) = mpsc::channel();
+        let mid_body = scope.spawn(move || {
+            let mut stream = api.with_cancel(token).stream(&user("stall"), None).unwrap();
+            assert_eq!(stream.next().unwrap().unwrap(), "first");
+            first_tx.send(()).unwrap();
+            let result = stream.next();
+            (
+                "stream mid-body".to_string(),
+                Instant::now(),
+                result.and_then(Result::err),
+            )
+        });
+        // A call asleep in a retry's backoff (the server asked for 30 s).
+        let backoff = scope.spawn(move || {
+            let result = api.with_cancel(token).complete(&user("busy"), None);
+            (
+                "complete in a backoff".to_string(),
+                Instant::now(),
+                result.err(),
+            )
+        });
+        // A polled stream mid-body, whose host waits on its socket (as
+        // long as the timeout) between polls.
+        let (polled_tx, polled_rx) = mpsc::channel();
+        let polled = scope.spawn(move || {
+            let mut stream = api
+                .with_cancel(token)
+                .stream_start(&user("stall"), None)
+                .unwrap();
+            let started = Instant::now();
+            let mut told = false;
+            loop {
+                assert!(
+                    started.elapsed() < 2 * LONG_TIMEOUT,
+                    "the polled stream never ended"
+                );
+                match stream.poll_event(Duration::ZERO) {
+                    Poll::Pending => {}
+                    Poll::Ready(Some(Ok(_))) => {
+                        if !told {
+                            told = true;
+                            polled_tx.send(()).unwrap();
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        return ("polled stream".to_string(), Instant::now(), Some(error));
+                    }
+                    Poll::Ready(None) => {
+                        return ("polled stream".to_string(), Instant::now(), None);
+                    }
+                }
+                let Some(waits_on) = stream.waits_on() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let events = if waits_on.wants_write {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                let wait = stream.wake_in().unwrap_or_default();
+                let mut fd = libc::pollfd {
+                    fd: waits_on.fd,
+                    events,
+                    revents: 0,
+                };
+                let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one live pollfd, of the count passed.
+                unsafe { libc::poll(&mut fd, 1, ms) };
+            }
+        });
+        // Every call has reached the server (the backoff's 503 is answered
+        // at once), and both streams are mid-body.
+        await_requests(&server, 4);
+        first_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        polled_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        retry_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let cancelled_at = Instant::now();
+        token.cancel();
+        let returns: Vec<_> = [opening, mid_body, backoff, polled]
+            .into_iter()
+            .map(|call| {
+                let (what, at, error) = call.join().unwrap();
+                assert!(
+                    matches!(error, Some(Error::Aborted(_))),
+                    "{what}: {error:?}"
+                );
+                (what, at)
+            })
+            .collect();
+        (cancelled_at, returns)
+    });
+    assert_all_prompt(cancelled_at, &returns);
+    assert_eq!(server.requests().len(), 4, "no call was retried");
+}

@@ -87,6 +87,11 @@ fn new_api(url: &str) -> Api {
 struct Ptr<T>(*mut T);
 unsafe impl<T> Send for Ptr<T> {}
 
+/// A cancel token shared by threads, as the C API allows.
+struct Token(*mut ModelApiCancel);
+unsafe impl Send for Token {}
+unsafe impl Sync for Token {}
+
 #[test]
 fn stream_cancel_wakes_a_blocked_stream_next() {
     let server = stalling_server();
@@ -343,6 +348,150 @@ fn offline_error_mocks() {
         );
         assert_eq!(text(content).as_deref(), Some("fine"));
         modelapi_string_free(content);
+        modelapi_close(api.0);
+    }
+}
+
+/// The client's timeout in the shared-token test: far longer than the 2 s
+/// within which every call must return after the cancel.
+const LONG_TIMEOUT_MS: u64 = 20_000;
+
+/// Polls a stream started with `modelapi_stream_start` as a host loop
+/// does (waiting on `modelapi_stream_fd` with poll(2), up to
+/// `modelapi_stream_wake_ms`), telling `first` after the first event;
+/// returns the status that ended it.
+unsafe fn host_loop(stream: *mut ModelApiStream, first: mpsc::Sender<()>) -> ModelApiStatus {
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_millis(2 * LONG_TIMEOUT_MS),
+            "the polled stream never ended"
+        );
+        let mut event = std::mem::MaybeUninit::<ModelApiEvent>::zeroed();
+        match modelapi_stream_poll(stream, 0, event.as_mut_ptr()) {
+            MODELAPI_PENDING => {}
+            MODELAPI_OK => {
+                if !told {
+                    told = true;
+                    first.send(()).unwrap();
+                }
+                continue;
+            }
+            other => return other,
+        }
+        let mut wants_write = 0;
+        let fd = modelapi_stream_fd(stream, &mut wants_write);
+        let wake_ms = modelapi_stream_wake_ms(stream).clamp(0, i32::MAX.into()) as i32;
+        if fd < 0 {
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let mut pollfd = libc::pollfd {
+            fd,
+            events: if wants_write != 0 {
+                libc::POLLOUT
+            } else {
+                libc::POLLIN
+            },
+            revents: 0,
+        };
+        libc::poll(&mut pollfd, 1, wake_ms);
+    }
+}
+
+#[test]
+fn one_cancel_token_stops_every_call_that_shares_it() {
+    let server = stalling_server();
+    let api = api(&server.url());
+    let silent = c(r#"[{"role":"user","content":"silent"}]"#);
+    let stall = c(r#"[{"role":"user","content":"stall"}]"#);
+    unsafe {
+        assert_eq!(modelapi_set_timeout_ms(api.0, LONG_TIMEOUT_MS), MODELAPI_OK);
+        let cancel = modelapi_cancel_new();
+        assert!(!cancel.is_null());
+        let token = Token(cancel);
+        let (cancel_at, returns) = thread::scope(|scope| {
+            let (api, token) = (&api, &token);
+            let (silent, stall) = (&silent, &stall);
+            let mut calls = Vec::new();
+            // Three complete calls waiting for an answer that never comes.
+            for i in 0..3 {
+                calls.push(scope.spawn(move || {
+                    let mut content: *mut c_char = ptr::null_mut();
+                    let status = modelapi_complete_with(
+                        api.0,
+                        silent.as_ptr(),
+                        ptr::null(),
+                        token.0,
+                        ptr::null_mut(),
+                        &mut content,
+                    );
+                    assert!(content.is_null());
+                    (format!("complete {i}"), Instant::now(), status)
+                }));
+            }
+            // A pull stream blocked in modelapi_stream_next, mid-body.
+            let (first_tx, first_rx) = mpsc::channel();
+            calls.push(scope.spawn(move || {
+                let mut stream = ptr::null_mut();
+                assert_eq!(
+                    modelapi_stream_open_with(
+                        api.0,
+                        stall.as_ptr(),
+                        ptr::null(),
+                        token.0,
+                        &mut stream
+                    ),
+                    MODELAPI_OK
+                );
+                let (mut chunk, mut len) = (ptr::null(), 0usize);
+                assert_eq!(
+                    modelapi_stream_next(stream, &mut chunk, &mut len),
+                    MODELAPI_OK
+                );
+                first_tx.send(()).unwrap();
+                let status = modelapi_stream_next(stream, &mut chunk, &mut len);
+                let at = Instant::now();
+                modelapi_stream_free(stream);
+                ("pull stream".to_string(), at, status)
+            }));
+            // A polled stream mid-body, its host waiting on its socket.
+            let (polled_tx, polled_rx) = mpsc::channel();
+            calls.push(scope.spawn(move || {
+                let mut stream = ptr::null_mut();
+                assert_eq!(
+                    modelapi_stream_start(api.0, stall.as_ptr(), ptr::null(), token.0, &mut stream),
+                    MODELAPI_OK
+                );
+                let status = host_loop(stream, polled_tx);
+                let at = Instant::now();
+                modelapi_stream_free(stream);
+                ("polled stream".to_string(), at, status)
+            }));
+            let got = server.wait_requests(5, Duration::from_secs(10)).len();
+            assert_eq!(got, 5, "every call reached the server");
+            first_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            polled_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let cancel_at = Instant::now();
+            assert_eq!(modelapi_cancel(token.0), MODELAPI_OK);
+            let returns: Vec<_> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+            (cancel_at, returns)
+        });
+        let took: Vec<_> = returns
+            .iter()
+            .map(|(what, at, status)| (what, at.saturating_duration_since(cancel_at), *status))
+            .collect();
+        eprintln!("returned after the cancel: {took:?}");
+        for (what, took, status) in took {
+            assert_eq!(status, MODELAPI_ABORTED, "{what}");
+            assert!(
+                took < Duration::from_secs(2),
+                "{what} returned {took:?} after the cancel (timeout {LONG_TIMEOUT_MS} ms)"
+            );
+        }
+        assert_eq!(server.requests().len(), 5, "no call was retried");
+        modelapi_cancel_free(cancel);
         modelapi_close(api.0);
     }
 }

@@ -147,3 +147,210 @@ fn streams_are_retried_before_they_begin() {
     assert_eq!(chunks, ["ok"]);
     assert_eq!(server.requests().len(), 3);
 }
+
+// ---------------------------------------------------------------------
+// Resends: when a request goes out again without counting as a retry.
+// ---------------------------------------------------------------------
+
+/// How a test drives a stream: blocking reads, or polls.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Blocking,
+    Polled,
+}
+
+/// One streamed call, driven as `mode` says: its text, or its error.
+fn stream_text(api: &modelapi::ModelApi, mode: Mode) -> Result<String, Error> {
+    use std::task::Poll;
+    match mode {
+        Mode::Blocking => api.stream(&user("hi"), None)?.collect(),
+        Mode::Polled => {
+            let mut stream = api.stream_start(&user("hi"), None)?;
+            let mut text = String::new();
+            let started = Instant::now();
+            loop {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "the polled stream did not end"
+                );
+                match stream.poll_event(Duration::from_millis(20)) {
+                    Poll::Pending => {}
+                    Poll::Ready(Some(Ok(modelapi::StreamEvent::Content(piece)))) => {
+                        text.push_str(piece)
+                    }
+                    Poll::Ready(Some(Ok(_))) => {}
+                    Poll::Ready(Some(Err(error))) => return Err(error),
+                    Poll::Ready(None) => return Ok(text),
+                }
+            }
+        }
+    }
+}
+
+/// A server whose first two connections are served at the same time, then
+/// die: the next request on either is read and met with a close, as when
+/// a server drops idle keep-alive connections. Every other request is
+/// answered.
+fn server_dropping_its_first_two_connections() -> TestServer {
+    use std::collections::HashMap;
+    let served = std::sync::Mutex::new(HashMap::<usize, usize>::new());
+    TestServer::start(move |request| {
+        let earlier = {
+            let mut served = served.lock().unwrap();
+            let count = served.entry(request.connection).or_default();
+            *count += 1;
+            *count - 1
+        };
+        if request.connection < 2 {
+            if earlier > 0 {
+                return Reply::script(vec![Step::Close]);
+            }
+            // Slow enough that the two first calls overlap, each on a
+            // connection of its own.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        if request.body_json()["stream"] == true {
+            let events = stream_events(&["ok"]);
+            Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+        } else {
+            Reply::json(200, &completion_body("ok"))
+        }
+    })
+}
+
+#[test]
+fn a_dead_pooled_connection_is_replaced_by_a_new_one_not_another_pooled_one() {
+    for mode in [Mode::Blocking, Mode::Polled] {
+        let server = server_dropping_its_first_two_connections();
+        // No retries: the resend of a request on a dead pooled connection
+        // is not one.
+        let api = builder(&server.url()).max_retries(0).build().unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| assert_eq!(stream_text(&api, mode).unwrap(), "ok"));
+            }
+        });
+        assert_eq!(server.accepted(), 2, "{mode:?}: two pooled connections");
+
+        assert_eq!(stream_text(&api, mode).unwrap(), "ok", "{mode:?}");
+        let requests = server.requests();
+        assert_eq!(
+            requests.len(),
+            4,
+            "{mode:?}: the request went once to a dead pooled connection, once more to a new one"
+        );
+        assert!(
+            requests[2].connection < 2,
+            "{mode:?}: {:?}",
+            requests[2].connection
+        );
+        assert_eq!(
+            requests[3].connection, 2,
+            "{mode:?}: the resend went on a new connection, not the other dead pooled one"
+        );
+        assert_eq!(server.accepted(), 3, "{mode:?}");
+    }
+}
+
+#[test]
+fn a_reset_after_the_whole_request_is_retried_only_as_max_retries_allows() {
+    // A new connection: the server reads the whole request, then resets.
+    // It may have acted on it, so only max_retries sends it again.
+    for mode in [Mode::Blocking, Mode::Polled] {
+        for (max_retries, sent) in [(0, 1), (2, 3)] {
+            let server = flaky(usize::MAX, || Reply::script(vec![Step::Reset]));
+            let api = builder(&server.url())
+                .max_retries(max_retries)
+                .build()
+                .unwrap();
+            let err = stream_text(&api, mode).unwrap_err();
+            assert!(
+                matches!(&err, Error::Transport(m) if m.contains("reset")),
+                "{mode:?}, max_retries {max_retries}: {err:?}"
+            );
+            // Give a wrong extra attempt the time to arrive.
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                server.requests().len(),
+                sent,
+                "{mode:?}, max_retries {max_retries}"
+            );
+            assert_eq!(
+                server.accepted(),
+                sent,
+                "{mode:?}: each on a new connection"
+            );
+
+            let err = api.complete(&user("hi"), None).unwrap_err();
+            assert!(matches!(&err, Error::Transport(_)), "{err:?}");
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                server.requests().len(),
+                2 * sent,
+                "complete, max_retries {max_retries}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pooled_connection_that_said_processing_before_it_died_is_not_resent() {
+    // Keep-alive first; then the second request on the connection gets a
+    // 102 Processing (the server is at work on it) and a close. The server
+    // may have acted: no resend for free, and with max_retries(0) none.
+    for mode in [Mode::Blocking, Mode::Polled] {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let server = TestServer::start(move |request| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 1 {
+                return Reply::script(vec![
+                    Step::Write(b"HTTP/1.1 102 Processing\r\n\r\n".to_vec()),
+                    Step::Close,
+                ]);
+            }
+            if request.body_json()["stream"] == true {
+                let events = stream_events(&["ok"]);
+                Reply::sse(&events.iter().map(String::as_str).collect::<Vec<_>>())
+            } else {
+                Reply::json(200, &completion_body("ok"))
+            }
+        });
+        let api = builder(&server.url()).max_retries(0).build().unwrap();
+        assert_eq!(stream_text(&api, mode).unwrap(), "ok", "{mode:?}");
+        let err = stream_text(&api, mode).unwrap_err();
+        assert!(matches!(&err, Error::Transport(_)), "{mode:?}: {err:?}");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(server.requests().len(), 2, "{mode:?}: sent once each");
+        assert_eq!(server.accepted(), 1, "{mode:?}");
+    }
+}
+
+#[test]
+fn pooled_connections_closed_while_idle_cost_no_request() {
+    // Both first calls overlap, each on a connection of its own, which the
+    // server closes after its keep-alive answer: the pool holds two dead
+    // connections, found dead before anything is sent on them.
+    let count = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) < 2 {
+            std::thread::sleep(Duration::from_millis(300));
+            return Reply::json(200, &completion_body("ok")).then(Step::Close);
+        }
+        Reply::json(200, &completion_body("ok"))
+    });
+    let api = builder(&server.url()).max_retries(0).build().unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| api.complete(&user("hi"), None).unwrap());
+        }
+    });
+    assert_eq!(server.accepted(), 2);
+    // The closes have reached the client by now.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some("ok")
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "the request was sent exactly once");
+    assert_eq!(requests[2].connection, 2, "on a new connection");
+}

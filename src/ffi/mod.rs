@@ -868,8 +868,9 @@ pub extern "C" fn modelapi_cancel_new() -> *mut ModelApiCancel {
     guard_ptr(|| Ok(Box::into_raw(Box::default())))
 }
 
-/// Cancels the calls using `cancel`. Safe from any thread, at any time:
-/// a call blocked on the network (waiting for the server, or between two
+/// Cancels every call and stream using `cancel` (one token may serve
+/// several at once, on any threads). Safe from any thread, at any time:
+/// each call blocked on the network (waiting for the server, or between two
 /// chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
 /// connection is closed. The token stays cancelled (later calls with it
 /// return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.

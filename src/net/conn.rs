@@ -178,7 +178,10 @@ impl Conn {
     /// Whether the whole request has gone to the socket (and nothing was
     /// given up): only then may the connection serve another request.
     pub(crate) fn sent_all(&self) -> bool {
-        let unsent = self.stopped_sending || self.sent < self.out.len();
+        let unsent = self.stopped_sending
+            || self.connecting.is_some()
+            || self.tunnel.is_some()
+            || self.sent < self.out.len();
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return !unsent && !tls.wants_write();

@@ -101,6 +101,9 @@ pub(crate) struct Transfer {
     end: usize,
     /// The connection has no more bytes to give.
     eof: bool,
+    /// A byte of the answer has arrived (it may have been parsed away
+    /// since, as a 1xx interim answer is).
+    heard: bool,
     /// When bytes last moved: the per-wait timeout runs from here.
     last_progress: Instant,
     timeout: Duration,
@@ -138,6 +141,7 @@ impl Transfer {
             start: 0,
             end: 0,
             eof: false,
+            heard: false,
             last_progress: Instant::now(),
             timeout,
             reused,
@@ -155,9 +159,10 @@ impl Transfer {
         self.conn.tls_version()
     }
 
-    /// Whether any byte of the answer has arrived.
+    /// Whether any byte of the answer has arrived (a `102 Processing`
+    /// counts: the server is at work on the request).
     pub(crate) fn heard_back(&self) -> bool {
-        self.end > 0 || !matches!(self.exchange, Exchange::Head(_))
+        self.heard || !matches!(self.exchange, Exchange::Head(_))
     }
 
     /// The response head, once it has come: `Ok(None)` when it has not by
@@ -259,8 +264,11 @@ impl Transfer {
         self.exchange.is_ended()
     }
 
-    /// The connection, when it can serve another request: the body was
-    /// read to its end and the server keeps it open.
+    /// The connection, when it can serve another request: the request
+    /// went out whole, the body was read to its end, and the server keeps
+    /// it open. (A server may answer before it has read the request, e.g.
+    /// a 401: the rest of the request would reach it ahead of the next
+    /// one, which it may then read as garbage.)
     pub(crate) fn into_reusable(mut self) -> Option<Conn> {
         let reusable = self.exchange.keeps_alive()
             && self.start == self.end
@@ -308,6 +316,7 @@ impl Transfer {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.heard = true;
                     self.last_progress = Instant::now();
                     return Ok(true);
                 }
