@@ -1278,7 +1278,7 @@ static void poll_to_end(ModelApiStream *stream, struct poll_run *run, int max_ev
             struct pollfd p;
 
             p.fd = fd;
-            p.events = wants_write ? POLLOUT : POLLIN;
+            p.events = wants_write ? (POLLIN | POLLOUT) : POLLIN;
             p.revents = 0;
             run->waits++;
             poll(&p, 1, 50);

@@ -15,8 +15,9 @@
  *      stream may hold events it has already read from its socket, so one
  *      wake-up can bring several;
  *   2. modelapi_stream_fd says what each stream waits on: its socket, to
- *      read (POLLIN) or to write (POLLOUT: connecting, sending the
- *      request), or -1, no socket (a canned reply, a retry's backoff); and
+ *      read (POLLIN) or to write (POLLIN | POLLOUT: connecting, sending
+ *      the request, whose answer may come before the server has read it
+ *      all), or -1, no socket (a canned reply, a retry's backoff); and
  *      modelapi_stream_wake_ms how long it may be left alone whatever its
  *      socket does (until a backoff ends, or its timeout would expire: a
  *      server that goes silent never makes its socket ready);
@@ -300,7 +301,7 @@ int main(int argc, char **argv)
                 continue;
             }
             fds[nfds].fd = fd;
-            fds[nfds].events = wants_write ? POLLOUT : POLLIN;
+            fds[nfds].events = wants_write ? (POLLIN | POLLOUT) : POLLIN;
             fds[nfds].revents = 0;
             job->slot = nfds++;
         }

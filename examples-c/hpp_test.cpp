@@ -1018,7 +1018,7 @@ void poll_to_end(modelapi::Stream &stream, PollRun &run,
         }
         pollfd socket{};
         socket.fd = waits->fd;
-        socket.events = waits->wants_write ? POLLOUT : POLLIN;
+        socket.events = waits->wants_write ? (POLLIN | POLLOUT) : POLLIN;
         run.socket_waits++;
         ::poll(&socket, 1, 200);
     }
