@@ -72,8 +72,11 @@ impl CancelToken {
         // The flag first: a call attaching after the list was taken sees
         // it and shuts its own socket down (see `attach`).
         self.state.cancelled.store(true, Ordering::SeqCst);
-        let connections = std::mem::take(&mut *self.state.lock());
-        for socket in connections.iter().filter_map(Weak::upgrade) {
+        // Shut down under the lock (shutdown never blocks): a call that
+        // detaches its socket to pool it waits for this, so a socket handed
+        // to the pool (and perhaps to another call) is never shut down.
+        let mut connections = self.state.lock();
+        for socket in connections.drain(..).filter_map(|weak| weak.upgrade()) {
             let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -91,7 +94,10 @@ impl CancelToken {
     /// Sleeps for `duration`, or less when the token is cancelled meanwhile.
     pub(crate) fn sleep(&self, duration: Duration) {
         const SLICE: Duration = Duration::from_millis(5);
-        let end = Instant::now() + duration;
+        // Callers' waits are bounded (a backoff, at most a minute); the
+        // cap keeps the sum within what the clock can count.
+        const LONGEST: Duration = Duration::from_secs(24 * 3600);
+        let end = Instant::now() + duration.min(LONGEST);
         while !self.is_cancelled() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -367,7 +367,7 @@ fn one_token_stops_streams_backoffs_and_polled_streams_alike() {
                     continue;
                 };
                 let events = if waits_on.wants_write {
-                    libc::POLLOUT
+                    libc::POLLIN | libc::POLLOUT
                 } else {
                     libc::POLLIN
                 };

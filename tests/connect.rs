@@ -497,7 +497,7 @@ fn host_loop(stream: &mut ChatStream) -> HostRun {
                     run.longest_connect_wake = run.longest_connect_wake.max(wake_in);
                 }
                 let events = if wants_write {
-                    libc::POLLOUT
+                    libc::POLLIN | libc::POLLOUT
                 } else {
                     libc::POLLIN
                 };

@@ -390,7 +390,7 @@ unsafe fn host_loop(stream: *mut ModelApiStream, first: mpsc::Sender<()>) -> Mod
         let mut pollfd = libc::pollfd {
             fd,
             events: if wants_write != 0 {
-                libc::POLLOUT
+                libc::POLLIN | libc::POLLOUT
             } else {
                 libc::POLLIN
             },

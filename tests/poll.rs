@@ -164,7 +164,8 @@ fn drive(stream: &mut ChatStream, wait: Duration, pause: Duration) -> Run {
 
 /// A host loop that waits on the stream's descriptor with poll(2): after
 /// each wake-up it polls the stream until Pending, then waits again for
-/// what [`ChatStream::waits_on`] asks (POLLOUT to write, POLLIN to read);
+/// what [`ChatStream::waits_on`] asks (POLLIN | POLLOUT while it writes: an
+/// answer may come before the request is sent whole; POLLIN to read);
 /// with no socket to wait on it just polls again after a frame.
 #[derive(Debug, Default)]
 struct HostRun {
@@ -173,7 +174,7 @@ struct HostRun {
     wakeups: usize,
     /// poll(2) calls that ended by their own timeout, nothing ready.
     idle_waits: usize,
-    /// Waits for POLLOUT.
+    /// Waits while the stream writes (POLLIN | POLLOUT).
     write_waits: usize,
     /// Turns with no socket to wait on.
     no_socket_turns: usize,
@@ -210,7 +211,7 @@ fn host_loop(stream: &mut ChatStream, fd_timeout: Duration) -> HostRun {
             Some(WaitsOn { fd, wants_write }) => {
                 let events = if wants_write {
                     run.write_waits += 1;
-                    libc::POLLOUT
+                    libc::POLLIN | libc::POLLOUT
                 } else {
                     libc::POLLIN
                 };
@@ -1562,7 +1563,7 @@ fn deadline_host_loop(stream: &mut ChatStream) -> (HostRun, usize) {
         match stream.waits_on() {
             Some(WaitsOn { fd, wants_write }) => {
                 let events = if wants_write {
-                    libc::POLLOUT
+                    libc::POLLIN | libc::POLLOUT
                 } else {
                     libc::POLLIN
                 };

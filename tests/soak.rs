@@ -736,7 +736,7 @@ fn fd_loop(stream: &mut ChatStream) -> Got {
 /// millisecond, so that a wake-up time is never spun through).
 fn wait_fd(fd: std::os::fd::RawFd, wants_write: bool, wait: Duration) {
     let events = if wants_write {
-        libc::POLLOUT
+        libc::POLLIN | libc::POLLOUT
     } else {
         libc::POLLIN
     };

@@ -63,6 +63,49 @@ fn poll_all(mut stream: ChatStream, wait: Duration) -> (String, Option<Error>) {
     panic!("the polled stream did not end within {LIMIT:?} (text so far: {text:?})");
 }
 
+/// Drives a polled stream as a host's event loop does: polls with a wait
+/// of zero until Pending, then waits in poll(2) on what
+/// [`ChatStream::waits_on`] names (`POLLIN | POLLOUT` while it writes, as
+/// the header asks, so that an answer before the request went out whole
+/// wakes it), for at most [`ChatStream::wake_in`].
+fn host_all(mut stream: ChatStream) -> (String, Option<Error>) {
+    let started = Instant::now();
+    let mut text = String::new();
+    while started.elapsed() < LIMIT {
+        match stream.poll_event(Duration::ZERO) {
+            Poll::Ready(Some(Ok(StreamEvent::Content(piece)))) => {
+                text.push_str(piece);
+                continue;
+            }
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(Some(Err(error))) => return (text, Some(error)),
+            Poll::Ready(None) => return (text, None),
+            Poll::Pending => {}
+        }
+        // None: the stream is over; the next poll says so.
+        let wake = stream.wake_in().unwrap_or(Duration::ZERO).min(LIMIT);
+        match stream.waits_on() {
+            Some(on) => {
+                let events = if on.wants_write {
+                    libc::POLLIN | libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                };
+                let mut fd = libc::pollfd {
+                    fd: on.fd,
+                    events,
+                    revents: 0,
+                };
+                let ms = wake.as_millis().clamp(1, 60_000) as libc::c_int;
+                // SAFETY: one valid pollfd, for the length given.
+                unsafe { libc::poll(&mut fd, 1, ms) };
+            }
+            None => thread::sleep(wake.clamp(Duration::from_millis(1), Duration::from_millis(50))),
+        }
+    }
+    panic!("the host loop did not end within {LIMIT:?} (text so far: {text:?})");
+}
+
 /// Pulls a blocking stream to its end.
 fn pull_all(stream: ChatStream) -> (String, Option<Error>) {
     let mut text = String::new();
@@ -306,6 +349,10 @@ struct Script {
     /// Read the whole request body (by its `Content-Length`) before
     /// answering; `false`: answer right after the head, the body unread.
     read_body: bool,
+    /// How long to wait (after the head, or the body) before answering:
+    /// long enough for the client to have filled the socket's buffers and
+    /// to wait for it to drain.
+    pause: Duration,
     /// The bytes of the answer.
     answer: Vec<u8>,
     /// What follows the answer.
@@ -514,6 +561,7 @@ fn serve(
             }
         }
     }
+    thread::sleep(script.pause);
     if link.write_all(&script.answer).is_err() || link.flush().is_err() {
         return;
     }
@@ -586,6 +634,7 @@ fn early_answer(status: u16, body: &str, message: &str, after: After) {
     for tls in [false, true] {
         let script = Script {
             read_body: false,
+            pause: Duration::ZERO,
             answer: json_bytes(status, body),
             after,
         };
@@ -622,8 +671,25 @@ fn early_answer(status: u16, body: &str, message: &str, after: After) {
             other => panic!("{what}, polled: expected HTTP {status}, got {other:?}"),
         }
         assert!(took < UPLOAD_QUICK, "{what}, polled: took {took:?}");
+        // A host waiting on the descriptor: the answer wakes it, although
+        // the socket never becomes writable again.
+        let started = Instant::now();
+        let stream = api.stream_start(&message_16_mb, None).unwrap();
+        let (_, error) = host_all(stream);
+        let took = started.elapsed();
+        match &error {
+            Some(Error::Http {
+                status: s,
+                message: m,
+                ..
+            }) => {
+                assert_eq!((*s, m.as_str()), (status, message), "{what}, host loop");
+            }
+            other => panic!("{what}, host loop: expected HTTP {status}, got {other:?}"),
+        }
+        assert!(took < UPLOAD_QUICK, "{what}, host loop: took {took:?}");
         // Not retried: one connection per call.
-        assert_eq!(server.accepted(), 2, "{what}");
+        assert_eq!(server.accepted(), 3, "{what}");
     }
 }
 
@@ -653,10 +719,42 @@ fn a_401_from_a_server_that_never_reads_the_upload_is_reported_as_401() {
 }
 
 #[test]
+fn an_early_401_wakes_a_host_that_waits_on_the_descriptor_while_the_upload_is_stuck() {
+    // The answer comes after a pause, when the client has filled the
+    // socket's buffers and waits for room that never comes (the server
+    // reads no more): only a wait that includes POLLIN sees it before the
+    // timeout.
+    for tls in [false, true] {
+        let script = Script {
+            read_body: false,
+            pause: Duration::from_millis(700),
+            answer: json_bytes(401, NO_KEY),
+            after: After::Hold(UPLOAD_TIMEOUT),
+        };
+        let server = RawServer::start(tls, script);
+        let api = server.client(UPLOAD_TIMEOUT).build().unwrap();
+        let started = Instant::now();
+        let stream = api.stream_start(&big_message(), None).unwrap();
+        let (_, error) = host_all(stream);
+        let took = started.elapsed();
+        match &error {
+            Some(Error::Http {
+                status: 401,
+                message,
+                ..
+            }) => assert_eq!(message, "invalid api key", "tls {tls}"),
+            other => panic!("tls {tls}: expected HTTP 401, got {other:?}"),
+        }
+        assert!(took < UPLOAD_QUICK, "tls {tls}: took {took:?}");
+    }
+}
+
+#[test]
 fn an_early_503_is_retried_by_the_usual_rule_on_a_new_connection() {
     for tls in [false, true] {
         let script = Script {
             read_body: false,
+            pause: Duration::ZERO,
             answer: json_bytes(503, r#"{"error": {"message": "overloaded"}}"#),
             after: After::Hold(UPLOAD_TIMEOUT),
         };
@@ -870,6 +968,7 @@ fn c_host_with_sigpipe_at_its_default_survives_a_reset_mid_upload() {
             let answered = !answer.is_empty();
             let script = Script {
                 read_body: false,
+                pause: Duration::ZERO,
                 answer,
                 after: After::Drop,
             };
@@ -904,6 +1003,7 @@ fn tls_server(answer: Vec<u8>, after: After) -> RawServer {
         true,
         Script {
             read_body: true,
+            pause: Duration::ZERO,
             answer,
             after,
         },

@@ -292,6 +292,13 @@ impl Conn {
         }
     }
 
+    /// Why sending failed, if it did and that was not told yet: a server
+    /// that reset the connection mid-upload and sent nothing is a reset,
+    /// even though the socket's reads then only see the end.
+    pub(crate) fn take_write_error(&mut self) -> Option<io::Error> {
+        self.write_error.take()
+    }
+
     fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.connecting.is_some() {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -308,8 +315,7 @@ impl Conn {
                 &self.tcp,
                 &mut self.eof,
                 buf,
-                &self.out,
-                &mut self.sent,
+                (!self.stopped_sending).then_some((&self.out, &mut self.sent)),
             );
         }
         loop {
@@ -522,8 +528,9 @@ fn read_tls(
     tcp: &TcpStream,
     eof: &mut bool,
     buf: &mut [u8],
-    out: &[u8],
-    sent: &mut usize,
+    // What is left to send, or `None` once sending has stopped: then not
+    // even rustls' buffered records of the refused request go out.
+    mut unsent: Option<(&Vec<u8>, &mut usize)>,
 ) -> io::Result<usize> {
     loop {
         match tls.reader().read(buf) {
@@ -537,7 +544,12 @@ fn read_tls(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the connection ended without TLS close_notify: the answer may be truncated",
+                    if tls.is_handshaking() {
+                        "the server closed the connection during the TLS handshake"
+                    } else {
+                        "the connection ended without TLS close_notify: the answer may be \
+                         truncated"
+                    },
                 ))
             }
             Err(e) => return Err(e),
@@ -553,7 +565,9 @@ fn read_tls(
         }
         let state = tls.process_new_packets();
         // An alert for the server goes out even when the session failed.
-        let _ = flush_tls(tls, tcp, out, sent);
+        if let Some((out, sent)) = &mut unsent {
+            let _ = flush_tls(tls, tcp, out, sent);
+        }
         state.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     }
 }

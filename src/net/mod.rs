@@ -197,10 +197,14 @@ impl Transfer {
                 }
             }
             if self.eof {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection without answering",
-                ));
+                // A reset during the upload leaves reads only the end to
+                // see: the failed write says what happened.
+                return Err(self.conn.take_write_error().unwrap_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection without answering",
+                    )
+                }));
             }
             if !self.fill(until)? {
                 return Ok(None);
