@@ -81,9 +81,10 @@ uninstall:
 	-rmdir $(DEST)/lib/cmake/modelapi 2>/dev/null
 
 # Every test, each one mandatory: the LiteLLM and llama.cpp tests too (they
-# fail, rather than skip, when their server cannot be installed or started).
+# fail, rather than skip, when their server cannot be installed or started),
+# and the Lua and C# bindings' (they fail when love or mono is missing).
 # --no-fail-fast: one failing test file does not hide the others' results.
 test:
 	cd $(ROOT) && bash tests/tools.sh
 	cd $(ROOT) && bash tests/llamacpp/install.sh >/dev/null
-	cd $(ROOT) && MODELAPI_LITELLM=1 MODELAPI_LLAMACPP=1 cargo test --no-fail-fast
+	cd $(ROOT) && MODELAPI_LITELLM=1 MODELAPI_LLAMACPP=1 MODELAPI_BINDINGS=1 cargo test --no-fail-fast

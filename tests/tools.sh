@@ -16,6 +16,9 @@
 #                               the llama-server build (tests/llamacpp/)
 #   python3 -m pip, venv        the LiteLLM proxy (tests/litellm.rs) and the
 #                               llama.cpp packages (tests/llamacpp/install.sh)
+#   love                        LÖVE 11 (LuaJIT): the Lua binding and its
+#                               game (tests/lua.rs)
+#   mcs, mono                   Mono: the C# binding (tests/csharp.rs)
 #
 # Debian packages are installed with apt-get as root, or through sudo when
 # it needs no password; otherwise the script prints the one command to run
@@ -38,6 +41,9 @@ tools=(
   "readelf binutils"
   "pkg-config pkg-config"
   "cmake cmake"
+  "love love"
+  "mcs mono-mcs"
+  "mono mono-runtime"
 )
 
 missing=()
