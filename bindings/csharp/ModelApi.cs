@@ -1,0 +1,803 @@
+// modelapi for C# (Mono, .NET, Unity): P/Invoke over the C API of
+// include/modelapi.h. One file, no dependencies; copy it into a project
+// beside libmodelapi.so (modelapi.dll, libmodelapi.dylib).
+//
+// Ownership: every native object (client, stream, cancel token) is held by a
+// SafeHandle and freed by Dispose() (or, as a last resort, by the
+// finalizer); strings the library returns are copied into .NET strings and
+// freed at once. Threads: a Client may be used by several threads at once;
+// a ChatStream by one thread at a time, except Cancel(), which any thread may
+// call while another one reads; a CancelToken may be cancelled from any
+// thread. The library starts no thread: every callback runs on the thread
+// that made the call.
+//
+// Callbacks are static methods marked [MonoPInvokeCallback] (needed by
+// Unity's IL2CPP and by Mono's full AOT), with the per-call state passed
+// through a GCHandle as the C user_data.
+
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace ModelApi
+{
+    /// <summary>Marks a static method called from native code (IL2CPP and
+    /// full AOT look for this attribute by name; Unity has one in the AOT
+    /// namespace, this one lets the file compile without Unity).</summary>
+    [AttributeUsage(AttributeTargets.Method)]
+    public sealed class MonoPInvokeCallbackAttribute : Attribute
+    {
+        public MonoPInvokeCallbackAttribute(Type type) { Type = type; }
+        public Type Type { get; private set; }
+    }
+
+    /// <summary>The C API's ModelApiStatus; the numbers are stable.</summary>
+    public enum Status
+    {
+        Ok = 0,
+        Done = 1,
+        InvalidArgument = 2,
+        HttpError = 3,
+        TransportError = 4,
+        Timeout = 5,
+        InvalidResponse = 6,
+        Closed = 7,
+        Aborted = 8,
+        Internal = 9,
+        ServerError = 10,
+        Pending = 11,
+    }
+
+    /// <summary>The C API's ModelApiEventKind.</summary>
+    public enum EventKind
+    {
+        Content = 0,
+        Reasoning = 1,
+        ToolCall = 2,
+        Refusal = 3,
+    }
+
+    /// <summary>A failed call: its status, the HTTP status of an
+    /// HttpError (else 0), and the library's message.</summary>
+    public class ModelApiException : Exception
+    {
+        public Status Status { get; private set; }
+        public int HttpStatus { get; private set; }
+
+        public ModelApiException(Status status, int httpStatus, string message)
+            : base(message)
+        {
+            Status = status;
+            HttpStatus = httpStatus;
+        }
+
+        public ModelApiException(Status status, int httpStatus, string message, Exception inner)
+            : base(message, inner)
+        {
+            Status = status;
+            HttpStatus = httpStatus;
+        }
+
+        /// <summary>Builds the exception from this thread's last error:
+        /// call right after the failing call, on the same thread.</summary>
+        internal static ModelApiException FromLastError(Status status)
+        {
+            string message = Utf8.FromNative(Native.modelapi_last_error());
+            int http = status == Status.HttpError ? Native.modelapi_last_http_status() : 0;
+            if (string.IsNullOrEmpty(message))
+                message = status.ToString();
+            return new ModelApiException(status, http, message);
+        }
+    }
+
+    /// <summary>One chat message.</summary>
+    public struct Message
+    {
+        public string Role;
+        public string Content;
+
+        public Message(string role, string content)
+        {
+            Role = role;
+            Content = content;
+        }
+
+        public static Message System(string content) { return new Message("system", content); }
+        public static Message User(string content) { return new Message("user", content); }
+        public static Message Assistant(string content) { return new Message("assistant", content); }
+    }
+
+    /// <summary>One event of a stream: a piece of the text, of the
+    /// reasoning, of a tool call (its index, and its id and name when this
+    /// piece carries them, else null) or of a refusal.</summary>
+    public struct Event
+    {
+        public EventKind Kind;
+        public string Text;
+        public uint ToolIndex;
+        public string ToolId;
+        public string ToolName;
+
+        internal static Event FromNative(ref NativeEvent e)
+        {
+            Event ev;
+            ev.Kind = (EventKind)e.kind;
+            ev.Text = Utf8.FromNative(e.text, (long)e.len.ToUInt64());
+            ev.ToolIndex = e.tool_index;
+            ev.ToolId = e.tool_id == IntPtr.Zero ? null : Utf8.FromNative(e.tool_id);
+            ev.ToolName = e.tool_name == IntPtr.Zero ? null : Utf8.FromNative(e.tool_name);
+            return ev;
+        }
+
+        public override string ToString()
+        {
+            return Kind == EventKind.ToolCall
+                ? string.Format("ToolCall[{0}] id={1} name={2} {3}", ToolIndex, ToolId, ToolName, Text)
+                : Kind + ": " + Text;
+        }
+    }
+
+    /// <summary>A whole answer: the response JSON and the first choice's
+    /// text.</summary>
+    public sealed class Completion
+    {
+        public string Json { get; private set; }
+        public string Content { get; private set; }
+
+        internal Completion(string json, string content)
+        {
+            Json = json;
+            Content = content;
+        }
+    }
+
+    /// <summary>A client of one server and model (ModelApi*). Thread-safe
+    /// for calls; the setters are for before sharing it.</summary>
+    public sealed class Client : IDisposable
+    {
+        private readonly ClientHandle handle;
+
+        /// <summary>A client of <paramref name="model"/> at
+        /// <paramref name="apiBase"/>; <paramref name="apiKey"/> may be
+        /// null. DEBUG_MOCK_RESPONSES is read now.</summary>
+        public Client(string model, string apiBase, string apiKey = null)
+        {
+            handle = Native.modelapi_new(Utf8.ToNative(model), Utf8.ToNative(apiBase), Utf8.ToNative(apiKey));
+            if (handle.IsInvalid)
+                throw ModelApiException.FromLastError(Status.InvalidArgument);
+        }
+
+        private Client(ClientHandle h) { handle = h; }
+
+        /// <summary>A client from MODEL_API_URL, MODEL_NAME and
+        /// MODEL_API_KEY.</summary>
+        public static Client FromEnv()
+        {
+            ClientHandle h = Native.modelapi_from_env();
+            if (h.IsInvalid)
+                throw ModelApiException.FromLastError(Status.InvalidArgument);
+            return new Client(h);
+        }
+
+        public static string Version { get { return Utf8.FromNative(Native.modelapi_version()); } }
+
+        public void SetTimeout(TimeSpan timeout)
+        {
+            Check(Native.modelapi_set_timeout_ms(handle, (ulong)timeout.TotalMilliseconds));
+        }
+
+        public void SetMaxRetries(uint retries) { Check(Native.modelapi_set_max_retries(handle, retries)); }
+
+        public void SetHeader(string name, string value)
+        {
+            Check(Native.modelapi_set_header(handle, Utf8.ToNative(name), Utf8.ToNative(value)));
+        }
+
+        /// <summary>One chat completion.</summary>
+        public Completion Complete(IList<Message> messages, string mockResponse = null)
+        {
+            using (var native = new NativeMessages(messages))
+            {
+                IntPtr json, content;
+                Status s = Native.modelapi_complete(handle, native.Array, (UIntPtr)messages.Count,
+                    Utf8.ToNative(mockResponse), out json, out content);
+                if (s != Status.Ok)
+                    throw ModelApiException.FromLastError(s);
+                return new Completion(Utf8.TakeOwned(json), Utf8.TakeOwned(content));
+            }
+        }
+
+        /// <summary>One chat completion of a JSON request (an array of
+        /// messages, or a request object with tools, temperature, ...);
+        /// <paramref name="cancel"/> may stop it from another thread.</summary>
+        public Completion CompleteJson(string messagesJson, CancelToken cancel = null, string mockResponse = null)
+        {
+            IntPtr json, content;
+            Status s = Native.modelapi_complete_with(handle, Utf8.ToNative(messagesJson),
+                Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out json, out content);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+            return new Completion(Utf8.TakeOwned(json), Utf8.TakeOwned(content));
+        }
+
+        /// <summary>Opens a pull stream (blocking until the answer's head
+        /// arrived): read it with foreach, Next or Poll.</summary>
+        public ChatStream OpenStream(IList<Message> messages, string mockResponse = null)
+        {
+            using (var native = new NativeMessages(messages))
+            {
+                StreamHandle h;
+                Status s = Native.modelapi_stream_open(handle, native.Array, (UIntPtr)messages.Count,
+                    Utf8.ToNative(mockResponse), out h);
+                if (s != Status.Ok)
+                    throw ModelApiException.FromLastError(s);
+                return new ChatStream(h, null);
+            }
+        }
+
+        /// <summary>OpenStream with a JSON request; <paramref name="cancel"/>
+        /// (kept alive by the stream) may stop it from another thread.</summary>
+        public ChatStream OpenStreamJson(string messagesJson, CancelToken cancel = null, string mockResponse = null)
+        {
+            StreamHandle h;
+            Status s = Native.modelapi_stream_open_with(handle, Utf8.ToNative(messagesJson),
+                Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out h);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+            return new ChatStream(h, cancel);
+        }
+
+        /// <summary>Starts a stream and returns at once, for a loop that
+        /// must never block (a game's Update): call Poll each frame.</summary>
+        public ChatStream StartStream(string messagesJson, CancelToken cancel = null, string mockResponse = null)
+        {
+            StreamHandle h;
+            Status s = Native.modelapi_stream_start(handle, Utf8.ToNative(messagesJson),
+                Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out h);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+            return new ChatStream(h, cancel);
+        }
+
+        /// <summary>StartStream of these messages.</summary>
+        public ChatStream StartStream(IList<Message> messages, CancelToken cancel = null)
+        {
+            return StartStream(Utf8.MessagesJson(messages), cancel);
+        }
+
+        /// <summary>A streamed completion handed to <paramref name="onEvent"/>
+        /// event by event, on this thread; returning false stops it
+        /// (ModelApiException with Status.Aborted). Returns the whole
+        /// answer as chat.completion JSON. An exception thrown by
+        /// onEvent stops the stream and is rethrown here.</summary>
+        public string StreamEvents(string messagesJson, Func<Event, bool> onEvent,
+            CancelToken cancel = null, string mockResponse = null)
+        {
+            var state = new CallbackState { OnEvent = onEvent };
+            GCHandle gc = GCHandle.Alloc(state);
+            try
+            {
+                IntPtr json;
+                Status s = Native.modelapi_stream_events(handle, Utf8.ToNative(messagesJson),
+                    Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), EventThunk,
+                    GCHandle.ToIntPtr(gc), out json);
+                if (s != Status.Ok)
+                {
+                    ModelApiException error = ModelApiException.FromLastError(s);
+                    if (state.Error != null)
+                        throw new ModelApiException(error.Status, 0, "the callback threw: " + state.Error.Message, state.Error);
+                    throw error;
+                }
+                return Utf8.TakeOwned(json);
+            }
+            finally
+            {
+                gc.Free();
+            }
+        }
+
+        /// <summary>A streamed completion's text handed to
+        /// <paramref name="onChunk"/> chunk by chunk (return false to
+        /// stop).</summary>
+        public void StreamText(string messagesJson, Func<string, bool> onChunk,
+            CancelToken cancel = null, string mockResponse = null)
+        {
+            var state = new CallbackState { OnChunk = onChunk };
+            GCHandle gc = GCHandle.Alloc(state);
+            try
+            {
+                Status s = Native.modelapi_stream_with(handle, Utf8.ToNative(messagesJson),
+                    Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), ChunkThunk,
+                    GCHandle.ToIntPtr(gc));
+                if (s != Status.Ok)
+                {
+                    ModelApiException error = ModelApiException.FromLastError(s);
+                    if (state.Error != null)
+                        throw new ModelApiException(error.Status, 0, "the callback threw: " + state.Error.Message, state.Error);
+                    throw error;
+                }
+            }
+            finally
+            {
+                gc.Free();
+            }
+        }
+
+        public void Dispose() { handle.Dispose(); }
+
+        private static void Check(Status s)
+        {
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
+        private sealed class CallbackState
+        {
+            public Func<Event, bool> OnEvent;
+            public Func<string, bool> OnChunk;
+            public Exception Error;
+        }
+
+        // Static delegates, kept alive for the process's life (a collected
+        // delegate's thunk would crash the library's next callback).
+        private static readonly Native.EventFn EventThunk = OnEventStatic;
+        private static readonly Native.ChunkFn ChunkThunk = OnChunkStatic;
+
+        [MonoPInvokeCallback(typeof(Native.EventFn))]
+        private static int OnEventStatic(IntPtr userData, IntPtr eventPtr)
+        {
+            var state = (CallbackState)GCHandle.FromIntPtr(userData).Target;
+            try
+            {
+                var native = (NativeEvent)Marshal.PtrToStructure(eventPtr, typeof(NativeEvent));
+                return state.OnEvent(Event.FromNative(ref native)) ? 0 : 1;
+            }
+            catch (Exception e)
+            {
+                // Never let an exception cross the native frames.
+                state.Error = e;
+                return 1;
+            }
+        }
+
+        [MonoPInvokeCallback(typeof(Native.ChunkFn))]
+        private static int OnChunkStatic(IntPtr userData, IntPtr chunk, UIntPtr len)
+        {
+            var state = (CallbackState)GCHandle.FromIntPtr(userData).Target;
+            try
+            {
+                return state.OnChunk(Utf8.FromNative(chunk, (long)len.ToUInt64())) ? 0 : 1;
+            }
+            catch (Exception e)
+            {
+                state.Error = e;
+                return 1;
+            }
+        }
+    }
+
+    /// <summary>A stream of one answer (ModelApiStream*): read it with
+    /// foreach (blocking), Next (blocking) or Poll (never blocking with
+    /// waitMs 0). One thread at a time; Cancel from any thread.</summary>
+    public sealed class ChatStream : IDisposable, IEnumerable<Event>
+    {
+        private readonly StreamHandle handle;
+        // Keeps the token alive (and undisposed by the finalizer) while the
+        // stream may use it.
+        private readonly CancelToken cancel;
+
+        internal ChatStream(StreamHandle h, CancelToken cancel)
+        {
+            handle = h;
+            this.cancel = cancel;
+        }
+
+        /// <summary>The next event, blocking until it comes: true with the
+        /// event, false at the end; throws ModelApiException on an
+        /// error (after which the stream is over).</summary>
+        public bool Next(out Event ev)
+        {
+            NativeEvent native;
+            Status s = Native.modelapi_stream_next_event(handle, out native);
+            return Finish(s, ref native, out ev) == Status.Ok;
+        }
+
+        /// <summary>The next event if one can be had within
+        /// <paramref name="waitMs"/> (0: at once, never blocking):
+        /// Status.Ok with the event, Status.Pending (call again later) or
+        /// Status.Done; throws ModelApiException on an error.</summary>
+        public Status Poll(out Event ev, uint waitMs = 0)
+        {
+            NativeEvent native;
+            Status s = Native.modelapi_stream_poll(handle, waitMs, out native);
+            return Finish(s, ref native, out ev);
+        }
+
+        private static Status Finish(Status s, ref NativeEvent native, out Event ev)
+        {
+            if (s == Status.Ok)
+            {
+                ev = Event.FromNative(ref native);
+                return s;
+            }
+            ev = default(Event);
+            if (s == Status.Done || s == Status.Pending)
+                return s;
+            throw ModelApiException.FromLastError(s);
+        }
+
+        public IEnumerator<Event> GetEnumerator()
+        {
+            Event ev;
+            while (Next(out ev))
+                yield return ev;
+        }
+
+        IEnumerator IEnumerable.GetEnumerator() { return GetEnumerator(); }
+
+        /// <summary>The answer assembled from what was read so far, as
+        /// chat.completion JSON (also after an error).</summary>
+        public string CompletionJson
+        {
+            get
+            {
+                IntPtr json;
+                Status s = Native.modelapi_stream_completion_json(handle, out json);
+                if (s != Status.Ok)
+                    throw ModelApiException.FromLastError(s);
+                return Utf8.TakeOwned(json);
+            }
+        }
+
+        /// <summary>finish_reason ("stop", "tool_calls", ...), or null
+        /// while none came.</summary>
+        public string FinishReason { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_finish_reason(handle)); } }
+        public string Id { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_id(handle)); } }
+        public string Model { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_model(handle)); } }
+        /// <summary>The x-request-id header of the response, or null.</summary>
+        public string RequestId { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_id(handle)); } }
+
+        /// <summary>The token counts, when the server sent them.</summary>
+        public bool TryGetUsage(out ulong prompt, out ulong completion, out ulong total)
+        {
+            return Native.modelapi_stream_usage(handle, out prompt, out completion, out total) != 0;
+        }
+
+        /// <summary>The socket to wait on (for a host's own poll), or -1;
+        /// see modelapi_stream_fd.</summary>
+        public int Fd(out bool wantsWrite)
+        {
+            int w;
+            int fd = Native.modelapi_stream_fd(handle, out w);
+            wantsWrite = w != 0;
+            return fd;
+        }
+
+        /// <summary>The longest wait before the next Poll, in ms; -1 once
+        /// the stream is over.</summary>
+        public long WakeMs { get { return Native.modelapi_stream_wake_ms(handle); } }
+
+        /// <summary>Cancels the stream: safe from any thread, also while
+        /// another thread is blocked in Next (which then throws with
+        /// Status.Aborted).</summary>
+        public void Cancel() { Native.modelapi_stream_cancel(handle); }
+
+        /// <summary>Frees the stream (closing its connection in the middle
+        /// of an answer); waits for no call: a call still running on
+        /// another thread keeps it alive until it returns.</summary>
+        public void Dispose() { handle.Dispose(); GC.KeepAlive(cancel); }
+    }
+
+    /// <summary>A cancel token (ModelApiCancel*): pass it to calls, cancel
+    /// it from any thread.</summary>
+    public sealed class CancelToken : IDisposable
+    {
+        private readonly CancelHandle handle;
+
+        public CancelToken()
+        {
+            handle = Native.modelapi_cancel_new();
+            if (handle.IsInvalid)
+                throw ModelApiException.FromLastError(Status.Internal);
+        }
+
+        /// <summary>Cancels every call and stream using the token (they
+        /// throw with Status.Aborted), until Reset.</summary>
+        public void Cancel() { Native.modelapi_cancel(handle); }
+
+        public void Reset() { Native.modelapi_cancel_reset(handle); }
+
+        public void Dispose() { handle.Dispose(); }
+
+        internal static SafeHandle HandleOf(CancelToken token)
+        {
+            return token == null ? (SafeHandle)CancelHandle.Null : token.handle;
+        }
+    }
+
+    // ---- native side --------------------------------------------------
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct NativeMessage
+    {
+        public IntPtr role;
+        public IntPtr content;
+    }
+
+    /// <summary>ModelApiEvent, field for field.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct NativeEvent
+    {
+        public int kind;
+        public IntPtr text;
+        public UIntPtr len;
+        public uint tool_index;
+        public IntPtr tool_id;
+        public IntPtr tool_name;
+    }
+
+    public sealed class ClientHandle : SafeHandle
+    {
+        public ClientHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.modelapi_close(handle); return true; }
+    }
+
+    public sealed class StreamHandle : SafeHandle
+    {
+        public StreamHandle() : base(IntPtr.Zero, true) { }
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.modelapi_stream_free(handle); return true; }
+    }
+
+    public sealed class CancelHandle : SafeHandle
+    {
+        public CancelHandle() : base(IntPtr.Zero, true) { }
+        private CancelHandle(bool owns) : base(IntPtr.Zero, owns) { }
+        /// <summary>NULL: no token.</summary>
+        internal static readonly CancelHandle Null = new CancelHandle(false);
+        public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
+        protected override bool ReleaseHandle() { Native.modelapi_cancel_free(handle); return true; }
+    }
+
+    /// <summary>The messages as a native ModelApiMessage array, with their
+    /// strings in UTF-8, freed by Dispose.</summary>
+    internal sealed class NativeMessages : IDisposable
+    {
+        public readonly NativeMessage[] Array;
+        private readonly List<IntPtr> owned = new List<IntPtr>();
+
+        public NativeMessages(IList<Message> messages)
+        {
+            if (messages == null)
+                throw new ArgumentNullException("messages");
+            Array = new NativeMessage[Math.Max(messages.Count, 1)];
+            try
+            {
+                for (int i = 0; i < messages.Count; i++)
+                {
+                    Array[i].role = Alloc(messages[i].Role);
+                    Array[i].content = Alloc(messages[i].Content);
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        private IntPtr Alloc(string s)
+        {
+            if (s == null)
+                return IntPtr.Zero; // the library reports it as InvalidArgument
+            byte[] bytes = Utf8.ToNative(s);
+            IntPtr p = Marshal.AllocHGlobal(bytes.Length);
+            owned.Add(p);
+            Marshal.Copy(bytes, 0, p, bytes.Length);
+            return p;
+        }
+
+        public void Dispose()
+        {
+            foreach (IntPtr p in owned)
+                Marshal.FreeHGlobal(p);
+            owned.Clear();
+        }
+    }
+
+    /// <summary>UTF-8 both ways.</summary>
+    internal static class Utf8
+    {
+        private static readonly UTF8Encoding Strict = new UTF8Encoding(false, true);
+
+        /// <summary>NUL-terminated UTF-8 (null for null). A string with a
+        /// NUL inside is an ArgumentException (C would cut it).</summary>
+        public static byte[] ToNative(string s)
+        {
+            if (s == null)
+                return null;
+            if (s.IndexOf('\0') >= 0)
+                throw new ArgumentException("a string passed to modelapi holds a NUL character");
+            byte[] bytes = new byte[Strict.GetByteCount(s) + 1];
+            Strict.GetBytes(s, 0, s.Length, bytes, 0);
+            return bytes;
+        }
+
+        public static string FromNative(IntPtr p, long len)
+        {
+            if (p == IntPtr.Zero || len == 0)
+                return "";
+            byte[] bytes = new byte[len];
+            Marshal.Copy(p, bytes, 0, (int)len);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        public static string FromNative(IntPtr p)
+        {
+            return FromNative(p, StrLen(p));
+        }
+
+        public static string FromNativeOrNull(IntPtr p)
+        {
+            return p == IntPtr.Zero ? null : FromNative(p);
+        }
+
+        /// <summary>A string the library allocated: copied, then freed
+        /// with modelapi_string_free.</summary>
+        public static string TakeOwned(IntPtr p)
+        {
+            if (p == IntPtr.Zero)
+                return null;
+            try
+            {
+                return FromNative(p);
+            }
+            finally
+            {
+                Native.modelapi_string_free(p);
+            }
+        }
+
+        private static long StrLen(IntPtr p)
+        {
+            if (p == IntPtr.Zero)
+                return 0;
+            long n = 0;
+            while (Marshal.ReadByte(p, (int)n) != 0)
+                n++;
+            return n;
+        }
+
+        /// <summary>The messages as a JSON array.</summary>
+        public static string MessagesJson(IList<Message> messages)
+        {
+            var sb = new StringBuilder("[");
+            for (int i = 0; i < messages.Count; i++)
+            {
+                if (i > 0)
+                    sb.Append(',');
+                sb.Append("{\"role\":").Append(Quote(messages[i].Role))
+                  .Append(",\"content\":").Append(Quote(messages[i].Content)).Append('}');
+            }
+            return sb.Append(']').ToString();
+        }
+
+        /// <summary>A JSON string literal.</summary>
+        public static string Quote(string s)
+        {
+            if (s == null)
+                return "null";
+            var sb = new StringBuilder("\"");
+            foreach (char c in s)
+            {
+                switch (c)
+                {
+                    case '"': sb.Append("\\\""); break;
+                    case '\\': sb.Append("\\\\"); break;
+                    case '\n': sb.Append("\\n"); break;
+                    case '\r': sb.Append("\\r"); break;
+                    case '\t': sb.Append("\\t"); break;
+                    default:
+                        if (c < 0x20)
+                            sb.Append("\\u").Append(((int)c).ToString("x4"));
+                        else
+                            sb.Append(c);
+                        break;
+                }
+            }
+            return sb.Append('"').ToString();
+        }
+    }
+
+    /// <summary>The C functions. The library is found by the name
+    /// "modelapi": libmodelapi.so on LD_LIBRARY_PATH (Mono), or a Unity
+    /// plugin (Assets/Plugins).</summary>
+    public static class Native
+    {
+        private const string Lib = "modelapi";
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        public delegate int EventFn(IntPtr userData, IntPtr eventPtr);
+
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        public delegate int ChunkFn(IntPtr userData, IntPtr chunk, UIntPtr len);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern ClientHandle modelapi_new(byte[] model, byte[] apiBase, byte[] apiKey);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern ClientHandle modelapi_from_env();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_timeout_ms(ClientHandle api, ulong timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_max_retries(ClientHandle api, uint maxRetries);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_header(ClientHandle api, byte[] name, byte[] value);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_complete(ClientHandle api, [In] NativeMessage[] messages,
+            UIntPtr count, byte[] mockResponse, out IntPtr outJson, out IntPtr outContent);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_complete_with(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, SafeHandle cancel, out IntPtr outJson, out IntPtr outContent);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_open(ClientHandle api, [In] NativeMessage[] messages,
+            UIntPtr count, byte[] mockResponse, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_open_with(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, SafeHandle cancel, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_start(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, SafeHandle cancel, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_events(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, SafeHandle cancel, EventFn onEvent, IntPtr userData, out IntPtr outJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_with(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, SafeHandle cancel, ChunkFn onChunk, IntPtr userData);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_next_event(StreamHandle stream, out NativeEvent outEvent);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_poll(StreamHandle stream, uint waitMs, out NativeEvent outEvent);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_completion_json(StreamHandle stream, out IntPtr outJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_cancel(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_finish_reason(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_id(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_model(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_request_id(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int modelapi_stream_usage(StreamHandle stream, out ulong prompt,
+            out ulong completion, out ulong total);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int modelapi_stream_fd(StreamHandle stream, out int wantsWrite);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern long modelapi_stream_wake_ms(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void modelapi_stream_free(IntPtr stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern CancelHandle modelapi_cancel_new();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_cancel(CancelHandle cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_cancel_reset(CancelHandle cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void modelapi_cancel_free(IntPtr cancel);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void modelapi_close(IntPtr api);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern void modelapi_string_free(IntPtr s);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_last_error();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int modelapi_last_http_status();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_version();
+    }
+}
