@@ -159,6 +159,21 @@ namespace ModelApi
     {
         private readonly ClientHandle handle;
 
+        private volatile bool disposed;
+
+        /// <summary>The handle, or ObjectDisposedException once Dispose
+        /// was called (also while a call on another thread still holds
+        /// the native object).</summary>
+        private ClientHandle H
+        {
+            get
+            {
+                if (disposed)
+                    throw new ObjectDisposedException("Client");
+                return handle;
+            }
+        }
+
         /// <summary>A client of <paramref name="model"/> at
         /// <paramref name="apiBase"/>; <paramref name="apiKey"/> may be
         /// null. DEBUG_MOCK_RESPONSES is read now.</summary>
@@ -185,14 +200,14 @@ namespace ModelApi
 
         public void SetTimeout(TimeSpan timeout)
         {
-            Check(Native.modelapi_set_timeout_ms(handle, (ulong)timeout.TotalMilliseconds));
+            Check(Native.modelapi_set_timeout_ms(H, (ulong)timeout.TotalMilliseconds));
         }
 
-        public void SetMaxRetries(uint retries) { Check(Native.modelapi_set_max_retries(handle, retries)); }
+        public void SetMaxRetries(uint retries) { Check(Native.modelapi_set_max_retries(H, retries)); }
 
         public void SetHeader(string name, string value)
         {
-            Check(Native.modelapi_set_header(handle, Utf8.ToNative(name), Utf8.ToNative(value)));
+            Check(Native.modelapi_set_header(H, Utf8.ToNative(name), Utf8.ToNative(value)));
         }
 
         /// <summary>One chat completion.</summary>
@@ -201,7 +216,7 @@ namespace ModelApi
             using (var native = new NativeMessages(messages))
             {
                 IntPtr json, content;
-                Status s = Native.modelapi_complete(handle, native.Array, (UIntPtr)messages.Count,
+                Status s = Native.modelapi_complete(H, native.Array, (UIntPtr)messages.Count,
                     Utf8.ToNative(mockResponse), out json, out content);
                 if (s != Status.Ok)
                     throw ModelApiException.FromLastError(s);
@@ -215,7 +230,7 @@ namespace ModelApi
         public Completion CompleteJson(string messagesJson, CancelToken cancel = null, string mockResponse = null)
         {
             IntPtr json, content;
-            Status s = Native.modelapi_complete_with(handle, Utf8.ToNative(messagesJson),
+            Status s = Native.modelapi_complete_with(H, Utf8.ToNative(messagesJson),
                 Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out json, out content);
             if (s != Status.Ok)
                 throw ModelApiException.FromLastError(s);
@@ -229,11 +244,11 @@ namespace ModelApi
             using (var native = new NativeMessages(messages))
             {
                 StreamHandle h;
-                Status s = Native.modelapi_stream_open(handle, native.Array, (UIntPtr)messages.Count,
+                Status s = Native.modelapi_stream_open(H, native.Array, (UIntPtr)messages.Count,
                     Utf8.ToNative(mockResponse), out h);
                 if (s != Status.Ok)
                     throw ModelApiException.FromLastError(s);
-                return new ChatStream(h, null);
+                return new ChatStream(h);
             }
         }
 
@@ -241,24 +256,58 @@ namespace ModelApi
         /// (kept alive by the stream) may stop it from another thread.</summary>
         public ChatStream OpenStreamJson(string messagesJson, CancelToken cancel = null, string mockResponse = null)
         {
+            SafeHandle held = CancelToken.AddRef(cancel);
             StreamHandle h;
-            Status s = Native.modelapi_stream_open_with(handle, Utf8.ToNative(messagesJson),
-                Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out h);
+            Status s;
+            try
+            {
+                s = Native.modelapi_stream_open_with(H, Utf8.ToNative(messagesJson),
+                    Utf8.ToNative(mockResponse), held ?? CancelHandle.Null, out h);
+            }
+            catch
+            {
+                if (held != null)
+                    held.DangerousRelease();
+                throw;
+            }
             if (s != Status.Ok)
-                throw ModelApiException.FromLastError(s);
-            return new ChatStream(h, cancel);
+            {
+                ModelApiException error = ModelApiException.FromLastError(s);
+                if (held != null)
+                    held.DangerousRelease();
+                throw error;
+            }
+            h.HoldToken(held);
+            return new ChatStream(h);
         }
 
         /// <summary>Starts a stream and returns at once, for a loop that
         /// must never block (a game's Update): call Poll each frame.</summary>
         public ChatStream StartStream(string messagesJson, CancelToken cancel = null, string mockResponse = null)
         {
+            SafeHandle held = CancelToken.AddRef(cancel);
             StreamHandle h;
-            Status s = Native.modelapi_stream_start(handle, Utf8.ToNative(messagesJson),
-                Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), out h);
+            Status s;
+            try
+            {
+                s = Native.modelapi_stream_start(H, Utf8.ToNative(messagesJson),
+                    Utf8.ToNative(mockResponse), held ?? CancelHandle.Null, out h);
+            }
+            catch
+            {
+                if (held != null)
+                    held.DangerousRelease();
+                throw;
+            }
             if (s != Status.Ok)
-                throw ModelApiException.FromLastError(s);
-            return new ChatStream(h, cancel);
+            {
+                ModelApiException error = ModelApiException.FromLastError(s);
+                if (held != null)
+                    held.DangerousRelease();
+                throw error;
+            }
+            h.HoldToken(held);
+            return new ChatStream(h);
         }
 
         /// <summary>StartStream of these messages.</summary>
@@ -280,7 +329,7 @@ namespace ModelApi
             try
             {
                 IntPtr json;
-                Status s = Native.modelapi_stream_events(handle, Utf8.ToNative(messagesJson),
+                Status s = Native.modelapi_stream_events(H, Utf8.ToNative(messagesJson),
                     Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), EventThunk,
                     GCHandle.ToIntPtr(gc), out json);
                 if (s != Status.Ok)
@@ -308,7 +357,7 @@ namespace ModelApi
             GCHandle gc = GCHandle.Alloc(state);
             try
             {
-                Status s = Native.modelapi_stream_with(handle, Utf8.ToNative(messagesJson),
+                Status s = Native.modelapi_stream_with(H, Utf8.ToNative(messagesJson),
                     Utf8.ToNative(mockResponse), CancelToken.HandleOf(cancel), ChunkThunk,
                     GCHandle.ToIntPtr(gc));
                 if (s != Status.Ok)
@@ -325,7 +374,11 @@ namespace ModelApi
             }
         }
 
-        public void Dispose() { handle.Dispose(); }
+        public void Dispose()
+        {
+            disposed = true;
+            handle.Dispose();
+        }
 
         private static void Check(Status s)
         {
@@ -384,14 +437,25 @@ namespace ModelApi
     public sealed class ChatStream : IDisposable, IEnumerable<Event>
     {
         private readonly StreamHandle handle;
-        // Keeps the token alive (and undisposed by the finalizer) while the
-        // stream may use it.
-        private readonly CancelToken cancel;
 
-        internal ChatStream(StreamHandle h, CancelToken cancel)
+        private volatile bool disposed;
+
+        /// <summary>The handle, or ObjectDisposedException once Dispose
+        /// was called (also while a call on another thread still holds
+        /// the native object).</summary>
+        private StreamHandle H
+        {
+            get
+            {
+                if (disposed)
+                    throw new ObjectDisposedException("ChatStream");
+                return handle;
+            }
+        }
+
+        internal ChatStream(StreamHandle h)
         {
             handle = h;
-            this.cancel = cancel;
         }
 
         /// <summary>The next event, blocking until it comes: true with the
@@ -400,7 +464,7 @@ namespace ModelApi
         public bool Next(out Event ev)
         {
             NativeEvent native;
-            Status s = Native.modelapi_stream_next_event(handle, out native);
+            Status s = Native.modelapi_stream_next_event(H, out native);
             return Finish(s, ref native, out ev) == Status.Ok;
         }
 
@@ -411,7 +475,7 @@ namespace ModelApi
         public Status Poll(out Event ev, uint waitMs = 0)
         {
             NativeEvent native;
-            Status s = Native.modelapi_stream_poll(handle, waitMs, out native);
+            Status s = Native.modelapi_stream_poll(H, waitMs, out native);
             return Finish(s, ref native, out ev);
         }
 
@@ -444,7 +508,7 @@ namespace ModelApi
             get
             {
                 IntPtr json;
-                Status s = Native.modelapi_stream_completion_json(handle, out json);
+                Status s = Native.modelapi_stream_completion_json(H, out json);
                 if (s != Status.Ok)
                     throw ModelApiException.FromLastError(s);
                 return Utf8.TakeOwned(json);
@@ -453,16 +517,16 @@ namespace ModelApi
 
         /// <summary>finish_reason ("stop", "tool_calls", ...), or null
         /// while none came.</summary>
-        public string FinishReason { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_finish_reason(handle)); } }
-        public string Id { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_id(handle)); } }
-        public string Model { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_model(handle)); } }
+        public string FinishReason { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_finish_reason(H)); } }
+        public string Id { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_id(H)); } }
+        public string Model { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_model(H)); } }
         /// <summary>The x-request-id header of the response, or null.</summary>
-        public string RequestId { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_id(handle)); } }
+        public string RequestId { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_id(H)); } }
 
         /// <summary>The token counts, when the server sent them.</summary>
         public bool TryGetUsage(out ulong prompt, out ulong completion, out ulong total)
         {
-            return Native.modelapi_stream_usage(handle, out prompt, out completion, out total) != 0;
+            return Native.modelapi_stream_usage(H, out prompt, out completion, out total) != 0;
         }
 
         /// <summary>The socket to wait on (for a host's own poll), or -1;
@@ -470,24 +534,43 @@ namespace ModelApi
         public int Fd(out bool wantsWrite)
         {
             int w;
-            int fd = Native.modelapi_stream_fd(handle, out w);
+            int fd = Native.modelapi_stream_fd(H, out w);
             wantsWrite = w != 0;
             return fd;
         }
 
         /// <summary>The longest wait before the next Poll, in ms; -1 once
         /// the stream is over.</summary>
-        public long WakeMs { get { return Native.modelapi_stream_wake_ms(handle); } }
+        public long WakeMs { get { return Native.modelapi_stream_wake_ms(H); } }
 
         /// <summary>Cancels the stream: safe from any thread, also while
         /// another thread is blocked in Next (which then throws with
-        /// Status.Aborted).</summary>
-        public void Cancel() { Native.modelapi_stream_cancel(handle); }
+        /// Status.Aborted). A stream started with a CancelToken shares
+        /// it: this cancels the token, so every call using it.</summary>
+        public void Cancel() { Native.modelapi_stream_cancel(H); }
 
-        /// <summary>Frees the stream (closing its connection in the middle
-        /// of an answer); waits for no call: a call still running on
-        /// another thread keeps it alive until it returns.</summary>
-        public void Dispose() { handle.Dispose(); GC.KeepAlive(cancel); }
+        /// <summary>Frees the stream, closing its connection in the middle
+        /// of an answer. Safe from any thread: the native stream is freed
+        /// once a call running on another thread has returned; a read
+        /// blocked there is cancelled (it throws with Status.Aborted),
+        /// unless the stream was started with a CancelToken (cancel that
+        /// token, which is shared, first).</summary>
+        public void Dispose()
+        {
+            try
+            {
+                // A stream with a token shares it: cancelling it would stop
+                // every other call using that token.
+                if (!handle.IsClosed && !handle.HasToken)
+                    Native.modelapi_stream_cancel(H);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Disposed by another thread meanwhile.
+            }
+            disposed = true;
+            handle.Dispose();
+        }
     }
 
     /// <summary>A cancel token (ModelApiCancel*): pass it to calls, cancel
@@ -495,6 +578,21 @@ namespace ModelApi
     public sealed class CancelToken : IDisposable
     {
         private readonly CancelHandle handle;
+
+        private volatile bool disposed;
+
+        /// <summary>The handle, or ObjectDisposedException once Dispose
+        /// was called (also while a call on another thread still holds
+        /// the native object).</summary>
+        private CancelHandle H
+        {
+            get
+            {
+                if (disposed)
+                    throw new ObjectDisposedException("CancelToken");
+                return handle;
+            }
+        }
 
         public CancelToken()
         {
@@ -505,15 +603,33 @@ namespace ModelApi
 
         /// <summary>Cancels every call and stream using the token (they
         /// throw with Status.Aborted), until Reset.</summary>
-        public void Cancel() { Native.modelapi_cancel(handle); }
+        public void Cancel() { Native.modelapi_cancel(H); }
 
-        public void Reset() { Native.modelapi_cancel_reset(handle); }
+        public void Reset() { Native.modelapi_cancel_reset(H); }
 
-        public void Dispose() { handle.Dispose(); }
+        /// <summary>Frees the token once no call and no stream uses it
+        /// (each stream started with it keeps it until disposed).</summary>
+        public void Dispose()
+        {
+            disposed = true;
+            handle.Dispose();
+        }
 
         internal static SafeHandle HandleOf(CancelToken token)
         {
-            return token == null ? (SafeHandle)CancelHandle.Null : token.handle;
+            return token == null ? (SafeHandle)CancelHandle.Null : token.H;
+        }
+
+        /// <summary>For a stream that will use the token: its handle with
+        /// a reference added (null for no token), to be handed to the
+        /// stream (StreamHandle.HoldToken) or released.</summary>
+        internal static SafeHandle AddRef(CancelToken token)
+        {
+            if (token == null)
+                return null;
+            bool added = false;
+            token.H.DangerousAddRef(ref added);
+            return token.H;
         }
     }
 
@@ -547,9 +663,27 @@ namespace ModelApi
 
     public sealed class StreamHandle : SafeHandle
     {
+        // The stream's cancel token, held (DangerousAddRef) until the
+        // stream is freed: the C token must outlive the stream, whatever
+        // order the two are disposed in.
+        private SafeHandle token;
+
         public StreamHandle() : base(IntPtr.Zero, true) { }
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-        protected override bool ReleaseHandle() { Native.modelapi_stream_free(handle); return true; }
+
+        /// <summary>Takes over a reference the caller added on
+        /// <paramref name="held"/>.</summary>
+        internal void HoldToken(SafeHandle held) { token = held; }
+
+        internal bool HasToken { get { return token != null; } }
+
+        protected override bool ReleaseHandle()
+        {
+            Native.modelapi_stream_free(handle);
+            if (token != null)
+                token.DangerousRelease();
+            return true;
+        }
     }
 
     public sealed class CancelHandle : SafeHandle

@@ -91,6 +91,8 @@ static class ModelApiTests
         Run("PollMode", PollMode, url);
         Run("CancelToken", CancelFromAnotherThread, url);
         Run("StreamCancel", StreamCancelFromAnotherThread, url);
+        Run("StreamDispose", DisposeFromAnotherThread, url);
+        Run("SharedToken", SharedToken, url);
         Run("Errors", Errors, url);
         Run("BadArguments", BadArguments, url);
         Run("Canned", Canned, url);
@@ -384,6 +386,79 @@ static class ModelApiTests
             Event after;
             Check(!stream.Next(out after), "ChatStream.Cancel: later reads are Done");
             stream.Dispose();
+        }
+    }
+
+    static void DisposeFromAnotherThread(string url)
+    {
+        using (var client = new Client("long", url))
+        {
+            ChatStream stream = client.OpenStreamJson("[{\"role\":\"user\",\"content\":\"Count\"}]");
+            Stopwatch clock = Stopwatch.StartNew();
+            var disposer = new Thread(() =>
+            {
+                Thread.Sleep(300);
+                stream.Dispose();
+            });
+            disposer.Start();
+            ModelApiException e = Throws(() =>
+            {
+                foreach (Event ev in stream)
+                {
+                }
+            }, "Dispose from another thread: the read stops");
+            disposer.Join();
+            if (e != null)
+                Equal(Status.Aborted, e.Status, "Dispose from another thread: the blocked read is Aborted");
+            Check(clock.ElapsedMilliseconds < 5000, "Dispose from another thread: after " + clock.ElapsedMilliseconds + " ms");
+            bool threw = false;
+            try
+            {
+                Event ev;
+                stream.Next(out ev);
+            }
+            catch (ObjectDisposedException)
+            {
+                threw = true;
+            }
+            Check(threw, "Dispose from another thread: later reads throw ObjectDisposedException");
+        }
+    }
+
+    static void SharedToken(string url)
+    {
+        using (var client = new Client("long", url))
+        {
+            var token = new CancelToken();
+            ChatStream a = client.OpenStreamJson("[{\"role\":\"user\",\"content\":\"a\"}]", token);
+            ChatStream b = client.StartStream("[{\"role\":\"user\",\"content\":\"b\"}]", token);
+            // The token may be disposed before its streams: they keep it.
+            token.Dispose();
+            bool threw = false;
+            try
+            {
+                token.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                threw = true;
+            }
+            Check(threw, "a disposed token: Cancel throws ObjectDisposedException");
+            Event ev;
+            Check(a.Next(out ev) && ev.Text == "x", "a stream outlives its disposed token");
+            // Cancelling one stream cancels the token they share.
+            a.Cancel();
+            ModelApiException e = Throws(() =>
+            {
+                Stopwatch clock = Stopwatch.StartNew();
+                while (clock.ElapsedMilliseconds < 10000 && b.Poll(out ev, 50) != Status.Done)
+                {
+                }
+            }, "shared token: the other stream");
+            if (e != null)
+                Equal(Status.Aborted, e.Status, "ChatStream.Cancel cancels the shared token: the other stream is Aborted");
+            a.Dispose();
+            b.Dispose();
         }
     }
 
