@@ -59,6 +59,15 @@ namespace ModelApi
         Refusal = 3,
     }
 
+    /// <summary>The C API's ModelApiTraceLevel.</summary>
+    public enum TraceLevel
+    {
+        Error = 1,
+        Warn = 2,
+        Info = 3,
+        Debug = 4,
+    }
+
     /// <summary>A failed call: its status, the HTTP status of an
     /// HttpError (else 0), and the library's message.</summary>
     public class ModelApiException : Exception
@@ -208,6 +217,48 @@ namespace ModelApi
         public void SetHeader(string name, string value)
         {
             Check(Native.modelapi_set_header(H, Utf8.ToNative(name), Utf8.ToNative(value)));
+        }
+
+        /// <summary>Sets the trace hook: <paramref name="onTrace"/> gets
+        /// one line per step of every request (never the key or message
+        /// content), on the thread making the call, possibly on several
+        /// threads at once; it must not call this client. null turns
+        /// tracing off. Call before sharing the client.</summary>
+        public void SetTrace(Action<TraceLevel, string> onTrace)
+        {
+            if (onTrace == null)
+            {
+                Check(Native.modelapi_set_trace(H, null, IntPtr.Zero));
+                handle.SetTrace(null);
+                return;
+            }
+            GCHandle gc = GCHandle.Alloc(onTrace);
+            Status s = Native.modelapi_set_trace(H, TraceThunk, GCHandle.ToIntPtr(gc));
+            if (s != Status.Ok)
+            {
+                ModelApiException error = ModelApiException.FromLastError(s);
+                gc.Free();
+                throw error;
+            }
+            // The handle frees the GCHandle after the client itself.
+            handle.SetTrace(gc);
+        }
+
+        private static readonly Native.TraceFn TraceThunk = OnTraceStatic;
+
+        [MonoPInvokeCallback(typeof(Native.TraceFn))]
+        private static void OnTraceStatic(IntPtr userData, int level, IntPtr line)
+        {
+            try
+            {
+                var onTrace = (Action<TraceLevel, string>)GCHandle.FromIntPtr(userData).Target;
+                onTrace((TraceLevel)level, Utf8.FromNative(line));
+            }
+            catch (Exception)
+            {
+                // Never across the native frames; a trace hook has no way
+                // to report.
+            }
         }
 
         /// <summary>One chat completion.</summary>
@@ -656,9 +707,27 @@ namespace ModelApi
 
     public sealed class ClientHandle : SafeHandle
     {
+        // The trace hook's user_data, freed after the client (the previous
+        // one when the hook is replaced: no call runs while it is set).
+        private GCHandle trace;
+
         public ClientHandle() : base(IntPtr.Zero, true) { }
         public override bool IsInvalid { get { return handle == IntPtr.Zero; } }
-        protected override bool ReleaseHandle() { Native.modelapi_close(handle); return true; }
+
+        internal void SetTrace(GCHandle? gc)
+        {
+            if (trace.IsAllocated)
+                trace.Free();
+            trace = gc ?? default(GCHandle);
+        }
+
+        protected override bool ReleaseHandle()
+        {
+            Native.modelapi_close(handle);
+            if (trace.IsAllocated)
+                trace.Free();
+            return true;
+        }
     }
 
     public sealed class StreamHandle : SafeHandle
@@ -869,6 +938,11 @@ namespace ModelApi
         internal static extern Status modelapi_set_max_retries(ClientHandle api, uint maxRetries);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_header(ClientHandle api, byte[] name, byte[] value);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        public delegate void TraceFn(IntPtr userData, int level, IntPtr line);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_trace(ClientHandle api, TraceFn onTrace, IntPtr userData);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_complete(ClientHandle api, [In] NativeMessage[] messages,
             UIntPtr count, byte[] mockResponse, out IntPtr outJson, out IntPtr outContent);

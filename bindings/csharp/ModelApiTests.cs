@@ -98,6 +98,7 @@ static class ModelApiTests
         Run("Canned", Canned, url);
         Run("Callbacks", Callbacks, url);
         Run("Dispose", DisposeRules, url);
+        Run("Trace", Trace, url);
         // Finalizers of anything left over run without crashing.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -659,6 +660,34 @@ static class ModelApiTests
                 t.Join();
             Equal("Hello from the test server|Hello from the test server|Hello from the test server|Hello from the test server",
                 string.Join("|", results), "callbacks on four threads at once on one client");
+        }
+    }
+
+    static void Trace(string url)
+    {
+        var lines = new List<string>();
+        using (var client = new Client("ok", url, "sk-trace-secret"))
+        {
+            client.SetTrace((level, line) => lines.Add(level + " " + line));
+            client.Complete(new[] { Message.User("a secret question") });
+            int seen = lines.Count;
+            Check(seen > 0, "trace: " + seen + " lines for one call, e.g. " + (seen > 0 ? lines[0] : ""));
+            Check(lines.TrueForAll(l => !l.Contains("sk-trace-secret") && !l.Contains("secret question")),
+                "trace: neither the key nor the content");
+            client.SetTrace((level, line) => { throw new InvalidOperationException("a hook that throws"); });
+            Equal("Hello from the test server", client.Complete(new[] { Message.User("Hi") }).Content,
+                "trace: a hook that throws changes nothing");
+            client.SetTrace(null);
+            lines.Clear();
+            client.Complete(new[] { Message.User("Hi") });
+            Equal(0, lines.Count, "trace: off");
+        }
+        using (var client = new Client("unauthorized", url))
+        {
+            lines.Clear();
+            client.SetTrace((level, line) => lines.Add(level + " " + line));
+            Throws(() => client.Complete(new[] { Message.User("Hi") }), "trace: a failing call");
+            Check(lines.Exists(l => l.StartsWith("Error ")), "trace: the error at level Error");
         }
     }
 
