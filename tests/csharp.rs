@@ -439,6 +439,9 @@ namespace UnityEngine
         public static void LogError(object message) { }
     }
     public static class Time { public static float deltaTime; }
+    // Names that a Unity script sees beside the binding's.
+    public sealed class Event { }
+    public sealed class Network { }
     [System.AttributeUsage(System.AttributeTargets.Field)]
     public sealed class SerializeField : System.Attribute { }
     [System.AttributeUsage(System.AttributeTargets.Field)]

@@ -121,7 +121,7 @@ namespace ModelApi
     /// <summary>One event of a stream: a piece of the text, of the
     /// reasoning, of a tool call (its index, and its id and name when this
     /// piece carries them, else null) or of a refusal.</summary>
-    public struct Event
+    public struct StreamEvent
     {
         public EventKind Kind;
         public string Text;
@@ -129,9 +129,9 @@ namespace ModelApi
         public string ToolId;
         public string ToolName;
 
-        internal static Event FromNative(ref NativeEvent e)
+        internal static StreamEvent FromNative(ref NativeEvent e)
         {
-            Event ev;
+            StreamEvent ev;
             ev.Kind = (EventKind)e.kind;
             ev.Text = Utf8.FromNative(e.text, (long)e.len.ToUInt64());
             ev.ToolIndex = e.tool_index;
@@ -372,7 +372,7 @@ namespace ModelApi
         /// (ModelApiException with Status.Aborted). Returns the whole
         /// answer as chat.completion JSON. An exception thrown by
         /// onEvent stops the stream and is rethrown here.</summary>
-        public string StreamEvents(string messagesJson, Func<Event, bool> onEvent,
+        public string StreamEvents(string messagesJson, Func<StreamEvent, bool> onEvent,
             CancelToken cancel = null, string mockResponse = null)
         {
             var state = new CallbackState { OnEvent = onEvent };
@@ -439,7 +439,7 @@ namespace ModelApi
 
         private sealed class CallbackState
         {
-            public Func<Event, bool> OnEvent;
+            public Func<StreamEvent, bool> OnEvent;
             public Func<string, bool> OnChunk;
             public Exception Error;
         }
@@ -456,7 +456,7 @@ namespace ModelApi
             try
             {
                 var native = (NativeEvent)Marshal.PtrToStructure(eventPtr, typeof(NativeEvent));
-                return state.OnEvent(Event.FromNative(ref native)) ? 0 : 1;
+                return state.OnEvent(StreamEvent.FromNative(ref native)) ? 0 : 1;
             }
             catch (Exception e)
             {
@@ -485,7 +485,7 @@ namespace ModelApi
     /// <summary>A stream of one answer (ModelApiStream*): read it with
     /// foreach (blocking), Next (blocking) or Poll (never blocking with
     /// waitMs 0). One thread at a time; Cancel from any thread.</summary>
-    public sealed class ChatStream : IDisposable, IEnumerable<Event>
+    public sealed class ChatStream : IDisposable, IEnumerable<StreamEvent>
     {
         private readonly StreamHandle handle;
 
@@ -512,7 +512,7 @@ namespace ModelApi
         /// <summary>The next event, blocking until it comes: true with the
         /// event, false at the end; throws ModelApiException on an
         /// error (after which the stream is over).</summary>
-        public bool Next(out Event ev)
+        public bool Next(out StreamEvent ev)
         {
             NativeEvent native;
             Status s = Native.modelapi_stream_next_event(H, out native);
@@ -523,29 +523,29 @@ namespace ModelApi
         /// <paramref name="waitMs"/> (0: at once, never blocking):
         /// Status.Ok with the event, Status.Pending (call again later) or
         /// Status.Done; throws ModelApiException on an error.</summary>
-        public Status Poll(out Event ev, uint waitMs = 0)
+        public Status Poll(out StreamEvent ev, uint waitMs = 0)
         {
             NativeEvent native;
             Status s = Native.modelapi_stream_poll(H, waitMs, out native);
             return Finish(s, ref native, out ev);
         }
 
-        private static Status Finish(Status s, ref NativeEvent native, out Event ev)
+        private static Status Finish(Status s, ref NativeEvent native, out StreamEvent ev)
         {
             if (s == Status.Ok)
             {
-                ev = Event.FromNative(ref native);
+                ev = StreamEvent.FromNative(ref native);
                 return s;
             }
-            ev = default(Event);
+            ev = default(StreamEvent);
             if (s == Status.Done || s == Status.Pending)
                 return s;
             throw ModelApiException.FromLastError(s);
         }
 
-        public IEnumerator<Event> GetEnumerator()
+        public IEnumerator<StreamEvent> GetEnumerator()
         {
-            Event ev;
+            StreamEvent ev;
             while (Next(out ev))
                 yield return ev;
         }
@@ -916,11 +916,17 @@ namespace ModelApi
     }
 
     /// <summary>The C functions. The library is found by the name
-    /// "modelapi": libmodelapi.so on LD_LIBRARY_PATH (Mono), or a Unity
-    /// plugin (Assets/Plugins).</summary>
+    /// "modelapi": libmodelapi.so on LD_LIBRARY_PATH (Mono, .NET),
+    /// modelapi.dll beside the program or on PATH (Windows), or a Unity
+    /// native plugin (Assets/Plugins); statically linked on iOS.</summary>
     public static class Native
     {
+#if UNITY_IOS && !UNITY_EDITOR
+        // iOS links native plugins statically.
+        private const string Lib = "__Internal";
+#else
         private const string Lib = "modelapi";
+#endif
 
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate int EventFn(IntPtr userData, IntPtr eventPtr);

@@ -155,7 +155,7 @@ static class ModelApiTests
             using (ChatStream stream = client.OpenStreamJson(
                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"stream_options\":{\"include_usage\":true}}"))
             {
-                foreach (Event ev in stream)
+                foreach (StreamEvent ev in stream)
                 {
                     events++;
                     if (ev.Kind != EventKind.Content)
@@ -173,13 +173,13 @@ static class ModelApiTests
                 Check(stream.TryGetUsage(out p, out c, out t) && p == 3 && c == 5 && t == 8, "stream: usage 3 + 5 = 8");
                 string json = stream.CompletionJson;
                 Check(json.Contains("\"content\":\"Hello from the test server\""), "stream: completion JSON " + json);
-                Event after;
+                StreamEvent after;
                 Check(!stream.Next(out after), "stream: Next after the end is false");
             }
             using (ChatStream stream = client.OpenStream(new[] { Message.User("Hi") }))
             {
                 var sb = new StringBuilder();
-                foreach (Event ev in stream)
+                foreach (StreamEvent ev in stream)
                     sb.Append(ev.Text);
                 Equal("Hello from the test server", sb.ToString(), "stream (Message array): text");
             }
@@ -188,7 +188,7 @@ static class ModelApiTests
         using (ChatStream stream = client.OpenStream(new[] { Message.User(Unicode) }))
         {
             var sb = new StringBuilder();
-            foreach (Event ev in stream)
+            foreach (StreamEvent ev in stream)
                 sb.Append(ev.Text);
             Equal(Unicode, sb.ToString(), "stream: UTF-8 pieces (split inside characters) reassembled");
         }
@@ -206,7 +206,7 @@ static class ModelApiTests
             var args = new Dictionary<uint, StringBuilder>();
             var ids = new Dictionary<uint, string>();
             var names = new Dictionary<uint, string>();
-            foreach (Event ev in stream)
+            foreach (StreamEvent ev in stream)
             {
                 switch (ev.Kind)
                 {
@@ -243,7 +243,7 @@ static class ModelApiTests
         using (ChatStream stream = client.OpenStreamJson("[{\"role\":\"user\",\"content\":\"Do a bad thing\"}]"))
         {
             var refusal = new StringBuilder();
-            foreach (Event ev in stream)
+            foreach (StreamEvent ev in stream)
                 if (ev.Kind == EventKind.Refusal)
                     refusal.Append(ev.Text);
             Equal("I can't help with that.", refusal.ToString(), "refusal events");
@@ -263,7 +263,7 @@ static class ModelApiTests
             while (clock.ElapsedMilliseconds < 20000)
             {
                 frames++;
-                Event ev;
+                StreamEvent ev;
                 while ((last = stream.Poll(out ev)) == Status.Ok)
                 {
                     events++;
@@ -282,7 +282,7 @@ static class ModelApiTests
             Equal("Hello from the test server", text.ToString(), "poll: the text");
             Check(pending > 0, "poll: some frames had nothing yet (Pending), " + pending + " of " + frames);
             Equal(-1L, stream.WakeMs, "poll: WakeMs -1 once over");
-            Event again;
+            StreamEvent again;
             Equal(Status.Done, stream.Poll(out again, 10), "poll: Done again after the end");
         }
         // A network error comes from Poll, as an exception.
@@ -292,7 +292,7 @@ static class ModelApiTests
             ModelApiException e = Throws(() =>
             {
                 Stopwatch clock = Stopwatch.StartNew();
-                Event ev;
+                StreamEvent ev;
                 while (clock.ElapsedMilliseconds < 10000 && stream.Poll(out ev, 50) != Status.Done)
                 {
                 }
@@ -323,7 +323,7 @@ static class ModelApiTests
                 canceller.Start();
                 e = Throws(() =>
                 {
-                    foreach (Event ev in stream)
+                    foreach (StreamEvent ev in stream)
                         chunks++;
                 }, "cancel token: the read stops");
             }
@@ -375,7 +375,7 @@ static class ModelApiTests
             canceller.Start();
             ModelApiException e = Throws(() =>
             {
-                Event ev;
+                StreamEvent ev;
                 while (stream.Next(out ev))
                 {
                 }
@@ -384,7 +384,7 @@ static class ModelApiTests
             if (e != null)
                 Equal(Status.Aborted, e.Status, "ChatStream.Cancel: Aborted");
             Check(clock.ElapsedMilliseconds < 5000, "ChatStream.Cancel: stopped after " + clock.ElapsedMilliseconds + " ms");
-            Event after;
+            StreamEvent after;
             Check(!stream.Next(out after), "ChatStream.Cancel: later reads are Done");
             stream.Dispose();
         }
@@ -404,7 +404,7 @@ static class ModelApiTests
             disposer.Start();
             ModelApiException e = Throws(() =>
             {
-                foreach (Event ev in stream)
+                foreach (StreamEvent ev in stream)
                 {
                 }
             }, "Dispose from another thread: the read stops");
@@ -415,7 +415,7 @@ static class ModelApiTests
             bool threw = false;
             try
             {
-                Event ev;
+                StreamEvent ev;
                 stream.Next(out ev);
             }
             catch (ObjectDisposedException)
@@ -445,7 +445,7 @@ static class ModelApiTests
                 threw = true;
             }
             Check(threw, "a disposed token: Cancel throws ObjectDisposedException");
-            Event ev;
+            StreamEvent ev;
             Check(a.Next(out ev) && ev.Text == "x", "a stream outlives its disposed token");
             // Cancelling one stream cancels the token they share.
             a.Cancel();
@@ -486,7 +486,7 @@ static class ModelApiTests
             var text = new StringBuilder();
             ModelApiException e = Throws(() =>
             {
-                foreach (Event ev in stream)
+                foreach (StreamEvent ev in stream)
                     text.Append(ev.Text);
             }, "stream error event");
             if (e != null)
@@ -699,7 +699,7 @@ static class ModelApiTests
         client.Dispose();
         client.Dispose();
         var sb = new StringBuilder();
-        foreach (Event ev in stream)
+        foreach (StreamEvent ev in stream)
             sb.Append(ev.Text);
         Equal("Hello from the test server", sb.ToString(), "a stream outlives its client");
         stream.Dispose();
@@ -707,7 +707,7 @@ static class ModelApiTests
         bool threw = false;
         try
         {
-            Event ev;
+            StreamEvent ev;
             stream.Next(out ev);
         }
         catch (ObjectDisposedException)

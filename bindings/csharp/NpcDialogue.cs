@@ -54,7 +54,7 @@ public class NpcDialogue : MonoBehaviour
             return;
         try
         {
-            Event ev;
+            StreamEvent ev;
             Status status;
             // Every event that has arrived, without waiting.
             while ((status = stream.Poll(out ev)) == Status.Ok)
