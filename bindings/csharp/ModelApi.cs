@@ -5,11 +5,15 @@
 // Ownership: every native object (client, stream, cancel token) is held by a
 // SafeHandle and freed by Dispose() (or, as a last resort, by the
 // finalizer); strings the library returns are copied into .NET strings and
-// freed at once. Threads: a Client may be used by several threads at once;
-// a ChatStream by one thread at a time, except Cancel(), which any thread may
-// call while another one reads; a CancelToken may be cancelled from any
-// thread. The library starts no thread: every callback runs on the thread
-// that made the call.
+// freed at once; a native object is freed only once no call uses it (a
+// stream keeps its cancel token, a call its client), so Dispose in any order
+// never leaves a dangling pointer, and a disposed object throws
+// ObjectDisposedException. Threads: a Client may be used by several threads
+// at once (the setters are for before that); a ChatStream by one thread at a
+// time, except Cancel() and Dispose(), which any thread may call while
+// another one reads; a CancelToken may be cancelled from any thread. The
+// library starts no thread: every callback runs on the thread that made the
+// call, inside it.
 //
 // Callbacks are static methods marked [MonoPInvokeCallback] (needed by
 // Unity's IL2CPP and by Mono's full AOT), with the per-call state passed
