@@ -602,6 +602,18 @@ static class ModelApiTests
             Equal("{\"city\": \"São Paulo\"}", args.ToString(), "callback: the arguments of call 1");
             Check(json.Contains("\"finish_reason\":\"tool_calls\""), "callback: the completion JSON");
 
+            // A collection in the middle of a callback moves nothing the
+            // library holds (the static delegate, the GCHandle's target).
+            var collected = new StringBuilder();
+            client.StreamText("[{\"role\":\"user\",\"content\":\"x\"}]", chunk =>
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                collected.Append(chunk);
+                return true;
+            });
+            Equal("Let me look.", collected.ToString(), "callback: a GC inside each callback");
+
             // Returning false stops the stream.
             int seen = 0;
             ModelApiException e = Throws(() => client.StreamEvents("[{\"role\":\"user\",\"content\":\"x\"}]",
