@@ -450,8 +450,8 @@ local function live(stream)
   return h
 end
 
---- The next event, blocking until it arrives: a table, or nil at the end.
---- Raises the stream's error.
+--- The next event, blocking until it arrives: a table, or nil at the end
+--- (and after stream:close()). Raises the stream's error (once).
 function Stream:next()
   if self.finished then
     return nil
@@ -472,8 +472,9 @@ Stream.__call = Stream.next
 
 --- The next event if one can be had within `wait_ms` (default 0: never
 --- waits): an event table; nil when none came in time (call again, e.g.
---- next frame); false once the stream is over (and on every later call).
---- Raises the stream's error (once; later polls return false).
+--- next frame); false once the stream is over (and on every later call,
+--- also after stream:close()). Raises the stream's error (once; later polls
+--- return false).
 function Stream:poll(wait_ms)
   if self.finished then
     return false
