@@ -595,12 +595,14 @@ local function with_mock_env(mock_responses, make)
   end
   local value = mock_responses
   if type(value) == "table" then
-    for _, reply in ipairs(value) do
-      if type(reply) ~= "string" then
-        bad_argument("mock_responses: expected strings")
+    local replies = setmetatable({}, M.array_mt)
+    for k, reply in pairs(value) do
+      if type(reply) ~= "string" or type(k) ~= "number" then
+        bad_argument("mock_responses: expected an array of strings")
       end
+      replies[k] = reply
     end
-    value = M.json_encode(setmetatable(value, getmetatable(value) or M.array_mt))
+    value = M.json_encode(replies)
   elseif type(value) ~= "string" then
     bad_argument("mock_responses: expected a table of strings or a string")
   end

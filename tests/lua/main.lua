@@ -452,12 +452,13 @@ function love.load()
     " from ", tostring(os.getenv("MODELAPI_LIB")), "; ", jit.version, "\n")
   local passed, failed = 0, 0
   for _, t in ipairs(tests) do
+    local t0 = love.timer.getTime()
     local ok, err = xpcall(t.fn, function(e)
       return debug.traceback(tostring(e), 2)
     end)
     if ok then
       passed = passed + 1
-      io.write("ok ", t.name, "\n")
+      io.write(string.format("ok %s (%.2f s)\n", t.name, love.timer.getTime() - t0))
     else
       failed = failed + 1
       io.write("FAIL ", t.name, ": ", err, "\n")
