@@ -176,10 +176,13 @@ fn love_available() -> bool {
             "MODELAPI_BINDINGS=1 but `love` (LÖVE 11.4) does not run: tests/tools.sh installs it"
         );
     }
-    service::not_run(
-        "NOTE: the Lua binding's tests (tests/lua.rs) were NOT run: install LÖVE 11.4 \
-         (`apt-get install love`) or run `make test`",
-    );
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    NOTE.call_once(|| {
+        service::not_run(
+            "NOTE: the Lua binding's tests (tests/lua.rs) were NOT run: install LÖVE 11.4 \
+             (`apt-get install love`) or run `make test`",
+        )
+    });
     false
 }
 
