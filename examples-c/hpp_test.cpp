@@ -1699,6 +1699,20 @@ void setter_checks()
     });
     check(!out.error && answer == "Hello from the test server", "clear_resolve() empties the table",
           out.describe());
+
+    // Canned replies set on the client: they answer first, a malformed
+    // value throws and changes nothing, and clear_mock_responses() leaves
+    // the server to answer.
+    out = outcome_of([&] { client.mock_responses(R"([{"colour": "blue"}])"); });
+    check(out.failed_with(MODELAPI_INVALID_ARGUMENT), "mock_responses(malformed) throws INVALID_ARGUMENT",
+          out.describe());
+    out = outcome_of([&] { answer = client.mock_responses(R"(["Canned by the setter"])").complete(HELLO).content; });
+    check(!out.error && answer == "Canned by the setter", "mock_responses() answers the next call", out.describe());
+    out = outcome_of([&] {
+        answer = client.mock_responses(R"(["never used"])").clear_mock_responses().complete(HELLO).content;
+    });
+    check(!out.error && answer == "Hello from the test server", "clear_mock_responses() leaves none",
+          out.describe());
 }
 
 void thread_checks(const modelapi::Client &ok)

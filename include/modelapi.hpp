@@ -1200,6 +1200,24 @@ public:
         detail::check(modelapi_set_resolve(api_, nullptr));
         return *this;
     }
+    /* Replaces the client's canned replies, written as DEBUG_MOCK_RESPONSES
+       is (a JSON array of strings and of objects standing for assistant
+       messages), in place of that variable: each answers one call, in
+       order, with no network traffic. A malformed value throws
+       (MODELAPI_INVALID_ARGUMENT). */
+    Client &mock_responses(std::string_view replies_json)
+    {
+        const std::string text(replies_json);
+        detail::check(modelapi_set_mock_responses(api_, text.c_str()));
+        return *this;
+    }
+    /* Leaves the client no canned replies, whatever DEBUG_MOCK_RESPONSES
+       says. */
+    Client &clear_mock_responses()
+    {
+        detail::check(modelapi_set_mock_responses(api_, nullptr));
+        return *this;
+    }
     /* Calls hook with a line for each step of every request (connections,
        TLS, requests and sizes, statuses and times, retries, redirects, a
        stream's first event and end, errors); never the key or message

@@ -146,6 +146,29 @@ impl ModelApi {
         Ok(())
     }
 
+    /// Replaces the canned replies (for use before the client is shared;
+    /// the C API's `modelapi_set_mock_responses`): `replies` is written as
+    /// `DEBUG_MOCK_RESPONSES` is (a JSON array of strings and of objects
+    /// standing for assistant messages, a JSON string, or plain text), and
+    /// takes the place of that variable; `None` or `""` leaves the client
+    /// none, whatever the variable says. A host that cannot set the
+    /// process's environment safely (a game with other threads, .NET, a
+    /// Lua state) sets its canned replies here.
+    ///
+    /// ```
+    /// let mut api = modelapi::ModelApi::new("m", "http://localhost:8000", None)?;
+    /// api.set_mock_responses(Some(r#"["Hello", {"refusal": "No."}]"#))?;
+    /// assert_eq!(api.mock_responses_left(), 2);
+    /// api.set_mock_responses(None)?;
+    /// assert_eq!(api.mock_responses_left(), 0);
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn set_mock_responses(&mut self, replies: Option<&str>) -> Result<(), Error> {
+        let replies = mock::parse_replies(replies.unwrap_or_default(), "the canned replies")?;
+        self.canned = CannedReplies::new(replies);
+        Ok(())
+    }
+
     /// Sets the trace hook, or removes it with `None` (for use before the
     /// client is shared; the C API's `modelapi_set_trace`). See
     /// [`ModelApiBuilder::trace`].

@@ -122,12 +122,18 @@ pub(crate) fn reply_of(value: Value, what: &str) -> Result<CannedReply, String> 
 /// (strings, or objects standing for assistant messages), a JSON string,
 /// or plain text (one reply).
 pub(crate) fn parse_env_value(value: &str) -> Result<Vec<CannedReply>, Error> {
+    parse_replies(value, MOCK_ENV_VAR)
+}
+
+/// Parses canned replies written as `DEBUG_MOCK_RESPONSES` has them; `what`
+/// names where they came from, for the error.
+pub(crate) fn parse_replies(value: &str, what: &str) -> Result<Vec<CannedReply>, Error> {
     if value.trim().is_empty() {
         return Ok(Vec::new());
     }
     let invalid = |why: String| {
         Error::InvalidArgument(format!(
-            "{MOCK_ENV_VAR} must be a JSON array of canned replies (strings, or objects \
+            "{what} must be a JSON array of canned replies (strings, or objects \
              such as {{\"tool_calls\": [...]}} standing for assistant messages), a JSON \
              string, or plain text; {why}"
         ))

@@ -367,6 +367,8 @@ fn csharp_binding_against_the_test_server() {
         "ok: 401: HttpStatus",
         "ok: bad JSON: InvalidArgument",
         "ok: canned: complete",
+        "ok: SetMockResponses: the canned reply answers",
+        "ok: SetMockResponses: a malformed reply is InvalidArgument",
         "ok: callback exception: rethrown as the inner exception",
         "ok: a stream outlives its client",
         "ok: Dispose from another thread: the blocked read is Aborted",

@@ -275,3 +275,89 @@ fn every_error_sentinel_is_an_error_offline() {
         .collect();
     assert_eq!(statuses, [429, 500]);
 }
+
+/// `modelapi_set_mock_responses` (and `ModelApi::set_mock_responses`):
+/// canned replies set on the client, in place of the variable; NULL leaves
+/// none even when the variable has some; a malformed value is refused and
+/// changes nothing.
+#[test]
+fn the_c_setter_replaces_the_canned_replies_and_null_leaves_none() {
+    use modelapi::ffi::*;
+    use std::ffi::{CStr, CString};
+    let server = counting_server();
+    let url = CString::new(server.url()).unwrap();
+    let model = CString::new("m").unwrap();
+    let replies =
+        CString::new(r#"["Hi from the setter", {"tool_calls": [{"function": {"name": "f", "arguments": {"x": 1}}}]}]"#)
+            .unwrap();
+    let bad = CString::new(r#"[{"colour": "blue"}]"#).unwrap();
+    let messages = CString::new(r#"[{"role":"user","content":"hi"}]"#).unwrap();
+    let complete = |api: *mut ModelApiHandle| -> (String, String) {
+        let (mut json, mut content) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: a live client and strings; the out strings freed once.
+        unsafe {
+            let status = modelapi_complete_json(
+                api,
+                messages.as_ptr(),
+                std::ptr::null(),
+                &mut json,
+                &mut content,
+            );
+            assert_eq!(
+                status,
+                ModelApiStatus::MODELAPI_OK,
+                "{}",
+                CStr::from_ptr(modelapi_last_error()).to_string_lossy()
+            );
+            let out = (
+                CStr::from_ptr(json).to_string_lossy().into_owned(),
+                CStr::from_ptr(content).to_string_lossy().into_owned(),
+            );
+            modelapi_string_free(json);
+            modelapi_string_free(content);
+            out
+        }
+    };
+    with_env(Some(r#"["from the variable"]"#), || {
+        // SAFETY: the C API used as documented; the client closed once.
+        unsafe {
+            assert_eq!(
+                modelapi_set_mock_responses(std::ptr::null_mut(), replies.as_ptr()),
+                ModelApiStatus::MODELAPI_INVALID_ARGUMENT
+            );
+            let api = modelapi_new(model.as_ptr(), url.as_ptr(), std::ptr::null());
+            assert!(!api.is_null());
+            assert_eq!(
+                modelapi_set_mock_responses(api, replies.as_ptr()),
+                ModelApiStatus::MODELAPI_OK
+            );
+            assert_eq!(
+                modelapi_set_mock_responses(api, bad.as_ptr()),
+                ModelApiStatus::MODELAPI_INVALID_ARGUMENT
+            );
+            let message = CStr::from_ptr(modelapi_last_error()).to_string_lossy();
+            assert!(
+                message.contains("the canned replies must be a JSON array"),
+                "{message}"
+            );
+            // The refused value changed nothing: the setter's replies, in
+            // order, then the server.
+            assert_eq!(complete(api).1, "Hi from the setter");
+            let (json, content) = complete(api);
+            assert_eq!(content, "");
+            assert!(json.contains(r#""arguments":"{\"x\":1}""#), "{json}");
+            assert_eq!(complete(api).1, "from the server");
+            assert_eq!(server.requests().len(), 1);
+            // NULL: none, although the variable has one.
+            let api2 = modelapi_new(model.as_ptr(), url.as_ptr(), std::ptr::null());
+            assert_eq!(
+                modelapi_set_mock_responses(api2, std::ptr::null()),
+                ModelApiStatus::MODELAPI_OK
+            );
+            assert_eq!(complete(api2).1, "from the server");
+            assert_eq!(server.requests().len(), 2);
+            modelapi_close(api2);
+            modelapi_close(api);
+        }
+    });
+}

@@ -223,6 +223,18 @@ namespace ModelApi
             Check(Native.modelapi_set_header(H, Utf8.ToNative(name), Utf8.ToNative(value)));
         }
 
+        /// <summary>Replaces the canned replies, written as
+        /// DEBUG_MOCK_RESPONSES is (a JSON array of strings and of objects
+        /// standing for assistant messages), in place of that variable:
+        /// each answers one call, in order, with no network traffic. null:
+        /// none, whatever the variable says. For tests on .NET and in
+        /// Unity, where setting the process's environment does not reach
+        /// the library.</summary>
+        public void SetMockResponses(string repliesJson)
+        {
+            Check(Native.modelapi_set_mock_responses(H, repliesJson == null ? null : Utf8.ToNative(repliesJson)));
+        }
+
         /// <summary>Sets the trace hook: <paramref name="onTrace"/> gets
         /// one line per step of every request (never the key or message
         /// content), on the thread making the call, possibly on several
@@ -948,6 +960,8 @@ namespace ModelApi
         internal static extern Status modelapi_set_max_retries(ClientHandle api, uint maxRetries);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_header(ClientHandle api, byte[] name, byte[] value);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_mock_responses(ClientHandle api, byte[] repliesJson);
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         public delegate void TraceFn(IntPtr userData, int level, IntPtr line);
 

@@ -96,6 +96,7 @@ static class ModelApiTests
         Run("Errors", Errors, url);
         Run("BadArguments", BadArguments, url);
         Run("Canned", Canned, url);
+        Run("CannedBySetter", CannedBySetter, url);
         Run("Callbacks", Callbacks, url);
         Run("Dispose", DisposeRules, url);
         Run("Trace", Trace, url);
@@ -581,6 +582,22 @@ static class ModelApiTests
                 Equal(Status.HttpError, e.Status, "canned RateLimitError: HttpError");
                 Equal(429, e.HttpStatus, "canned RateLimitError: 429");
             }
+        }
+    }
+
+    static void CannedBySetter(string url)
+    {
+        // Set on the client: no environment involved (.NET, Unity).
+        using (var client = new Client("canned-model", url))
+        {
+            client.SetMockResponses("[\"Set on the client\"]");
+            Equal("Set on the client", client.Complete(new[] { Message.User("Hi") }).Content,
+                  "SetMockResponses: the canned reply answers");
+            ModelApiException e = Throws(() => client.SetMockResponses("[{\"colour\": \"blue\"}]"),
+                                         "SetMockResponses: a malformed reply");
+            if (e != null)
+                Equal(Status.InvalidArgument, e.Status, "SetMockResponses: a malformed reply is InvalidArgument");
+            client.SetMockResponses(null);
         }
     }
 

@@ -107,6 +107,7 @@ enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, 
 enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
 enum ModelApiStatus modelapi_set_proxy(struct ModelApi *api, const char *proxy_url);
 enum ModelApiStatus modelapi_set_resolve(struct ModelApi *api, const char *entry);
+enum ModelApiStatus modelapi_set_mock_responses(struct ModelApi *api, const char *replies_json);
 enum ModelApiStatus modelapi_set_trace(struct ModelApi *api,
                                        ModelApiTraceFn on_trace,
                                        void *user_data);
@@ -205,14 +206,6 @@ const char *modelapi_version(void);
 -- END modelapi.h
 
 ffi.cdef(HEADER_CDEF)
-
--- libc, for canned replies (the library reads DEBUG_MOCK_RESPONSES when a
--- client is made). pcall: another module may have declared them.
-pcall(ffi.cdef, [[
-char *getenv(const char *name);
-int setenv(const char *name, const char *value, int overwrite);
-int unsetenv(const char *name);
-]])
 
 M.VERSION = nil -- the library's version, once it is loaded
 
@@ -589,10 +582,9 @@ local function client_handle(client)
   return h
 end
 
-local function with_mock_env(mock_responses, make)
-  if mock_responses == nil then
-    return make()
-  end
+-- The canned replies option as the JSON modelapi_set_mock_responses takes:
+-- an array of strings, or a string (JSON or one plain reply).
+local function mock_json(mock_responses)
   local value = mock_responses
   if type(value) == "table" then
     local replies = setmetatable({}, M.array_mt)
@@ -602,23 +594,11 @@ local function with_mock_env(mock_responses, make)
       end
       replies[k] = reply
     end
-    value = M.json_encode(replies)
+    return M.json_encode(replies)
   elseif type(value) ~= "string" then
     bad_argument("mock_responses: expected a table of strings or a string")
   end
-  local saved = ffi.C.getenv("DEBUG_MOCK_RESPONSES")
-  saved = saved ~= nil and ffi.string(saved) or nil
-  ffi.C.setenv("DEBUG_MOCK_RESPONSES", value, 1)
-  local ok, handle = pcall(make)
-  if saved then
-    ffi.C.setenv("DEBUG_MOCK_RESPONSES", saved, 1)
-  else
-    ffi.C.unsetenv("DEBUG_MOCK_RESPONSES")
-  end
-  if not ok then
-    error(handle, 0)
-  end
-  return handle
+  return value
 end
 
 local function configure(handle, options)
@@ -649,6 +629,14 @@ local function configure(handle, options)
   end
   for _, entry in ipairs(options.resolve or {}) do
     check(C.modelapi_set_resolve(handle, entry))
+  end
+  if options.mock_responses ~= nil then
+    local ok, json = pcall(mock_json, options.mock_responses)
+    if not ok then
+      C.modelapi_close(handle)
+      error(json, 0)
+    end
+    check(C.modelapi_set_mock_responses(handle, json))
   end
 end
 
@@ -690,9 +678,7 @@ function M.new(options)
   if options.model == nil or options.api_base == nil then
     bad_argument("model and api_base are required")
   end
-  local handle = with_mock_env(options.mock_responses, function()
-    return C.modelapi_new(options.model, options.api_base, options.api_key)
-  end)
+  local handle = C.modelapi_new(options.model, options.api_base, options.api_key)
   return wrap_client(handle, options)
 end
 
@@ -705,10 +691,7 @@ function M.from_env(options)
   if options.model or options.api_base or options.api_key then
     bad_argument("from_env takes model, api_base and api_key from the environment")
   end
-  local handle = with_mock_env(options.mock_responses, function()
-    return C.modelapi_from_env()
-  end)
-  return wrap_client(handle, options)
+  return wrap_client(C.modelapi_from_env(), options)
 end
 
 local CALL_OPTIONS = { mock_response = true }

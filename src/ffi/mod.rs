@@ -364,6 +364,35 @@ pub unsafe extern "C" fn modelapi_set_resolve(
     })
 }
 
+/// Replaces the client's canned replies with `replies_json`, written as
+/// `DEBUG_MOCK_RESPONSES` is: a JSON array of replies, each a string (the
+/// answer's text) or an object standing for a whole assistant message (any
+/// of `content`, `reasoning_content`, `tool_calls`, `refusal`); a JSON
+/// string or plain text is one reply. Each is used by one call, in order,
+/// with no network traffic; then calls go to the server. NULL or "" leaves
+/// the client no canned replies, whatever `DEBUG_MOCK_RESPONSES` says. For
+/// hosts that cannot set the process's environment safely (other threads
+/// read it; .NET does not pass it on). A malformed value is
+/// MODELAPI_INVALID_ARGUMENT (the last error says what is wrong), and
+/// leaves the replies as they were. The string is copied. Call before
+/// sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread;
+/// `replies_json` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_mock_responses(
+    api: *mut ModelApiHandle,
+    replies_json: *const c_char,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let replies = args::optional_str(replies_json, "replies_json")?;
+        api.set_mock_responses(replies)?;
+        Ok(MODELAPI_OK)
+    })
+}
+
 /// Sets the client's trace hook: `on_trace` is called with `user_data`, a
 /// level and one line of text (NUL-terminated, valid during the call) for
 /// each step of every request: connections, TLS, the request line and its
@@ -762,7 +791,11 @@ pub unsafe extern "C" fn modelapi_stream_events(
 /// connection is closed (so the server stops generating). Later
 /// `modelapi_stream_next` calls return `MODELAPI_DONE`. The stream must
 /// still be freed with `modelapi_stream_free`, after every other call on it
-/// has returned.
+/// has returned. A stream opened with a cancel token (`modelapi_stream_open_with`,
+/// `modelapi_stream_start` given one) is cancelled through that token: every
+/// other call sharing the token is cancelled too (and stays so until
+/// `modelapi_cancel_reset`); to stop one stream alone, give it a token of
+/// its own.
 ///
 /// # Safety
 /// `stream` is NULL or a live stream (not freed, and not being freed).
