@@ -12,10 +12,8 @@
 #       lib/cmake/modelapi/modelapiConfig.cmake (and ConfigVersion)
 #   make uninstall [PREFIX=] [DESTDIR=]
 #   make install PROFILE=debug    the same from cargo's debug build
-#   make test                     install what the tests need (tests/tools.sh:
-#                                 Debian packages; llama-server and a small
-#                                 model into ~/.cache/modelapi), then run
-#                                 every test, none of them optional
+#   make test                     tests/run-all.sh: install what the tests
+#                                 need, then run every test, none optional
 #
 # ABI is the ABI version: the major version, or 0.<minor> for 0.x (a 0.x
 # minor release may change the ABI; a patch release never does). See the
@@ -80,11 +78,7 @@ uninstall:
 	      $(DEST)/lib/cmake/modelapi/modelapiConfigVersion.cmake
 	-rmdir $(DEST)/lib/cmake/modelapi 2>/dev/null
 
-# Every test, each one mandatory: the LiteLLM and llama.cpp tests too (they
-# fail, rather than skip, when their server cannot be installed or started),
-# and the Lua and C# bindings' (they fail when love or mono is missing).
-# --no-fail-fast: one failing test file does not hide the others' results.
+# Every test, none of them optional, after installing what they need: the
+# README's test command, tests/run-all.sh (which needs no make).
 test:
-	cd $(ROOT) && bash tests/tools.sh
-	cd $(ROOT) && bash tests/llamacpp/install.sh >/dev/null
-	cd $(ROOT) && MODELAPI_LITELLM=1 MODELAPI_LLAMACPP=1 MODELAPI_BINDINGS=1 cargo test --no-fail-fast
+	cd $(ROOT) && bash tests/run-all.sh

@@ -138,7 +138,7 @@ fn current_abi(functions: &BTreeSet<String>, types: &BTreeSet<String>) -> String
         .arg(&library)
         .arg(&source)
         .output()
-        .expect("cc is needed for this test: `make test` installs it (tests/tools.sh)");
+        .expect("cc is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh)");
     assert!(
         out.status.success(),
         "the ABI probe does not compile: {}",
@@ -148,7 +148,7 @@ fn current_abi(functions: &BTreeSet<String>, types: &BTreeSet<String>) -> String
         .args(["--no-corpus-path", "--no-show-locs"])
         .arg(&library)
         .output()
-        .expect("abidw is needed for this test: `make test` installs it (tests/tools.sh; Debian: abigail-tools)");
+        .expect("abidw is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh; Debian: abigail-tools)");
     assert!(
         out.status.success(),
         "abidw: {}",
@@ -192,7 +192,7 @@ fn c_abi_keeps_to_its_baseline() {
         .arg(baseline())
         .arg(&current_file)
         .output()
-        .expect("abidiff is needed for this test: `make test` installs it (tests/tools.sh; Debian: abigail-tools)");
+        .expect("abidiff is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh; Debian: abigail-tools)");
     assert!(
         out.status.success(),
         "the C ABI changed against abi/modelapi.abi (abidiff exit {:?}):\n{}\n\
@@ -228,7 +228,7 @@ fn library_exports_exactly_the_header_functions() {
         .args(["-D", "--defined-only"])
         .arg(&library)
         .output()
-        .expect("nm is needed for this test: `make test` installs it (tests/tools.sh; Debian: binutils)");
+        .expect("nm is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh; Debian: binutils)");
     assert!(out.status.success());
     let exported: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

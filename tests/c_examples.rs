@@ -642,7 +642,7 @@ fn compile_cpp(name: &str, source: &str, flags: &[&str]) -> std::process::Output
         .arg(&path)
         .output()
         .unwrap_or_else(|e| {
-            panic!("c++ is needed for this test (`make test` installs it: tests/tools.sh): {e}")
+            panic!("c++ is needed for this test (`bash tests/run-all.sh` installs it: tests/tools.sh): {e}")
         })
 }
 
@@ -740,7 +740,7 @@ int main()
 #[test]
 fn examples_run_clean_under_valgrind() {
     if Command::new("valgrind").arg("--version").output().is_err() {
-        panic!("valgrind is needed for this test: `make test` installs it (tests/tools.sh)");
+        panic!("valgrind is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh)");
     }
     let server = test_server();
     let url = server.url();
@@ -1297,7 +1297,7 @@ fn nonblocking_examples_run_clean(variant: &str, how: How) {
 #[test]
 fn nonblocking_examples_run_clean_under_valgrind() {
     if Command::new("valgrind").arg("--version").output().is_err() {
-        panic!("valgrind is needed for this test: `make test` installs it (tests/tools.sh)");
+        panic!("valgrind is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh)");
     }
     nonblocking_examples_run_clean("shared", How::Valgrind);
 }

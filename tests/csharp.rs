@@ -33,7 +33,7 @@ use common::{content_event, event, finish_event, DONE};
 use serde_json::json;
 
 /// Whether `mono` and `mcs` run; when they do not, a test fails under
-/// `MODELAPI_BINDINGS=1` (as `make test` sets) and is otherwise not run,
+/// `MODELAPI_BINDINGS=1` (as `bash tests/run-all.sh` sets) and is otherwise not run,
 /// loudly.
 fn mono_available() -> bool {
     let runs = |tool: &str| {
@@ -54,7 +54,7 @@ fn mono_available() -> bool {
     );
     common::service::not_run(
         "NOTE: the C# binding's tests (tests/csharp.rs) were NOT run: install Mono \
-         (mono, mcs) or run `make test`",
+         (mono, mcs) or run `bash tests/run-all.sh`",
     );
     false
 }

@@ -114,7 +114,7 @@ fn header_compiles_as_strict_c99_and_cpp11() {
             .arg(&include)
             .arg(&path)
             .output()
-            .unwrap_or_else(|e| panic!("{compiler} is needed for this test (`make test` installs it: tests/tools.sh): {e}"));
+            .unwrap_or_else(|e| panic!("{compiler} is needed for this test (`bash tests/run-all.sh` installs it: tests/tools.sh): {e}"));
         assert!(
             out.status.success(),
             "{compiler} {std}: {}",

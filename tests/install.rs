@@ -239,7 +239,9 @@ fn cmake_package_refuses_another_abi() {
         .arg(dir.join("build"))
         .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix().display()))
         .output()
-        .expect("cmake is needed for this test: `make test` installs it (tests/tools.sh)");
+        .expect(
+            "cmake is needed for this test: `bash tests/run-all.sh` installs it (tests/tools.sh)",
+        );
     assert!(!out.status.success(), "0.99 is not this package's ABI");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(VERSION),

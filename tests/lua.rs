@@ -8,7 +8,7 @@
 //! - the NPC game: canned, against a slow stream of the test server, and
 //!   against llama-server when `MODELAPI_LLAMACPP=1` (as tests/llamacpp.rs).
 //!
-//! `MODELAPI_BINDINGS=1` (`make test`) makes a missing `love` a failure;
+//! `MODELAPI_BINDINGS=1` (`bash tests/run-all.sh`) makes a missing `love` a failure;
 //! without it and without `love`, the tests say they were not run.
 
 mod common;
@@ -180,7 +180,7 @@ fn love_available() -> bool {
     NOTE.call_once(|| {
         service::not_run(
             "NOTE: the Lua binding's tests (tests/lua.rs) were NOT run: install LÖVE 11.4 \
-             (`apt-get install love`) or run `make test`",
+             (`apt-get install love`) or run `bash tests/run-all.sh`",
         )
     });
     false
@@ -556,7 +556,7 @@ fn npc_speaks_through_llama_server() {
     if wanted == "0" || (wanted.is_empty() && !installed) {
         service::not_run(
             "NOTE: the LÖVE NPC against llama-server (tests/lua.rs) was NOT run: set \
-             MODELAPI_LLAMACPP=1 (see tests/llamacpp.rs); `make test` does",
+             MODELAPI_LLAMACPP=1 (see tests/llamacpp.rs); `bash tests/run-all.sh` does",
         );
         return;
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond the Rust toolchain, gcc, g++, make,
-# valgrind and python3 with pip (a fresh machine's), and nothing that is
-# already there. `make test` runs it before `cargo test`; run it alone to
-# set a machine up:
+# Installs what the tests need beyond the Rust toolchain: every system
+# package a test names (compilers, make, cmake, valgrind, python3 with pip
+# and venv, abigail-tools, pkg-config, LÖVE, Mono), and nothing that is
+# already there. tests/run-all.sh (the README's test command) runs it
+# before the tests; run it alone to set a machine up:
 #
 #   bash tests/tools.sh            # check, and install what is missing
 #   bash tests/tools.sh --check    # only say what is missing (exit 1 if any)
@@ -32,7 +33,9 @@ check_only=0
 # command -> the Debian package that brings it.
 tools=(
   "cc gcc"
+  "gcc gcc"
   "c++ g++"
+  "g++ g++"
   "make make"
   "valgrind valgrind"
   "abidw abigail-tools"
@@ -57,21 +60,15 @@ for pair in "${tools[@]}"; do
   fi
 done
 
-python_ok=1
+# LiteLLM's virtualenv and the llama.cpp packages need python3 with pip
+# and venv: Debian splits these off its python3 (python3-pip,
+# python3-venv); other Pythons (pyenv) bring them.
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ||
    ! python3 -m pip --version >/dev/null 2>&1; then
-  python_ok=0
-  # Debian's python3 splits venv and pip off; other Pythons (pyenv) have them.
-  if [ "$(command -v python3 || true)" = /usr/bin/python3 ]; then
-    missing+=(python3-venv python3-pip)
-  fi
+  missing+=(python3 python3-pip python3-venv)
 fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  if [ $python_ok -eq 0 ]; then
-    echo "tests/tools.sh: python3 with pip and venv is needed (the LiteLLM and llama.cpp tests)" >&2
-    exit 1
-  fi
   echo "tests/tools.sh: every tool the tests need is here" >&2
   exit 0
 fi
