@@ -323,42 +323,32 @@ namespace ModelApi
         /// (kept alive by the stream) may stop it from another thread.</summary>
         public ChatStream OpenStreamJson(string messagesJson, CancelToken cancel = null, string mockResponse = null)
         {
-            SafeHandle held = CancelToken.AddRef(cancel);
-            StreamHandle h;
-            Status s;
-            try
-            {
-                s = Native.modelapi_stream_open_with(H, Utf8.ToNative(messagesJson),
-                    Utf8.ToNative(mockResponse), held ?? CancelHandle.Null, out h);
-            }
-            catch
-            {
-                if (held != null)
-                    held.DangerousRelease();
-                throw;
-            }
-            if (s != Status.Ok)
-            {
-                ModelApiException error = ModelApiException.FromLastError(s);
-                if (held != null)
-                    held.DangerousRelease();
-                throw error;
-            }
-            h.HoldToken(held);
-            return new ChatStream(h);
+            return WithToken(Native.modelapi_stream_open_with, messagesJson, cancel, mockResponse);
         }
 
         /// <summary>Starts a stream and returns at once, for a loop that
         /// must never block (a game's Update): call Poll each frame.</summary>
         public ChatStream StartStream(string messagesJson, CancelToken cancel = null, string mockResponse = null)
         {
+            return WithToken(Native.modelapi_stream_start, messagesJson, cancel, mockResponse);
+        }
+
+        delegate Status OpenWithToken(ClientHandle api, byte[] messagesJson, byte[] mockResponse,
+            SafeHandle cancel, out StreamHandle stream);
+
+        /// <summary>Opens a stream with <paramref name="open"/>, the stream
+        /// holding a reference on <paramref name="cancel"/> (the C API
+        /// requires the token to outlive the stream); on failure the
+        /// reference is released and the call's error thrown.</summary>
+        ChatStream WithToken(OpenWithToken open, string messagesJson, CancelToken cancel, string mockResponse)
+        {
             SafeHandle held = CancelToken.AddRef(cancel);
             StreamHandle h;
             Status s;
             try
             {
-                s = Native.modelapi_stream_start(H, Utf8.ToNative(messagesJson),
-                    Utf8.ToNative(mockResponse), held ?? CancelHandle.Null, out h);
+                s = open(H, Utf8.ToNative(messagesJson), Utf8.ToNative(mockResponse),
+                    held ?? CancelHandle.Null, out h);
             }
             catch
             {
