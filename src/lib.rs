@@ -69,6 +69,9 @@
 //! `max_retries(0)` such a request is sent exactly once.
 
 #![warn(missing_docs)]
+// Without the network, the pure parts it uses (URL and proxy rules, the
+// HTTP/1.1 writer) are still built, and not all of them are used.
+#![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
 
 mod answer;
 mod builder;
@@ -82,10 +85,17 @@ pub mod ffi;
 mod head;
 mod http;
 mod mock;
+#[cfg(feature = "net")]
+mod net;
+/// Without the network, its place holds the settings' types and no I/O.
+#[cfg(not(feature = "net"))]
+#[path = "offline.rs"]
 mod net;
 mod proxy;
 mod redirect;
+#[cfg(feature = "net")]
 mod reply;
+#[cfg(feature = "net")]
 mod request;
 mod resolve;
 mod retry;
@@ -95,6 +105,7 @@ pub mod sse;
 mod stream;
 mod trace;
 mod types;
+mod until;
 
 pub use answer::StreamMetadata;
 pub use builder::ModelApiBuilder;
@@ -108,6 +119,7 @@ pub use detached::HostRequest;
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+#[cfg(feature = "net")]
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};
