@@ -641,6 +641,9 @@ impl ChatStream {
     /// socket), or the stream's timeout would expire; `None`
     /// once the stream is over. A host that waits on the socket with this
     /// as its timeout never misses a timeout, nor spins through a backoff.
+    /// A detached stream has no clock and no socket: `Some(ZERO)` when a
+    /// poll has work (events read, bytes fed and not read yet), else `None`
+    /// (it waits for the host, who polls after it feeds).
     ///
     /// ```
     /// # use modelapi::{Message, ModelApi};
