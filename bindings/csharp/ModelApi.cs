@@ -367,6 +367,30 @@ namespace ModelApi
             return new ChatStream(h);
         }
 
+        /// <summary>A stream whose bytes the host carries (Unity's
+        /// UnityWebRequest, a console SDK's HTTP): the request is built as
+        /// the client would send it (ChatStream.RequestUrl, RequestHeaders,
+        /// RequestBody) and no connection is opened. Send it, feed what
+        /// comes back (FeedHead once, Feed as bytes arrive, e.g. from a
+        /// DownloadHandlerScript's ReceiveData, FeedEnd), and read events
+        /// with Poll: Status.Pending until the bytes an event needs have
+        /// been fed. Timeouts, retries and redirects are the host's.</summary>
+        public ChatStream StreamDetached(string messagesJson, string mockResponse = null)
+        {
+            StreamHandle h;
+            Status s = Native.modelapi_stream_detached(H, Utf8.ToNative(messagesJson),
+                Utf8.ToNative(mockResponse), out h);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+            return new ChatStream(h);
+        }
+
+        /// <summary>StreamDetached of these messages.</summary>
+        public ChatStream StreamDetached(IList<Message> messages)
+        {
+            return StreamDetached(Utf8.MessagesJson(messages));
+        }
+
         /// <summary>StartStream of these messages.</summary>
         public ChatStream StartStream(IList<Message> messages, CancelToken cancel = null)
         {
@@ -517,11 +541,15 @@ namespace ModelApi
 
         /// <summary>The next event, blocking until it comes: true with the
         /// event, false at the end; throws ModelApiException on an
-        /// error (after which the stream is over).</summary>
+        /// error (after which the stream is over). On a detached stream
+        /// it cannot wait for the host: it throws with Status.Pending
+        /// (the stream goes on) when the bytes are not fed yet.</summary>
         public bool Next(out StreamEvent ev)
         {
             NativeEvent native;
             Status s = Native.modelapi_stream_next_event(H, out native);
+            if (s == Status.Pending)
+                throw ModelApiException.FromLastError(s);
             return Finish(s, ref native, out ev) == Status.Ok;
         }
 
@@ -596,8 +624,96 @@ namespace ModelApi
             return fd;
         }
 
+        /// <summary>A detached stream's request (see
+        /// Client.StreamDetached): the URL to POST to, or null for
+        /// another stream.</summary>
+        public string RequestUrl { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_url(H)); } }
+
+        /// <summary>A detached stream's request headers (the key among
+        /// them: send them to RequestUrl only), without Host and
+        /// Content-Length, which the HTTP stack writes.</summary>
+        public KeyValuePair<string, string>[] RequestHeaders
+        {
+            get
+            {
+                int count = (int)Native.modelapi_stream_request_header_count(H);
+                var headers = new KeyValuePair<string, string>[count];
+                for (int i = 0; i < count; i++)
+                {
+                    IntPtr name, value;
+                    Status s = Native.modelapi_stream_request_header(H, (UIntPtr)i, out name, out value);
+                    if (s != Status.Ok)
+                        throw ModelApiException.FromLastError(s);
+                    headers[i] = new KeyValuePair<string, string>(Utf8.FromNative(name), Utf8.FromNative(value));
+                }
+                return headers;
+            }
+        }
+
+        /// <summary>A detached stream's JSON body, as UTF-8 bytes.</summary>
+        public byte[] RequestBody
+        {
+            get
+            {
+                IntPtr body;
+                UIntPtr len;
+                Status s = Native.modelapi_stream_request_body(H, out body, out len);
+                if (s != Status.Ok)
+                    throw ModelApiException.FromLastError(s);
+                var bytes = new byte[(int)len];
+                Marshal.Copy(body, bytes, 0, bytes.Length);
+                return bytes;
+            }
+        }
+
+        /// <summary>Feeds a detached stream the answer's status and
+        /// Content-Type (null if none), once, before any body byte.</summary>
+        public void FeedHead(int httpStatus, string contentType)
+        {
+            Status s = Native.modelapi_stream_feed_head(H, httpStatus, Utf8.ToNative(contentType));
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
+        /// <summary>Feeds a detached stream <paramref name="count"/> body
+        /// bytes from <paramref name="data"/> at <paramref name="offset"/>,
+        /// as they arrive (copied).</summary>
+        public void Feed(byte[] data, int offset, int count)
+        {
+            if (data == null)
+                throw new ArgumentNullException("data");
+            if (offset < 0 || count < 0 || offset > data.Length - count)
+                throw new ArgumentOutOfRangeException("offset", "offset and count are outside data");
+            GCHandle pinned = GCHandle.Alloc(data, GCHandleType.Pinned);
+            Status s;
+            try
+            {
+                s = Native.modelapi_stream_feed(H, pinned.AddrOfPinnedObject() + offset, (UIntPtr)count);
+            }
+            finally
+            {
+                pinned.Free();
+            }
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
+        /// <summary>Feed of a whole array.</summary>
+        public void Feed(byte[] data) { Feed(data, 0, data == null ? 0 : data.Length); }
+
+        /// <summary>Ends a detached stream's body (also when the host's
+        /// transfer failed): a stream without [DONE] or a finish_reason
+        /// then fails as truncated.</summary>
+        public void FeedEnd()
+        {
+            Status s = Native.modelapi_stream_feed_end(H);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
         /// <summary>The longest wait before the next Poll, in ms; -1 once
-        /// the stream is over.</summary>
+        /// the stream is over (and on a detached stream with nothing to do
+        /// until the host feeds it).</summary>
         public long WakeMs { get { return Native.modelapi_stream_wake_ms(H); } }
 
         /// <summary>Cancels the stream: safe from any thread, also while
@@ -972,6 +1088,26 @@ namespace ModelApi
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_stream_start(ClientHandle api, byte[] messagesJson,
             byte[] mockResponse, SafeHandle cancel, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_detached(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_request_url(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern UIntPtr modelapi_stream_request_header_count(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_request_header(StreamHandle stream, UIntPtr index,
+            out IntPtr outName, out IntPtr outValue);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_request_body(StreamHandle stream, out IntPtr outBody,
+            out UIntPtr outLen);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed_head(StreamHandle stream, int httpStatus,
+            byte[] contentType);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed(StreamHandle stream, IntPtr bytes, UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed_end(StreamHandle stream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_stream_events(ClientHandle api, byte[] messagesJson,
             byte[] mockResponse, SafeHandle cancel, EventFn onEvent, IntPtr userData, out IntPtr outJson);
