@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain: every system
 # package a test names (compilers, make, cmake, valgrind, libcurl's
-# headers, python3 with pip
-# and venv, abigail-tools, pkg-config, LÖVE, Mono), and nothing that is
-# already there. tests/run-all.sh (the README's test command) runs it
+# headers, python3 with pip and venv, abigail-tools, pkg-config, LÖVE,
+# Mono), and nothing that is already there. tests/run-all.sh (the
+# README's test command) runs it
 # before the tests; run it alone to set a machine up:
 #
 #   bash tests/tools.sh            # check, and install what is missing
