@@ -159,8 +159,14 @@ fn against_the_test_server(variant: &str, how: How) {
             stderr.contains(&format!("request: POST {url}/v1/chat/completions (")),
             "{what}: {stderr}"
         );
-        assert!(stderr.contains("\nfinish_reason: stop\n"), "{what}: {stderr}");
-        assert!(stderr.contains("\nusage: 3 + 5 = 8 tokens\n"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("\nfinish_reason: stop\n"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr.contains("\nusage: 3 + 5 = 8 tokens\n"),
+            "{what}: {stderr}"
+        );
         assert!(!stderr.contains("canned"), "{what}: {stderr}");
         assert!(!stderr.contains(KEY), "{what}: {stderr}");
 
@@ -207,7 +213,10 @@ fn against_the_test_server(variant: &str, how: How) {
         assert_eq!(text(&out.stdout), "Hello from the test server\n", "{what}");
         let stderr = text(&out.stderr);
         assert!(pieces_fed(&stderr) >= 20, "{what}: {stderr}");
-        assert!(stderr.contains("\nusage: 3 + 5 = 8 tokens\n"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("\nusage: 3 + 5 = 8 tokens\n"),
+            "{what}: {stderr}"
+        );
 
         // A plain JSON answer.
         let out = run(variant, program, &[], &env(&url, "json"), "", how);
@@ -215,17 +224,29 @@ fn against_the_test_server(variant: &str, how: How) {
         assert_ok(&out, &format!("{what} json"));
         assert_eq!(text(&out.stdout), "A plain JSON answer\n", "{what}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("\nfinish_reason: stop\n"), "{what}: {stderr}");
-        assert!(stderr.contains("\nusage: 3 + 2 = 5 tokens\n"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("\nfinish_reason: stop\n"),
+            "{what}: {stderr}"
+        );
+        assert!(
+            stderr.contains("\nusage: 3 + 2 = 5 tokens\n"),
+            "{what}: {stderr}"
+        );
 
         // 401: the server's message, exit 1, no key.
         let out = run(variant, program, &[], &env(&url, "unauthorized"), "", how);
         assert_clean(&out, &what);
         assert_eq!(out.status.code(), Some(1), "{what} unauthorized");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("error: MODELAPI_HTTP_ERROR"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("error: MODELAPI_HTTP_ERROR"),
+            "{what}: {stderr}"
+        );
         assert!(stderr.contains("http status: 401"), "{what}: {stderr}");
-        assert!(stderr.contains("Invalid API key provided"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("Invalid API key provided"),
+            "{what}: {stderr}"
+        );
         assert!(!stderr.contains(KEY), "{what}: {stderr}");
         assert_eq!(text(&out.stdout), "", "{what}");
 
@@ -235,7 +256,10 @@ fn against_the_test_server(variant: &str, how: How) {
         assert_eq!(out.status.code(), Some(1), "{what} cut");
         assert_eq!(text(&out.stdout), "Cut short\n", "{what}");
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("error: MODELAPI_TRANSPORT_ERROR"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("error: MODELAPI_TRANSPORT_ERROR"),
+            "{what}: {stderr}"
+        );
 
         // An error event in the middle: the transfer is stopped.
         let out = run(variant, program, &[], &env(&url, "stream-error"), "", how);
@@ -255,7 +279,10 @@ fn against_the_test_server(variant: &str, how: How) {
             "{what}"
         );
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("MODEL_API_URL is not set"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("MODEL_API_URL is not set"),
+            "{what}: {stderr}"
+        );
         assert!(stderr.contains("nothing to carry"), "{what}: {stderr}");
         assert!(!stderr.contains("request: POST"), "{what}: {stderr}");
     }
@@ -387,10 +414,7 @@ fn own_transport_against_llama_server() {
             // llama-server streams a piece per token or so: many pieces.
             assert!(pieces_fed(&stderr) > 3, "{what}: {stderr}");
             let reason = line_after(&stderr, "finish_reason: ").unwrap_or("");
-            assert!(
-                reason == "stop" || reason == "length",
-                "{what}: {stderr}"
-            );
+            assert!(reason == "stop" || reason == "length", "{what}: {stderr}");
             // It honours stream_options.include_usage.
             let usage = line_after(&stderr, "usage: ")
                 .unwrap_or_else(|| panic!("{what}: no usage: {stderr}"));
