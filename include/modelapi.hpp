@@ -99,7 +99,9 @@
  *   the loop); on a temporary (client.stream_json(...).events()) the range
  *   takes the Stream over, so a range-for directly over it is safe.
  * - The metadata of a Stream (finish_reason(), id(), model(),
- *   request_id()) stays valid until the Stream is destroyed.
+ *   request_id()) stays valid until the Stream is destroyed, and so do the
+ *   request of a detached Stream (request_url(), request_headers()' views,
+ *   request_body()). Bytes given to feed() are copied.
  * - A Stream does not borrow its Client: it stays valid after the Client is
  *   destroyed. A Stream opened with a Cancel uses it until the Stream is
  *   destroyed, so the Cancel must outlive the Stream.
