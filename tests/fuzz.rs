@@ -1522,7 +1522,7 @@ fn recorded_sse(rng: &mut Rng) -> Vec<u8> {
     for _ in 0..1 + rng.below(12) {
         let text = rng.pick(DETACHED_TEXTS);
         let delta = match rng.below(9) {
-            0 | 1 | 2 => json!({"content": text}),
+            0..=2 => json!({"content": text}),
             3 => json!({"reasoning_content": text}),
             4 => json!({"reasoning": text}),
             5 => json!({"refusal": text}),
