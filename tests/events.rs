@@ -68,6 +68,11 @@ fn open(server: &TestServer, way: Way) -> ChatStream {
                 "{other:?} against Network"
             );
         }
+        assert_eq!(
+            read_interleaved(server),
+            network,
+            "detached, read while carried, against Network"
+        );
     }
     open_only(server, way)
 }
@@ -85,6 +90,35 @@ fn open_only(server: &TestServer, way: Way) -> ChatStream {
     }
 }
 
+/// [`read_whole`] of a detached stream read while the test host carries
+/// it: a read that gives `Error::Pending` makes the host feed what its next
+/// read of the socket brings (cut again at random places), and the reads
+/// go on.
+fn read_interleaved(server: &TestServer) -> (Vec<String>, String, String, String) {
+    let api = common::client(&server.url());
+    let mut stream = api.stream_detached(&user("hi"), None).unwrap();
+    let mut host = carrier::Carrier::send(stream.host_request().unwrap()).resplit(0xfeed);
+    host.feed_head(&mut stream);
+    let mut events = Vec::new();
+    let mut error = None;
+    let mut carrying = true;
+    for _ in 0..10_000_000 {
+        match stream.next_event() {
+            Some(Err(Error::Pending(_))) => {
+                assert!(carrying, "pending after the whole answer was fed");
+                carrying = host.pump(&mut stream);
+            }
+            Some(Ok(event)) => events.push(line(event)),
+            Some(Err(err)) => {
+                error = Some(err);
+                break;
+            }
+            None => break,
+        }
+    }
+    summary(&mut stream, events, error, "interleaved")
+}
+
 /// Everything a stream read to its end shows, as comparable text: its
 /// events, its error (variant, status and server message: the texts of
 /// transport errors differ by nature), the assembled answer's JSON and
@@ -92,6 +126,15 @@ fn open_only(server: &TestServer, way: Way) -> ChatStream {
 fn read_whole(server: &TestServer, way: Way) -> (Vec<String>, String, String, String) {
     let mut stream = open_only(server, way);
     let (events, error) = events_of(&mut stream);
+    summary(&mut stream, events, error, &format!("{way:?}"))
+}
+
+fn summary(
+    stream: &mut ChatStream,
+    events: Vec<String>,
+    error: Option<Error>,
+    way: &str,
+) -> (Vec<String>, String, String, String) {
     let error = match error {
         None => "none".to_string(),
         Some(Error::Http {
@@ -103,10 +146,7 @@ fn read_whole(server: &TestServer, way: Way) -> (Vec<String>, String, String, St
             debug[..debug.find('(').unwrap_or(debug.len())].to_string()
         }
     };
-    assert!(
-        stream.next_event().is_none(),
-        "{way:?}: the stream has ended"
-    );
+    assert!(stream.next_event().is_none(), "{way}: the stream has ended");
     let completion = stream.completion().raw_json().to_string();
     let metadata = format!("{:?}", stream.metadata());
     (events, error, completion, metadata)
