@@ -2,6 +2,7 @@
 //! that build OpenAI-shaped events and clients.
 #![allow(dead_code)]
 
+pub mod carrier;
 pub mod cbuild;
 pub mod proxy;
 pub mod relay;
