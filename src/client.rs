@@ -14,8 +14,10 @@ use serde_json::{Map, Value};
 
 use crate::answer::StreamMetadata;
 use crate::cancel::CancelToken;
+use crate::endpoints::{Payload, Plan};
 use crate::error::truncate;
 use crate::event::StreamEvent;
+use crate::failover::{Failover, Sequential};
 use crate::mock::CannedReplies;
 use crate::net::Until;
 use crate::request::Request;
@@ -60,6 +62,8 @@ pub struct ModelApi {
     pub(crate) api_key: Option<String>,
     /// Where requests go and how; shared with the requests under way.
     pub(crate) route: Arc<Route>,
+    /// The fallback endpoints, the first-token deadline and the hedge.
+    pub(crate) plan: Arc<Plan>,
     pub(crate) max_response_bytes: u64,
     pub(crate) max_event_bytes: usize,
     pub(crate) canned: CannedReplies,
@@ -115,7 +119,7 @@ impl ModelApi {
     /// [`request_body`](Self::request_body).
     fn run_complete(
         &self,
-        body: Result<Vec<u8>, Error>,
+        body: Result<Payload, Error>,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
         self.ensure_open()?;
@@ -130,16 +134,11 @@ impl ModelApi {
             return self.canned.completion(&self.model, body.len(), &reply);
         }
         let started = std::time::Instant::now();
-        let mut request = Request::new(
-            Arc::clone(&self.route),
-            body,
-            "application/json",
-            cancel.clone(),
-        );
+        let mut requests = Sequential::new(self.failover(body, "application/json", cancel));
         let mut answer = || {
-            let mut reply = loop {
-                if let Some(reply) = request.poll(Until::Forever)? {
-                    break reply;
+            let (mut reply, _) = loop {
+                if let Some(served) = requests.poll(Until::Forever)? {
+                    break served;
                 }
             };
             let mut bytes = Vec::new();
@@ -225,7 +224,7 @@ impl ModelApi {
     /// events can be read (the blocking calls), else it returns at once.
     fn run_stream(
         &self,
-        body: Result<Vec<u8>, Error>,
+        body: Result<Payload, Error>,
         cancel: &CancelToken,
         open: bool,
     ) -> Result<ChatStream, Error> {
@@ -249,7 +248,7 @@ impl ModelApi {
         } else {
             let request = Request::new(
                 Arc::clone(&self.route),
-                body,
+                body.into_bytes(),
                 "text/event-stream",
                 cancel.clone(),
             );
@@ -274,6 +273,17 @@ impl ModelApi {
         Ok(stream
             .with_tracer(self.route.tracer.clone())
             .with_cancel(cancel.clone()))
+    }
+
+    /// The endpoints a call with `body` goes through.
+    fn failover(&self, body: Payload, accept: &'static str, cancel: &CancelToken) -> Failover {
+        Failover::new(
+            Arc::clone(&self.route),
+            Arc::clone(&self.plan),
+            body,
+            accept,
+            cancel.clone(),
+        )
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,
@@ -370,13 +380,14 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
         stream: bool,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Payload, Error> {
         let unserializable = |e: serde_json::Error| {
             Error::InvalidArgument(format!("messages cannot be serialized: {e}"))
         };
         let mut body = Vec::with_capacity(256);
         body.extend_from_slice(b"{\"model\":");
         serde_json::to_writer(&mut body, &self.model).map_err(unserializable)?;
+        let model_end = body.len();
         body.extend_from_slice(b",\"messages\":");
         let start = body.len();
         serde_json::to_writer(&mut body, messages).map_err(unserializable)?;
@@ -395,7 +406,7 @@ impl ModelApi {
             serde_json::to_writer(&mut body, mock).map_err(unserializable)?;
         }
         body.push(b'}');
-        Ok(body)
+        Ok(Payload::new(body, model_end))
     }
 
     /// The JSON body of a request.
@@ -404,17 +415,27 @@ impl ModelApi {
         mut request: Map<String, Value>,
         mock_response: Option<&str>,
         stream: bool,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Payload, Error> {
         check_messages(request.get("messages"))?;
-        if !request.contains_key("model") {
-            request.insert("model".into(), Value::String(self.model.clone()));
-        }
+        let model = request
+            .remove("model")
+            .unwrap_or_else(|| Value::String(self.model.clone()));
         request.insert("stream".into(), Value::Bool(stream));
         if let Some(mock) = mock_response {
             request.insert("mock_response".into(), Value::String(mock.to_string()));
         }
-        serde_json::to_vec(&request)
-            .map_err(|e| Error::InvalidArgument(format!("the request cannot be serialized: {e}")))
+        let unserializable = |e: serde_json::Error| {
+            Error::InvalidArgument(format!("the request cannot be serialized: {e}"))
+        };
+        // `model` first, where a fallback endpoint puts its own.
+        let mut body = b"{\"model\":".to_vec();
+        serde_json::to_writer(&mut body, &model).map_err(unserializable)?;
+        let model_end = body.len();
+        body.push(b',');
+        // The rest of the object, without its `{` (it holds `messages`).
+        let rest = serde_json::to_vec(&request).map_err(unserializable)?;
+        body.extend_from_slice(&rest[1..]);
+        Ok(Payload::new(body, model_end))
     }
 }
 

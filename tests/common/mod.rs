@@ -7,6 +7,7 @@ pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod service;
+pub mod stall;
 pub mod tls;
 
 use std::time::Duration;

@@ -1,0 +1,226 @@
+//! Staying responsive: the first-token deadline and fallback endpoints,
+//! against local endpoints that stall in each way a provider does (before
+//! the head, behind keep-alive comments, after a role-only delta) or fail
+//! with 503. Keys never cross endpoints. Times are bounded generously;
+//! what is asserted is what happened, not how fast.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::server::{Reply, TestServer};
+use common::stall::{Behaviour, StallServer};
+use common::{builder, completion_body, user};
+use modelapi::Error;
+
+const KEY_A: &str = "sk-primary-key-aaaa";
+const KEY_B: &str = "sk-fallback-key-bbbb";
+
+/// Generous: a deadline of 300 ms on a loaded 2-core machine.
+const SOON: Duration = Duration::from_secs(10);
+
+fn answer(text: &str) -> Behaviour {
+    Behaviour::Answer {
+        delay: Duration::ZERO,
+        text: text.into(),
+    }
+}
+
+fn traced(lines: &Arc<Mutex<Vec<String>>>) -> impl Fn(modelapi::TraceLevel, &str) + Send + Sync {
+    let lines = Arc::clone(lines);
+    move |_, line| lines.lock().unwrap().push(line.to_string())
+}
+
+/// The key a request carried, if any.
+fn bearer(request: &str) -> Option<String> {
+    request.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("authorization")
+            .then(|| value.trim().to_string())
+    })
+}
+
+#[test]
+fn a_503_falls_back_with_the_fallbacks_model_and_key_only() {
+    let primary = TestServer::start(|_| Reply::json(503, r#"{"error":{"message":"overloaded"}}"#));
+    let fallback = TestServer::start(|_| Reply::json(200, &completion_body("from the fallback")));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let api = builder(&primary.url())
+        .api_key(KEY_A)
+        .max_retries(1)
+        .fallback(fallback.url(), "backup-model", Some(KEY_B.into()))
+        .trace(traced(&lines))
+        .build()
+        .unwrap();
+    let answer = api.complete(&user("hi"), None).unwrap();
+    assert_eq!(answer.content(), Some("from the fallback"));
+
+    // The primary's retries first, then the fallback.
+    let sent = primary.requests();
+    assert_eq!(sent.len(), 2);
+    for request in &sent {
+        assert_eq!(
+            request.header("authorization"),
+            Some(&*format!("Bearer {KEY_A}"))
+        );
+        assert_eq!(request.body_json()["model"], "test-model");
+    }
+    let sent = fallback.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].header("authorization"),
+        Some(&*format!("Bearer {KEY_B}"))
+    );
+    assert_eq!(sent[0].body_json()["model"], "backup-model");
+    assert_eq!(sent[0].body_json()["messages"][0]["content"], "hi");
+
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("falling back from")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("endpoint 2 of 2")),
+        "{lines:#?}"
+    );
+    for line in lines.iter() {
+        assert!(!line.contains(KEY_A) && !line.contains(KEY_B), "{line}");
+    }
+}
+
+#[test]
+fn a_fallback_without_a_key_gets_none() {
+    let primary = TestServer::start(|_| Reply::json(500, "{}"));
+    let fallback = TestServer::start(|_| Reply::json(200, &completion_body("ok")));
+    let api = builder(&primary.url())
+        .api_key(KEY_A)
+        .header("X-Team", "games")
+        .header("api-key", "sk-azure-style-secret")
+        .max_retries(0)
+        .fallback(fallback.url(), "other", None)
+        .build()
+        .unwrap();
+    api.complete(&user("hi"), None).unwrap();
+    let sent = &fallback.requests()[0];
+    assert_eq!(sent.header("authorization"), None);
+    // Plain headers go everywhere; credential headers stay with their
+    // endpoint.
+    assert_eq!(sent.header("x-team"), Some("games"));
+    assert_eq!(sent.header("api-key"), None);
+    assert_eq!(
+        primary.requests()[0].header("api-key"),
+        Some("sk-azure-style-secret")
+    );
+}
+
+#[test]
+fn a_4xx_does_not_fall_back() {
+    let primary = TestServer::start(|_| Reply::json(401, r#"{"error":{"message":"bad key"}}"#));
+    let fallback = TestServer::start(|_| Reply::json(200, &completion_body("ok")));
+    let api = builder(&primary.url())
+        .fallback(fallback.url(), "other", None)
+        .build()
+        .unwrap();
+    let err = api.complete(&user("hi"), None).unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err:?}");
+    assert_eq!(fallback.requests().len(), 0);
+}
+
+#[test]
+fn the_last_endpoints_error_is_returned_scrubbed_of_every_key() {
+    let primary = StallServer::start(Behaviour::Unavailable);
+    let fallback = TestServer::start(move |r| {
+        // A server that echoes what it was sent.
+        Reply::json(
+            503,
+            &format!(
+                r#"{{"error":{{"message":"echo {}"}}}}"#,
+                r.header("authorization").unwrap_or_default()
+            ),
+        )
+    });
+    let api = builder(&primary.url())
+        .api_key(KEY_A)
+        .max_retries(0)
+        .fallback(fallback.url(), "other", Some(KEY_B.into()))
+        .build()
+        .unwrap();
+    let err = api.complete(&user("hi"), None).unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(KEY_A) && !text.contains(KEY_B), "{text}");
+    assert!(text.contains("[REDACTED]"), "{text}");
+    assert!(!format!("{api:?}").contains(KEY_B));
+}
+
+#[test]
+fn a_complete_past_the_deadline_times_out_without_a_fallback() {
+    let stalling = StallServer::start(Behaviour::StallBeforeHead);
+    let api = builder(&stalling.url())
+        .first_token_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = api.complete(&user("hi"), None).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(err.to_string().contains("first-token deadline"), "{err}");
+    assert!(started.elapsed() < SOON, "{:?}", started.elapsed());
+    // The stalled attempt's connection was closed, not left open.
+    assert!(stalling.wait_closed(0, SOON).is_some());
+}
+
+#[test]
+fn a_complete_past_the_deadline_moves_on_to_the_fallback() {
+    let stalling = StallServer::start(Behaviour::StallBeforeHead);
+    let fallback = TestServer::start(|_| Reply::json(200, &completion_body("rescued")));
+    let api = builder(&stalling.url())
+        .first_token_timeout(Duration::from_millis(300))
+        .fallback(fallback.url(), "other", None)
+        .build()
+        .unwrap();
+    let answer = api.complete(&user("hi"), None).unwrap();
+    assert_eq!(answer.content(), Some("rescued"));
+    assert_eq!(stalling.seen().len(), 1);
+    assert!(stalling.wait_closed(0, SOON).is_some());
+}
+
+#[test]
+fn a_refused_connection_falls_back() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let fallback = TestServer::start(|_| Reply::json(200, &completion_body("ok")));
+    let api = builder(&dead_url)
+        .max_retries(0)
+        .fallback(fallback.url(), "other", None)
+        .build()
+        .unwrap();
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some("ok")
+    );
+}
+
+#[test]
+fn fallback_settings_are_checked() {
+    let bad = builder("http://127.0.0.1:1")
+        .fallback("ftp://x", "m", None)
+        .build()
+        .unwrap_err();
+    assert!(bad.to_string().contains("api_base"), "{bad}");
+    let bad = builder("http://127.0.0.1:1")
+        .fallback("http://127.0.0.1:2", " ", None)
+        .build()
+        .unwrap_err();
+    assert!(bad.to_string().contains("model"), "{bad}");
+    let mut api = builder("http://127.0.0.1:1").build().unwrap();
+    api.add_fallback("http://127.0.0.1:2", "m", Some("k-123456"))
+        .unwrap();
+    assert!(api.add_fallback("nope", "m", None).is_err());
+}
+
+#[allow(dead_code)]
+fn unused(_: &StallServer) -> Option<String> {
+    bearer("")
+}
