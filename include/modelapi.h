@@ -266,6 +266,55 @@ struct ModelApi *modelapi_from_env(void);
 enum ModelApiStatus modelapi_set_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
 
 /**
+ * Sets the first-token deadline: the longest wait from sending a request
+ * to its first event (content, reasoning, tool call or refusal); SSE
+ * comments, keep-alive bytes and role-only or empty deltas do not count.
+ * 0 (the default) turns it off. Past it the attempt fails with
+ * `MODELAPI_TIMEOUT`, or the next endpoint (`modelapi_add_fallback`) is
+ * tried. A `complete` call has no first token: the deadline bounds its
+ * wait for the response head. Call before sharing the client between
+ * threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread.
+ */
+enum ModelApiStatus modelapi_set_first_token_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+
+/**
+ * Adds an endpoint after the client's own (and after earlier fallbacks),
+ * tried when the current one fails before any event was handed out:
+ * connect or TLS failure, 5xx or 429 after its retries, a timeout (the
+ * first-token deadline among them). Never after an event was handed out.
+ * `api_key` (may be NULL) goes only to this endpoint; the client's key and
+ * credential headers never go there. The other settings (timeout, retries,
+ * CA file, proxy, resolve, trace) are the client's. Strings are copied.
+ * Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; the
+ * strings are NULL or NUL-terminated.
+ */
+enum ModelApiStatus modelapi_add_fallback(struct ModelApi *api,
+                                          const char *api_base,
+                                          const char *model,
+                                          const char *api_key);
+
+/**
+ * Sets the hedge delay: when the current endpoint has not produced its
+ * first event after `hedge_ms`, the next one (`modelapi_add_fallback`) is
+ * started too; the first to produce an event serves the stream and the
+ * other is cancelled at once (its connection closed). 0 (the default)
+ * turns it off. No thread: both advance in the same waits and polls
+ * (`modelapi_stream_fd` gives one socket, and `modelapi_stream_wake_ms`
+ * is at most 10 ms while two race, so the other is looked at too).
+ * Streams only. Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread.
+ */
+enum ModelApiStatus modelapi_set_hedge_ms(struct ModelApi *api, uint64_t hedge_ms);
+
+/**
  * Sets how many times a failed request is sent again (default 2): after
  * connection failures and statuses 408, 409, 429 and 5xx, never once a
  * response has begun. Call before sharing the client between threads.
@@ -693,6 +742,25 @@ const char *modelapi_stream_model(struct ModelApiStream *stream);
  * As `modelapi_stream_finish_reason`.
  */
 const char *modelapi_stream_request_id(struct ModelApiStream *stream);
+
+/**
+ * The api_base of the endpoint that served the stream (the client's own
+ * or a fallback's, as given), or NULL until one has produced its first
+ * event. Valid until the stream is freed.
+ *
+ * # Safety
+ * As `modelapi_stream_finish_reason`.
+ */
+const char *modelapi_stream_endpoint(struct ModelApiStream *stream);
+
+/**
+ * The milliseconds from the stream's start to its first event, or -1
+ * before it (and when `stream` is NULL).
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+int64_t modelapi_stream_first_event_ms(struct ModelApiStream *stream);
 
 /**
  * The token counts of the stream, when the server sent them (e.g. with

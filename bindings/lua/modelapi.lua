@@ -102,6 +102,12 @@ typedef int (*ModelApiEventFn)(void *user_data, const struct ModelApiEvent *even
 struct ModelApi *modelapi_new(const char *model, const char *api_base, const char *api_key);
 struct ModelApi *modelapi_from_env(void);
 enum ModelApiStatus modelapi_set_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+enum ModelApiStatus modelapi_set_first_token_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+enum ModelApiStatus modelapi_add_fallback(struct ModelApi *api,
+                                          const char *api_base,
+                                          const char *model,
+                                          const char *api_key);
+enum ModelApiStatus modelapi_set_hedge_ms(struct ModelApi *api, uint64_t hedge_ms);
 enum ModelApiStatus modelapi_set_max_retries(struct ModelApi *api, uint32_t max_retries);
 enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, const char *value);
 enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
@@ -160,6 +166,8 @@ const char *modelapi_stream_finish_reason(struct ModelApiStream *stream);
 const char *modelapi_stream_id(struct ModelApiStream *stream);
 const char *modelapi_stream_model(struct ModelApiStream *stream);
 const char *modelapi_stream_request_id(struct ModelApiStream *stream);
+const char *modelapi_stream_endpoint(struct ModelApiStream *stream);
+int64_t modelapi_stream_first_event_ms(struct ModelApiStream *stream);
 int modelapi_stream_usage(struct ModelApiStream *stream,
                           uint64_t *out_prompt_tokens,
                           uint64_t *out_completion_tokens,

@@ -254,6 +254,35 @@ pub unsafe extern "C" fn modelapi_stream_request_id(stream: *mut ModelApiStream)
     stream_text(stream, |meta| meta.request_id.as_deref())
 }
 
+/// The api_base of the endpoint that served the stream (the client's own
+/// or a fallback's, as given), or NULL until one has produced its first
+/// event. Valid until the stream is freed.
+///
+/// # Safety
+/// As `modelapi_stream_finish_reason`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_endpoint(stream: *mut ModelApiStream) -> *const c_char {
+    stream_text(stream, |meta| meta.endpoint.as_deref())
+}
+
+/// The milliseconds from the stream's start to its first event, or -1
+/// before it (and when `stream` is NULL).
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_first_event_ms(stream: *mut ModelApiStream) -> i64 {
+    let mut ms = -1;
+    guard(|| {
+        let state = args::shared(stream, "stream")?.state();
+        if let Some(first) = state.stream.metadata().first_event {
+            ms = i64::try_from(first.as_millis()).unwrap_or(i64::MAX);
+        }
+        Ok(MODELAPI_OK)
+    });
+    ms
+}
+
 /// The token counts of the stream, when the server sent them (e.g. with
 /// `"stream_options": {"include_usage": true}` in a `_json` request, after
 /// the last chunk): returns 1 and fills the non-NULL out pointers; returns
