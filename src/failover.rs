@@ -77,6 +77,11 @@ impl Failover {
         }
     }
 
+    /// The call's cancel token.
+    pub(crate) fn cancel(&self) -> &CancelToken {
+        &self.cancel
+    }
+
     /// The first-token deadline.
     pub(crate) fn first_token(&self) -> Option<Duration> {
         self.plan.first_token

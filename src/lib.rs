@@ -84,6 +84,7 @@ mod http;
 mod mock;
 mod net;
 mod proxy;
+mod race;
 mod redirect;
 mod reply;
 mod request;
