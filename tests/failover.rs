@@ -220,7 +220,125 @@ fn fallback_settings_are_checked() {
     assert!(api.add_fallback("nope", "m", None).is_err());
 }
 
-#[allow(dead_code)]
-fn unused(_: &StallServer) -> Option<String> {
-    bearer("")
+// ---- streams: the deadline counts events, not bytes ----
+
+/// A stream from a client whose own endpoint is `stalling` and whose
+/// fallback is `fallback`, with a 300 ms first-token deadline.
+fn rescued_from(behaviour: Behaviour) {
+    let stalling = StallServer::start(behaviour.clone());
+    let fallback = StallServer::start(answer("rescued"));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let api = builder(&stalling.url())
+        .api_key(KEY_A)
+        .first_token_timeout(Duration::from_millis(300))
+        .fallback(fallback.url(), "backup", Some(KEY_B.into()))
+        .trace(traced(&lines))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut stream = api.stream(&user("hi"), None).unwrap();
+    let text = stream.by_ref().collect::<Result<String, _>>().unwrap();
+    assert_eq!(text, "rescued", "{behaviour:?}");
+    assert!(started.elapsed() < SOON, "{:?}", started.elapsed());
+    let meta = stream.metadata();
+    assert_eq!(meta.endpoint.as_deref(), Some(&*fallback.url()));
+    let first = meta.first_event.expect("the first event's time");
+    assert!(first >= Duration::from_millis(300), "{first:?}");
+    // The stalled attempt's connection was closed.
+    assert!(stalling.wait_closed(0, SOON).is_some(), "{behaviour:?}");
+    // Each key to its own endpoint only.
+    assert_eq!(bearer(&stalling.seen()[0].request), Some(format!("Bearer {KEY_A}")));
+    assert_eq!(bearer(&fallback.seen()[0].request), Some(format!("Bearer {KEY_B}")));
+    assert!(fallback.seen()[0].request.contains("\"model\":\"backup\""));
+    let lines = lines.lock().unwrap();
+    assert!(lines.iter().any(|l| l.contains("first-token deadline")), "{lines:#?}");
+    for line in lines.iter() {
+        assert!(!line.contains(KEY_A) && !line.contains(KEY_B), "{line}");
+    }
+}
+
+#[test]
+fn a_stall_before_the_head_moves_on_at_the_deadline() {
+    rescued_from(Behaviour::StallBeforeHead);
+}
+
+#[test]
+fn keep_alive_comments_do_not_count_as_a_first_token() {
+    rescued_from(Behaviour::KeepAliveComments {
+        every: Duration::from_millis(50),
+    });
+}
+
+#[test]
+fn a_role_only_delta_does_not_count_as_a_first_token() {
+    rescued_from(Behaviour::RoleThenStall);
+}
+
+#[test]
+fn a_stream_past_the_deadline_without_a_fallback_times_out() {
+    let stalling = StallServer::start(Behaviour::KeepAliveComments {
+        every: Duration::from_millis(50),
+    });
+    let api = builder(&stalling.url())
+        .first_token_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = api.stream(&user("hi"), None).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(stalling.wait_closed(0, SOON).is_some());
+}
+
+#[test]
+fn a_503_stream_falls_back() {
+    let primary = StallServer::start(Behaviour::Unavailable);
+    let fallback = StallServer::start(answer("ok"));
+    let api = builder(&primary.url())
+        .max_retries(1)
+        .fallback(fallback.url(), "backup", None)
+        .build()
+        .unwrap();
+    let stream = api.stream(&user("hi"), None).unwrap();
+    assert_eq!(stream.into_text().unwrap(), "ok");
+    // Its retry first, then the fallback.
+    assert_eq!(primary.seen().len(), 2);
+    assert_eq!(fallback.seen().len(), 1);
+}
+
+#[test]
+fn no_fallback_after_an_event_was_handed_out() {
+    // The first answers one piece, then stalls past the client's timeout.
+    let server = TestServer::start(|_| {
+        use common::server::Step;
+        let head = common::server::head(
+            200,
+            &[("Content-Type", "text/event-stream".into())],
+        );
+        Reply::script(vec![
+            Step::Write(head),
+            Step::Write(common::content_event("once").into_bytes()),
+            Step::Sleep(Duration::from_secs(5)),
+        ])
+    });
+    let fallback = StallServer::start(answer("twice"));
+    let api = builder(&server.url())
+        .timeout(Duration::from_millis(400))
+        .first_token_timeout(Duration::from_secs(5))
+        .fallback(fallback.url(), "backup", None)
+        .build()
+        .unwrap();
+    let (chunks, err) = common::collect(api.stream(&user("hi"), None).unwrap());
+    assert_eq!(chunks, ["once"]);
+    assert!(matches!(err, Some(Error::Timeout(_))), "{err:?}");
+    assert_eq!(fallback.seen().len(), 0, "no text twice");
+}
+
+#[test]
+fn a_plain_stream_tells_its_endpoint_and_first_event() {
+    let server = StallServer::start(answer("hi"));
+    let api = builder(&format!("{}/", server.url())).build().unwrap();
+    let mut stream = api.stream(&user("hi"), None).unwrap();
+    assert_eq!(stream.metadata().endpoint, None);
+    assert_eq!(stream.next().unwrap().unwrap(), "hi");
+    assert_eq!(stream.metadata().endpoint.as_deref(), Some(&*server.url()));
+    assert!(stream.metadata().first_event.is_some());
 }
