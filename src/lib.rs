@@ -75,11 +75,14 @@ mod builder;
 mod cancel;
 mod chunk;
 mod client;
+mod detached;
 mod endpoints;
 mod error;
 mod event;
 mod failover;
 pub mod ffi;
+mod first_event;
+mod head;
 mod http;
 mod mock;
 mod net;
@@ -105,6 +108,7 @@ pub use client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
+pub use detached::HostRequest;
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};

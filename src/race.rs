@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::failover::{first_token_missed, Attempt, Failover};
+use crate::first_event::FirstEvent;
 use crate::net::{ready_any, Interest, Until};
 use crate::reply::Reply;
 use crate::route::Route;
@@ -30,40 +31,29 @@ pub(crate) const RECHECK: Duration = Duration::from_millis(10);
 /// How many body bytes one read of an attempt brings.
 const READ_BYTES: usize = 16 * 1024;
 
-/// What a race needs of a stream's decoder: it is fed the body's bytes and
-/// says when an event (or the end of the answer) is ready.
-pub(crate) trait FirstEvent {
-    /// Takes the next bytes of the body: `Ok(true)` once an event, or the
-    /// answer's end, is ready to be handed out.
-    fn feed(&mut self, bytes: &[u8]) -> Result<bool, Error>;
-    /// The body ended: `Ok(())` when that is an answer the stream reports
-    /// (it finished), the error when it was cut short.
-    fn end(&mut self) -> Result<(), Error>;
-}
-
 /// The attempt that produced the first event.
-pub(crate) struct Winner<D> {
+pub(crate) struct Winner {
     pub(crate) reply: Box<Reply>,
-    /// Its decoder, holding the first event.
-    pub(crate) decoder: D,
+    /// The body bytes read so far (empty for a plain JSON answer).
+    pub(crate) bytes: Vec<u8>,
     pub(crate) route: Arc<Route>,
 }
 
 /// One endpoint's attempt, and its body's decoder.
-struct Runner<D> {
+struct Runner {
     attempt: Attempt,
     /// Once the 2xx head has come.
     reply: Option<Box<Reply>>,
-    decoder: D,
+    decoder: FirstEvent,
 }
 
 /// Attempts under way towards a stream's first event.
-pub(crate) struct Race<D> {
+pub(crate) struct Race {
     failover: Failover,
     /// One, or two while a hedge runs; oldest first.
-    runners: Vec<Runner<D>>,
-    /// A decoder as a new attempt starts with it.
-    blank: D,
+    runners: Vec<Runner>,
+    /// The cap on one event, for each attempt's decoder.
+    max_event_bytes: usize,
     /// When the next endpoint starts as a hedge.
     hedge_at: Option<Instant>,
     buffer: Box<[u8]>,
@@ -71,14 +61,14 @@ pub(crate) struct Race<D> {
     started: Instant,
 }
 
-impl<D: FirstEvent + Clone> Race<D> {
-    pub(crate) fn new(failover: Failover, blank: D) -> Race<D> {
+impl Race {
+    pub(crate) fn new(failover: Failover, max_event_bytes: usize) -> Race {
         let mut race = Race {
             runners: Vec::with_capacity(2),
             hedge_at: None,
             buffer: vec![0; READ_BYTES].into_boxed_slice(),
             started: Instant::now(),
-            blank,
+            max_event_bytes,
             failover,
         };
         race.start_next();
@@ -98,14 +88,14 @@ impl<D: FirstEvent + Clone> Race<D> {
         self.runners.push(Runner {
             attempt,
             reply: None,
-            decoder: self.blank.clone(),
+            decoder: FirstEvent::new(self.max_event_bytes),
         });
         true
     }
 
     /// The winner once an attempt has produced an event; `Ok(None)` when
     /// none has by `until`; the error when every endpoint failed.
-    pub(crate) fn poll(&mut self, until: Until) -> Result<Option<Winner<D>>, Error> {
+    pub(crate) fn poll(&mut self, until: Until) -> Result<Option<Winner>, Error> {
         loop {
             if self.runners.len() == 1 && self.hedge_at.is_some_and(|at| Instant::now() >= at) {
                 self.hedge();
@@ -238,7 +228,7 @@ impl<D: FirstEvent + Clone> Race<D> {
 
     /// Attempt `i` won: the other, if any, is dropped (its connection
     /// closed at once).
-    fn win(&mut self, i: usize) -> Winner<D> {
+    fn win(&mut self, i: usize) -> Winner {
         let winner = self.runners.swap_remove(i);
         let route = Arc::clone(self.failover.route(winner.attempt.endpoint));
         for loser in self.runners.drain(..) {
@@ -254,7 +244,7 @@ impl<D: FirstEvent + Clone> Race<D> {
         }
         Winner {
             reply: winner.reply.expect("a winner has its reply"),
-            decoder: winner.decoder,
+            bytes: winner.decoder.into_bytes(),
             route,
         }
     }
@@ -290,7 +280,7 @@ impl<D: FirstEvent + Clone> Race<D> {
     }
 }
 
-impl<D> Runner<D> {
+impl Runner {
     fn waits_on(&self) -> Option<(std::os::fd::RawFd, Interest)> {
         match &self.reply {
             Some(reply) => reply.waits_on(),

@@ -71,7 +71,12 @@ fn from_c() {
     let program = compile("cc", "failover.c", &["-std=c99"]);
     let (stalling, fallback) = endpoints();
     run(&program, &stalling, &fallback);
-    keys_stay_home(&stalling, &fallback, "sk-c-primary-key", "sk-c-fallback-key");
+    keys_stay_home(
+        &stalling,
+        &fallback,
+        "sk-c-primary-key",
+        "sk-c-fallback-key",
+    );
     assert!(fallback
         .seen()
         .iter()
@@ -83,5 +88,10 @@ fn from_cpp() {
     let program = compile("c++", "failover.cpp", &["-std=c++17"]);
     let (stalling, fallback) = endpoints();
     run(&program, &stalling, &fallback);
-    keys_stay_home(&stalling, &fallback, "sk-cpp-primary-key", "sk-cpp-fallback-key");
+    keys_stay_home(
+        &stalling,
+        &fallback,
+        "sk-cpp-primary-key",
+        "sk-cpp-fallback-key",
+    );
 }

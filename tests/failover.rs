@@ -247,11 +247,20 @@ fn rescued_from(behaviour: Behaviour) {
     // The stalled attempt's connection was closed.
     assert!(stalling.wait_closed(0, SOON).is_some(), "{behaviour:?}");
     // Each key to its own endpoint only.
-    assert_eq!(bearer(&stalling.seen()[0].request), Some(format!("Bearer {KEY_A}")));
-    assert_eq!(bearer(&fallback.seen()[0].request), Some(format!("Bearer {KEY_B}")));
+    assert_eq!(
+        bearer(&stalling.seen()[0].request),
+        Some(format!("Bearer {KEY_A}"))
+    );
+    assert_eq!(
+        bearer(&fallback.seen()[0].request),
+        Some(format!("Bearer {KEY_B}"))
+    );
     assert!(fallback.seen()[0].request.contains("\"model\":\"backup\""));
     let lines = lines.lock().unwrap();
-    assert!(lines.iter().any(|l| l.contains("first-token deadline")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("first-token deadline")),
+        "{lines:#?}"
+    );
     for line in lines.iter() {
         assert!(!line.contains(KEY_A) && !line.contains(KEY_B), "{line}");
     }
@@ -309,10 +318,7 @@ fn no_fallback_after_an_event_was_handed_out() {
     // The first answers one piece, then stalls past the client's timeout.
     let server = TestServer::start(|_| {
         use common::server::Step;
-        let head = common::server::head(
-            200,
-            &[("Content-Type", "text/event-stream".into())],
-        );
+        let head = common::server::head(200, &[("Content-Type", "text/event-stream".into())]);
         Reply::script(vec![
             Step::Write(head),
             Step::Write(common::content_event("once").into_bytes()),

@@ -50,9 +50,14 @@ fn the_hedge_wins_over_a_stalled_endpoint_whose_connection_is_closed() {
     // The loser's connection is closed when the winner is known: its
     // server sees it within the bound.
     let won_at = Instant::now();
-    let closed = stalled.wait_closed(0, SOON).expect("the loser's connection closed");
+    let closed = stalled
+        .wait_closed(0, SOON)
+        .expect("the loser's connection closed");
     assert!(closed.saturating_duration_since(won_at) < Duration::from_secs(2));
-    assert_eq!(stream.by_ref().collect::<Result<String, _>>().unwrap(), "fast");
+    assert_eq!(
+        stream.by_ref().collect::<Result<String, _>>().unwrap(),
+        "fast"
+    );
     assert_eq!(stream.metadata().endpoint.as_deref(), Some(&*hedge.url()));
     assert!(stream.metadata().first_event.unwrap() >= Duration::from_millis(200));
     assert!(!stalled.seen()[0].request.contains("sk-hedge-bbbb"));
@@ -72,12 +77,17 @@ fn the_first_endpoint_still_wins_when_it_answers_first() {
         .build()
         .unwrap();
     let mut stream = api.stream(&user("hi"), None).unwrap();
-    assert_eq!(stream.by_ref().collect::<Result<String, _>>().unwrap(), "primary");
+    assert_eq!(
+        stream.by_ref().collect::<Result<String, _>>().unwrap(),
+        "primary"
+    );
     assert_eq!(stream.metadata().endpoint.as_deref(), Some(&*slowish.url()));
     // The hedge was started, and cancelled: its server saw the close
     // long before it would have answered.
     assert_eq!(slower.wait_requests(1, SOON).len(), 1);
-    let closed = slower.wait_closed(0, SOON).expect("the hedge's connection closed");
+    let closed = slower
+        .wait_closed(0, SOON)
+        .expect("the hedge's connection closed");
     assert!(closed.duration_since(slower.seen()[0].at) < Duration::from_millis(3500));
 }
 

@@ -18,6 +18,8 @@ mod calls;
 
 mod stream;
 
+mod feed;
+
 mod event;
 
 mod cancel;
@@ -30,6 +32,7 @@ pub use calls::*;
 pub use cancel::*;
 pub use client::*;
 pub use event::*;
+pub use feed::*;
 pub use library::*;
 pub use stream::*;
 
