@@ -138,10 +138,11 @@ impl ModelApi {
     /// `modelapi_set_first_token_timeout_ms`). See
     /// [`ModelApiBuilder::first_token_timeout`].
     pub fn set_first_token_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let timeout = timeout.filter(|t| !t.is_zero());
         if let Some(timeout) = timeout {
             check_timeout(timeout)?;
         }
-        Arc::make_mut(&mut self.plan).first_token = timeout.filter(|t| !t.is_zero());
+        Arc::make_mut(&mut self.plan).first_token = timeout;
         Ok(())
     }
 
@@ -149,10 +150,11 @@ impl ModelApi {
     /// before the client is shared; the C API's `modelapi_set_hedge_ms`).
     /// See [`ModelApiBuilder::hedge`].
     pub fn set_hedge(&mut self, delay: Option<Duration>) -> Result<(), Error> {
+        let delay = delay.filter(|d| !d.is_zero());
         if let Some(delay) = delay {
             check_timeout(delay)?;
         }
-        Arc::make_mut(&mut self.plan).hedge = delay.filter(|d| !d.is_zero());
+        Arc::make_mut(&mut self.plan).hedge = delay;
         Ok(())
     }
 

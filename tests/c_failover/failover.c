@@ -81,7 +81,9 @@ int main(int argc, char **argv)
     /* Hedging, polled by a host loop on the descriptor. */
     check(modelapi_set_first_token_timeout_ms(api, 0) == MODELAPI_OK, "deadline off");
     check(modelapi_set_hedge_ms(api, 200) == MODELAPI_OK, "hedge set");
-    check(modelapi_stream_start(api, &message, 1, NULL, &stream) == MODELAPI_OK, "started");
+    check(modelapi_stream_start(api, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL,
+                                &stream) == MODELAPI_OK,
+          "started");
     check(modelapi_stream_first_event_ms(stream) == -1, "no first event yet");
     {
         ModelApiEvent event;
