@@ -654,7 +654,10 @@ impl ChatStream {
     /// retry's backoff ends, the next connection attempt is due (an address
     /// that has not answered within 250 ms; at most 100 ms while attempts
     /// race, as [`waits_on`](Self::waits_on) gives only the newest one's
-    /// socket), or the stream's timeout would expire; `None`
+    /// socket), a hedge is due or a first-token deadline passes (at most
+    /// 10 ms while two endpoints race, for the same reason: see
+    /// [`ModelApiBuilder::hedge`](crate::ModelApiBuilder::hedge)), or the
+    /// stream's timeout would expire; `None`
     /// once the stream is over. A host that waits on the socket with this
     /// as its timeout never misses a timeout, nor spins through a backoff.
     ///

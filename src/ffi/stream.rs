@@ -379,7 +379,10 @@ pub unsafe extern "C" fn modelapi_stream_poll(
 /// after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
 /// it, and ask again after each poll (a retry, a redirect, or a connect
 /// that tries the server's next address changes it: while attempts to
-/// several addresses race, it is the newest attempt's).
+/// several addresses race, it is the newest attempt's; while a hedge races
+/// two endpoints (`modelapi_set_hedge_ms`), it is the hedge's, and
+/// `modelapi_stream_wake_ms` is at most 10 ms so that the other endpoint
+/// is looked at too; a fallback changes it).
 /// The stream may hold events it has already read, so after a wake-up poll
 /// until `MODELAPI_PENDING` before waiting again.
 ///
@@ -415,8 +418,10 @@ pub unsafe extern "C" fn modelapi_stream_fd(
 /// has something to do now (events already read, canned replies), else the
 /// time until a retry's backoff ends, the next connection attempt is due
 /// (an address that has not answered within 250 ms; at most 100 ms while
-/// attempts race, as the descriptor is only the newest one's), or the
-/// stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
+/// attempts race, as the descriptor is only the newest one's), a hedge is
+/// due or a first-token deadline passes (`modelapi_set_hedge_ms`,
+/// `modelapi_set_first_token_timeout_ms`; at most 10 ms while two
+/// endpoints race), or the stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
 /// of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
 /// does never misses a timeout and never spins through a backoff.
 ///
