@@ -718,6 +718,17 @@ impl fmt::Debug for ModelApi {
             .field("timeout", &self.route.timeout)
             .field("custom_ca", &self.route.ca_pem.is_some())
             .field("max_retries", &self.route.max_retries)
+            .field(
+                "fallbacks",
+                &self
+                    .plan
+                    .fallbacks
+                    .iter()
+                    .map(|f| (f.route.api_base.as_str(), f.model.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("first_token_timeout", &self.plan.first_token)
+            .field("hedge", &self.plan.hedge)
             .field("proxy", &self.route.proxy)
             .field("resolve", &self.route.names)
             .field("trace", &self.route.tracer)

@@ -348,3 +348,30 @@ fn a_plain_stream_tells_its_endpoint_and_first_event() {
     assert_eq!(stream.metadata().endpoint.as_deref(), Some(&*server.url()));
     assert!(stream.metadata().first_event.is_some());
 }
+
+#[test]
+fn a_fallbacks_redirect_to_another_origin_carries_no_key() {
+    let elsewhere = TestServer::start(|_| Reply::json(200, &completion_body("moved")));
+    let target = format!("{}/v1/chat/completions", elsewhere.url());
+    let fallback =
+        TestServer::start(move |_| Reply::json(307, "{}").with_header("Location", &target));
+    let primary = TestServer::start(|_| Reply::json(502, "{}"));
+    let api = builder(&primary.url())
+        .api_key(KEY_A)
+        .max_retries(0)
+        .fallback(fallback.url(), "backup", Some(KEY_B.into()))
+        .build()
+        .unwrap();
+    assert_eq!(
+        api.complete(&user("hi"), None).unwrap().content(),
+        Some("moved")
+    );
+    assert_eq!(
+        fallback.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {KEY_B}"))
+    );
+    // Another origin: neither key follows the redirect.
+    let moved = &elsewhere.requests()[0];
+    assert_eq!(moved.header("authorization"), None);
+    assert_eq!(moved.body_json()["model"], "backup");
+}

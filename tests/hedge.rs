@@ -236,3 +236,28 @@ fn polls_with_a_wait_drive_both_transfers() {
     assert!(polls < 100, "{polls}");
     assert!(stalled.wait_closed(0, SOON).is_some());
 }
+
+#[test]
+fn a_cancel_stops_both_racing_endpoints() {
+    let first = StallServer::start(Behaviour::StallBeforeHead);
+    let second = StallServer::start(Behaviour::RoleThenStall);
+    let api = builder(&first.url())
+        .hedge(Duration::from_millis(100))
+        .fallback(second.url(), "backup", None)
+        .build()
+        .unwrap();
+    let cancel = modelapi::CancelToken::new();
+    let canceller = cancel.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        canceller.cancel();
+    });
+    let err = api
+        .with_cancel(&cancel)
+        .stream(&user("hi"), None)
+        .unwrap_err();
+    stopper.join().unwrap();
+    assert!(matches!(err, modelapi::Error::Aborted(_)), "{err:?}");
+    assert!(first.wait_closed(0, SOON).is_some());
+    assert!(second.wait_closed(0, SOON).is_some());
+}
