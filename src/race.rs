@@ -108,7 +108,8 @@ impl Race {
                     Err(error) => self.lose(i, error)?,
                 }
             }
-            let wake = Instant::now() + self.wake_in().unwrap_or(Duration::ZERO);
+            // Waiting here is on every attempt's socket: no recheck.
+            let wake = Instant::now() + self.next_wake().unwrap_or(Duration::ZERO);
             let wait_until = match until.or_before(wake) {
                 Until::Now => return Ok(None),
                 Until::At(at) => at,
@@ -258,6 +259,18 @@ impl Race {
     /// of every attempt's own wake time, deadline and the hedge; within
     /// [`RECHECK`] while two race.
     pub(crate) fn wake_in(&self) -> Option<Duration> {
+        let wake = self.next_wake()?;
+        Some(if self.runners.len() > 1 {
+            wake.min(RECHECK)
+        } else {
+            wake
+        })
+    }
+
+    /// When something is due whatever the sockets do: an attempt's own
+    /// wake time (its backoff, its connect's next address, its timeout),
+    /// its deadline, or the hedge.
+    fn next_wake(&self) -> Option<Duration> {
         let now = Instant::now();
         let mut wake = self
             .runners
@@ -272,9 +285,6 @@ impl Race {
             .min()?;
         if let Some(at) = self.hedge_at.filter(|_| self.runners.len() == 1) {
             wake = wake.min(at.saturating_duration_since(now));
-        }
-        if self.runners.len() > 1 {
-            wake = wake.min(RECHECK);
         }
         Some(wake)
     }
