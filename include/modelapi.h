@@ -861,7 +861,9 @@ int modelapi_stream_fd(const struct ModelApiStream *stream,
  * attempts race, as the descriptor is only the newest one's), a hedge is
  * due or a first-token deadline passes (`modelapi_set_hedge_ms`,
  * `modelapi_set_first_token_timeout_ms`; at most 10 ms while two
- * endpoints race), or the stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
+ * endpoints race), or the stream's timeout would expire; -1 once the
+ * stream is over (or for a NULL stream), and on a detached stream that
+ * has nothing to do until the host feeds it. Use it as the timeout
  * of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
  * does never misses a timeout and never spins through a backoff.
  *

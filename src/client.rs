@@ -18,15 +18,18 @@ use crate::detached::HostRequest;
 use crate::endpoints::{Payload, Plan};
 use crate::error::truncate;
 use crate::event::StreamEvent;
+#[cfg(feature = "net")]
 use crate::failover::{Failover, Sequential};
 use crate::mock::CannedReplies;
-use crate::net::Until;
+#[cfg(feature = "net")]
 use crate::race::Race;
+#[cfg(feature = "net")]
 use crate::request::Request;
 use crate::route::Route;
 use crate::stream::ChatStream;
 use crate::trace::{trace, Level, Took};
 use crate::types::ChatCompletion;
+use crate::until::Until;
 use crate::Error;
 
 /// The default per-wait timeout.
@@ -135,6 +138,16 @@ impl ModelApi {
             );
             return self.canned.completion(&self.model, body.len(), &reply);
         }
+        self.complete_over_network(body, cancel)
+    }
+
+    /// Sends a completion request, and reads its answer whole.
+    #[cfg(feature = "net")]
+    fn complete_over_network(
+        &self,
+        body: Payload,
+        cancel: &CancelToken,
+    ) -> Result<ChatCompletion, Error> {
         let started = std::time::Instant::now();
         let mut requests = Sequential::new(self.failover(body, "application/json", cancel));
         let mut answer = || {
@@ -337,46 +350,59 @@ impl ModelApi {
                 self.max_response_bytes,
             )
         } else {
-            let mut stream = if self.plan.fallbacks.is_empty() && self.plan.first_token.is_none() {
-                let request = Request::new(
-                    Arc::clone(&self.route),
-                    body.into_bytes(),
-                    "text/event-stream",
-                    cancel.clone(),
-                );
-                ChatStream::starting(
-                    request,
-                    cancel.clone(),
-                    self.max_event_bytes,
-                    self.max_response_bytes,
-                )
-            } else {
-                let failover = self.failover(body, "text/event-stream", cancel);
-                ChatStream::racing(
-                    Race::new(failover, self.max_event_bytes),
-                    cancel.clone(),
-                    self.max_event_bytes,
-                    self.max_response_bytes,
-                )
-            };
-            if let Opening::Wait = opening {
-                while !stream
-                    .open(Until::Forever)
-                    .map_err(|e| self.call_error(e, cancel))?
-                {}
-            } else {
-                // One step that never waits: the connect starts, so the
-                // host has a socket to wait on at once.
-                stream.start_now();
-            }
-            stream
+            self.stream_over_network(body, cancel, opening)?
         };
         Ok(stream
             .with_tracer(self.route.tracer.clone())
             .with_cancel(cancel.clone()))
     }
 
+    /// Sends a stream request: `opening` says how far before it returns.
+    #[cfg(feature = "net")]
+    fn stream_over_network(
+        &self,
+        body: Payload,
+        cancel: &CancelToken,
+        opening: Opening,
+    ) -> Result<ChatStream, Error> {
+        let mut stream = if self.plan.fallbacks.is_empty() && self.plan.first_token.is_none() {
+            let request = Request::new(
+                Arc::clone(&self.route),
+                body.into_bytes(),
+                "text/event-stream",
+                cancel.clone(),
+            );
+            ChatStream::starting(
+                request,
+                cancel.clone(),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            )
+        } else {
+            // The endpoints race to the first event (see crate::race).
+            let failover = self.failover(body, "text/event-stream", cancel);
+            ChatStream::racing(
+                Race::new(failover, self.max_event_bytes),
+                cancel.clone(),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            )
+        };
+        if let Opening::Wait = opening {
+            while !stream
+                .open(Until::Forever)
+                .map_err(|e| self.call_error(e, cancel))?
+            {}
+        } else {
+            // One step that never waits: the connect starts, so the
+            // host has a socket to wait on at once.
+            stream.start_now();
+        }
+        Ok(stream)
+    }
+
     /// The endpoints a call with `body` goes through.
+    #[cfg(feature = "net")]
     fn failover(&self, body: Payload, accept: &'static str, cancel: &CancelToken) -> Failover {
         Failover::new(
             Arc::clone(&self.route),
@@ -385,6 +411,25 @@ impl ModelApi {
             accept,
             cancel.clone(),
         )
+    }
+
+    #[cfg(not(feature = "net"))]
+    fn complete_over_network(
+        &self,
+        _: Payload,
+        cancel: &CancelToken,
+    ) -> Result<ChatCompletion, Error> {
+        Err(self.call_error(crate::net::no_network(), cancel))
+    }
+
+    #[cfg(not(feature = "net"))]
+    fn stream_over_network(
+        &self,
+        _: Payload,
+        cancel: &CancelToken,
+        _: Opening,
+    ) -> Result<ChatStream, Error> {
+        Err(self.call_error(crate::net::no_network(), cancel))
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,

@@ -74,6 +74,9 @@
 //! `max_retries(0)` such a request is sent exactly once.
 
 #![warn(missing_docs)]
+// Without the network, the pure parts it uses (URL and proxy rules, the
+// HTTP/1.1 writer) are still built, and not all of them are used.
+#![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
 
 mod answer;
 mod builder;
@@ -84,17 +87,27 @@ mod detached;
 mod endpoints;
 mod error;
 mod event;
+#[cfg(feature = "net")]
 mod failover;
 pub mod ffi;
+#[cfg(feature = "net")]
 mod first_event;
 mod head;
 mod http;
 mod mock;
+#[cfg(feature = "net")]
+mod net;
+/// Without the network, its place holds the settings' types and no I/O.
+#[cfg(not(feature = "net"))]
+#[path = "offline.rs"]
 mod net;
 mod proxy;
+#[cfg(feature = "net")]
 mod race;
 mod redirect;
+#[cfg(feature = "net")]
 mod reply;
+#[cfg(feature = "net")]
 mod request;
 mod resolve;
 mod retry;
@@ -104,6 +117,7 @@ pub mod sse;
 mod stream;
 mod trace;
 mod types;
+mod until;
 
 pub use answer::StreamMetadata;
 pub use builder::ModelApiBuilder;
@@ -117,6 +131,7 @@ pub use detached::HostRequest;
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+#[cfg(feature = "net")]
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};
