@@ -211,6 +211,12 @@ impl Race {
     fn lose(&mut self, i: usize, error: Error) -> Result<(), Error> {
         let lost = self.runners.remove(i);
         if !self.runners.is_empty() {
+            // The one left races alone: a hedge to the next endpoint, if
+            // any, is due after the delay again.
+            self.hedge_at = self
+                .failover
+                .hedge()
+                .and_then(|delay| Instant::now().checked_add(delay));
             let route = self.failover.route(lost.attempt.endpoint);
             trace!(
                 route.tracer,

@@ -288,3 +288,25 @@ fn a_host_loop_sees_the_deadline_move_on_to_the_fallback() {
     assert!(run.wakeups < 100, "{run:?}");
     assert!(stalled.wait_closed(0, SOON).is_some());
 }
+
+#[test]
+fn a_failed_hedge_is_followed_by_the_next_endpoint_after_the_delay() {
+    let stalled = StallServer::start(Behaviour::StallBeforeHead);
+    let failing = StallServer::start(Behaviour::Unavailable);
+    let third = StallServer::start(answer(0, "third"));
+    let api = builder(&stalled.url())
+        .max_retries(0)
+        .hedge(Duration::from_millis(100))
+        .fallback(failing.url(), "b", None)
+        .fallback(third.url(), "c", None)
+        .build()
+        .unwrap();
+    let mut stream = api.stream(&user("hi"), None).unwrap();
+    assert_eq!(
+        stream.by_ref().collect::<Result<String, _>>().unwrap(),
+        "third"
+    );
+    assert_eq!(stream.metadata().endpoint.as_deref(), Some(&*third.url()));
+    assert_eq!(failing.seen().len(), 1);
+    assert!(stalled.wait_closed(0, SOON).is_some());
+}
