@@ -118,7 +118,11 @@ fn serve(mut conn: TcpStream, counts: &Counts, rng: &Rng, slow: f64) {
                     counts.cancelled.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 _ => {
                     counts.cancelled.fetch_add(1, Ordering::SeqCst);
                     return;
@@ -154,28 +158,39 @@ struct Outcome {
 }
 
 fn run(api: &Arc<ModelApi>, endpoints: &[Endpoint], streams: usize, threads: usize) -> Outcome {
-    let before: usize = endpoints.iter().map(|e| e.counts.started.load(Ordering::SeqCst)).sum();
-    let cancelled_before: usize =
-        endpoints.iter().map(|e| e.counts.cancelled.load(Ordering::SeqCst)).sum();
+    let before: usize = endpoints
+        .iter()
+        .map(|e| e.counts.started.load(Ordering::SeqCst))
+        .sum();
+    let cancelled_before: usize = endpoints
+        .iter()
+        .map(|e| e.counts.cancelled.load(Ordering::SeqCst))
+        .sum();
     let times = Arc::new(Mutex::new(Vec::with_capacity(streams)));
     let errors = Arc::new(AtomicUsize::new(0));
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (api, times, errors, next) =
-                (Arc::clone(api), Arc::clone(&times), Arc::clone(&errors), Arc::clone(&next));
+            let (api, times, errors, next) = (
+                Arc::clone(api),
+                Arc::clone(&times),
+                Arc::clone(&errors),
+                Arc::clone(&next),
+            );
             thread::spawn(move || {
                 while next.fetch_add(1, Ordering::SeqCst) < streams {
                     let started = Instant::now();
                     let mut first = None;
-                    let result = api.stream(&[Message::user("Hi")], None).and_then(|mut stream| {
-                        while let Some(event) = stream.next_event() {
-                            if let StreamEvent::Content(_) = event? {
-                                first.get_or_insert_with(|| started.elapsed());
+                    let result = api
+                        .stream(&[Message::user("Hi")], None)
+                        .and_then(|mut stream| {
+                            while let Some(event) = stream.next_event() {
+                                if let StreamEvent::Content(_) = event? {
+                                    first.get_or_insert_with(|| started.elapsed());
+                                }
                             }
-                        }
-                        Ok(())
-                    });
+                            Ok(())
+                        });
                     match (result, first) {
                         (Ok(()), Some(first)) => times.lock().unwrap().push(first),
                         _ => {
@@ -191,9 +206,14 @@ fn run(api: &Arc<ModelApi>, endpoints: &[Endpoint], streams: usize, threads: usi
     }
     // Let the endpoints see the last closes.
     thread::sleep(Duration::from_millis(50));
-    let after: usize = endpoints.iter().map(|e| e.counts.started.load(Ordering::SeqCst)).sum();
-    let cancelled_after: usize =
-        endpoints.iter().map(|e| e.counts.cancelled.load(Ordering::SeqCst)).sum();
+    let after: usize = endpoints
+        .iter()
+        .map(|e| e.counts.started.load(Ordering::SeqCst))
+        .sum();
+    let cancelled_after: usize = endpoints
+        .iter()
+        .map(|e| e.counts.cancelled.load(Ordering::SeqCst))
+        .sum();
     let mut times = times.lock().unwrap().clone();
     times.sort();
     let rank = |q: f64| times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
@@ -225,14 +245,22 @@ fn main() {
     let threads = arg("--threads", 20usize);
     let slow = arg("--slow", 0.02f64);
     let hedge_ms = arg("--hedge-ms", 300u64);
-    let endpoints = [start_endpoint(0x9E37_79B9_7F4A_7C15, slow), start_endpoint(0xD1B5_4A32_D192_ED03, slow)];
+    let endpoints = [
+        start_endpoint(0x9E37_79B9_7F4A_7C15, slow),
+        start_endpoint(0xD1B5_4A32_D192_ED03, slow),
+    ];
     let base = || {
         ModelApi::builder("m", &endpoints[0].url)
             .mock_responses(Vec::new())
             .fallback(endpoints[1].url.clone(), "m", None)
     };
     let plain = Arc::new(base().build().unwrap());
-    let hedged = Arc::new(base().hedge(Duration::from_millis(hedge_ms)).build().unwrap());
+    let hedged = Arc::new(
+        base()
+            .hedge(Duration::from_millis(hedge_ms))
+            .build()
+            .unwrap(),
+    );
     println!(
         "{streams} streams, {threads} at a time; time to first token: median 100 ms \
          (log-normal, sigma 0.3), {:.1} % stall 3 s",
@@ -241,7 +269,10 @@ fn main() {
     println!("| | p50 first event | p99 first event | slowest | load (requests per answer) | cancelled | errors |");
     println!("|---|---|---|---|---|---|---|");
     let mut results = Vec::new();
-    for (name, api) in [("no hedging", &plain), (&*format!("hedge after {hedge_ms} ms"), &hedged)] {
+    for (name, api) in [
+        ("no hedging", &plain),
+        (&*format!("hedge after {hedge_ms} ms"), &hedged),
+    ] {
         let outcome = run(api, &endpoints, streams, threads);
         println!(
             "| {name} | {} | {} | {} | {:.3} | {} | {} |",
