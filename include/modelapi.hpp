@@ -1127,6 +1127,21 @@ public:
     {
         return detail::optional_view(modelapi_stream_request_id(stream_));
     }
+    /* The api_base of the endpoint that served the stream (the client's
+       own or a fallback's), once one produced its first event. */
+    std::optional<std::string_view> endpoint() const
+    {
+        return detail::optional_view(modelapi_stream_endpoint(stream_));
+    }
+    /* The time from the stream's start to its first event, once it came. */
+    std::optional<std::chrono::milliseconds> first_event() const
+    {
+        const std::int64_t ms = modelapi_stream_first_event_ms(stream_);
+        if (ms < 0) {
+            return std::nullopt;
+        }
+        return std::chrono::milliseconds(ms);
+    }
     /* When the server sent them: ask with
        "stream_options": {"include_usage": true} in a stream_json request. */
     std::optional<Usage> usage() const
@@ -1253,6 +1268,40 @@ public:
     {
         const auto ms = timeout.count();
         detail::check(modelapi_set_timeout_ms(api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
+        return *this;
+    }
+    /* The longest wait from sending a request to its first event (content,
+       reasoning, tool call or refusal; keep-alive comments and role-only
+       deltas do not count); zero (the default) turns it off. Past it the
+       attempt fails (MODELAPI_TIMEOUT) or the next fallback is tried. */
+    Client &first_token_timeout(std::chrono::milliseconds timeout)
+    {
+        const auto ms = timeout.count();
+        detail::check(modelapi_set_first_token_timeout_ms(
+            api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
+        return *this;
+    }
+    /* Adds an endpoint tried, in order, when the current one fails before
+       any event was handed out (connect or TLS failure, 5xx or 429 after
+       its retries, a timeout); api_key (empty: none) goes to it alone. */
+    Client &fallback(std::string_view api_base, std::string_view model,
+                     std::string_view api_key = std::string_view())
+    {
+        const std::string base(api_base);
+        const std::string name(model);
+        const std::string key(api_key);
+        detail::check(modelapi_add_fallback(api_, base.c_str(), name.c_str(),
+                                            key.empty() ? nullptr : key.c_str()));
+        return *this;
+    }
+    /* When the current endpoint has not produced its first event after
+       delay, the next fallback is started too; the first to produce an
+       event serves the stream, the other is closed at once. Zero (the
+       default) turns it off. */
+    Client &hedge(std::chrono::milliseconds delay)
+    {
+        const auto ms = delay.count();
+        detail::check(modelapi_set_hedge_ms(api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
         return *this;
     }
     /* How often a failed request is sent again (default 2). */

@@ -218,6 +218,33 @@ namespace ModelApi
 
         public void SetMaxRetries(uint retries) { Check(Native.modelapi_set_max_retries(H, retries)); }
 
+        /// <summary>The longest wait from sending a request to its first
+        /// event (keep-alive comments and role-only deltas do not count);
+        /// TimeSpan.Zero turns it off. Past it the attempt fails
+        /// (Status.Timeout) or the next fallback is tried.</summary>
+        public void SetFirstTokenTimeout(TimeSpan timeout)
+        {
+            Check(Native.modelapi_set_first_token_timeout_ms(H, (ulong)timeout.TotalMilliseconds));
+        }
+
+        /// <summary>Adds an endpoint tried, in order, when the current one
+        /// fails before any event was handed out; apiKey (null: none) goes
+        /// to it alone.</summary>
+        public void AddFallback(string apiBase, string model, string apiKey)
+        {
+            Check(Native.modelapi_add_fallback(H, Utf8.ToNative(apiBase), Utf8.ToNative(model),
+                apiKey == null ? null : Utf8.ToNative(apiKey)));
+        }
+
+        /// <summary>When the current endpoint has not produced its first
+        /// event after delay, the next fallback starts too; the first to
+        /// produce an event serves, the other is closed. TimeSpan.Zero turns
+        /// it off.</summary>
+        public void SetHedge(TimeSpan delay)
+        {
+            Check(Native.modelapi_set_hedge_ms(H, (ulong)delay.TotalMilliseconds));
+        }
+
         public void SetHeader(string name, string value)
         {
             Check(Native.modelapi_set_header(H, Utf8.ToNative(name), Utf8.ToNative(value)));
@@ -607,6 +634,12 @@ namespace ModelApi
         public string Model { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_model(H)); } }
         /// <summary>The x-request-id header of the response, or null.</summary>
         public string RequestId { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_id(H)); } }
+        /// <summary>The api_base of the endpoint that served the stream (its
+        /// own or a fallback's), or null before the first event.</summary>
+        public string Endpoint { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_endpoint(H)); } }
+        /// <summary>The milliseconds from the start to the first event, or
+        /// -1 before it.</summary>
+        public long FirstEventMs { get { return Native.modelapi_stream_first_event_ms(H); } }
 
         /// <summary>The token counts, when the server sent them.</summary>
         public bool TryGetUsage(out ulong prompt, out ulong completion, out ulong total)
@@ -1065,6 +1098,12 @@ namespace ModelApi
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_max_retries(ClientHandle api, uint maxRetries);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_first_token_timeout_ms(ClientHandle api, ulong timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_add_fallback(ClientHandle api, byte[] apiBase, byte[] model, byte[] apiKey);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_hedge_ms(ClientHandle api, ulong hedgeMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_header(ClientHandle api, byte[] name, byte[] value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_mock_responses(ClientHandle api, byte[] repliesJson);
@@ -1130,6 +1169,10 @@ namespace ModelApi
         internal static extern IntPtr modelapi_stream_model(StreamHandle stream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr modelapi_stream_request_id(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_endpoint(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern long modelapi_stream_first_event_ms(StreamHandle stream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int modelapi_stream_usage(StreamHandle stream, out ulong prompt,
             out ulong completion, out ulong total);

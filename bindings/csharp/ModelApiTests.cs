@@ -101,6 +101,7 @@ static class ModelApiTests
         Run("Callbacks", Callbacks, url);
         Run("Dispose", DisposeRules, url);
         Run("Trace", Trace, url);
+        Run("Fallback", Fallback, url);
         // Finalizers of anything left over run without crashing.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -146,6 +147,36 @@ static class ModelApiTests
     static string Quote(string s)
     {
         return "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+    }
+
+    static void Fallback(string url)
+    {
+        using (var client = new Client("ok", "http://127.0.0.1:1"))
+        {
+            client.SetMockResponses(null);
+            client.SetMaxRetries(0);
+            client.SetFirstTokenTimeout(TimeSpan.FromSeconds(5));
+            client.SetHedge(TimeSpan.Zero);
+            client.AddFallback(url, "ok", null);
+            using (ChatStream stream = client.OpenStream(new[] { Message.User("Hi") }))
+            {
+                var sb = new StringBuilder();
+                foreach (StreamEvent ev in stream)
+                    sb.Append(ev.Text);
+                Equal("Hello from the test server", sb.ToString(), "fallback: its text");
+                Equal(url, stream.Endpoint, "fallback: the endpoint that served");
+                Check(stream.FirstEventMs >= 0, "fallback: the time to the first event");
+            }
+            try
+            {
+                client.AddFallback("ftp://nope", "m", null);
+                Check(false, "fallback: a bad api_base throws");
+            }
+            catch (ModelApiException e)
+            {
+                Equal(Status.InvalidArgument, e.Status, "fallback: a bad api_base");
+            }
+        }
     }
 
     static void StreamEventsForeach(string url)

@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod service;
+pub mod stall;
 pub mod tls;
 
 use std::time::Duration;
