@@ -79,6 +79,7 @@
 #![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
 
 mod answer;
+mod body;
 mod builder;
 mod cancel;
 mod chunk;
@@ -90,8 +91,6 @@ mod event;
 #[cfg(feature = "net")]
 mod failover;
 pub mod ffi;
-#[cfg(feature = "net")]
-mod first_event;
 mod head;
 mod http;
 mod mock;

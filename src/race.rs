@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::body::{BodyDecoder, Decoded};
 use crate::failover::{first_token_missed, Attempt, Failover};
-use crate::first_event::FirstEvent;
 use crate::net::{ready_any, Interest, Until};
 use crate::reply::Reply;
 use crate::route::Route;
@@ -28,14 +28,12 @@ use crate::Error;
 /// seen up to 10 ms late, for 100 wake-ups a second during the race only.
 pub(crate) const RECHECK: Duration = Duration::from_millis(10);
 
-/// How many body bytes one read of an attempt brings.
-const READ_BYTES: usize = 16 * 1024;
-
 /// The attempt that produced the first event.
 pub(crate) struct Winner {
     pub(crate) reply: Box<Reply>,
-    /// The body bytes read so far (empty for a plain JSON answer).
-    pub(crate) bytes: Vec<u8>,
+    /// Its body's decoder, with the chunks it has read: the stream's from
+    /// now on (unused for a plain JSON answer).
+    pub(crate) decoder: BodyDecoder,
     pub(crate) route: Arc<Route>,
 }
 
@@ -44,7 +42,7 @@ struct Runner {
     attempt: Attempt,
     /// Once the 2xx head has come.
     reply: Option<Box<Reply>>,
-    decoder: FirstEvent,
+    decoder: BodyDecoder,
 }
 
 /// Attempts under way towards a stream's first event.
@@ -56,7 +54,6 @@ pub(crate) struct Race {
     max_event_bytes: usize,
     /// When the next endpoint starts as a hedge.
     hedge_at: Option<Instant>,
-    buffer: Box<[u8]>,
     /// When the race began.
     started: Instant,
 }
@@ -66,7 +63,6 @@ impl Race {
         let mut race = Race {
             runners: Vec::with_capacity(2),
             hedge_at: None,
-            buffer: vec![0; READ_BYTES].into_boxed_slice(),
             started: Instant::now(),
             max_event_bytes,
             failover,
@@ -88,7 +84,7 @@ impl Race {
         self.runners.push(Runner {
             attempt,
             reply: None,
-            decoder: FirstEvent::new(self.max_event_bytes),
+            decoder: BodyDecoder::new(self.max_event_bytes),
         });
         true
     }
@@ -170,25 +166,27 @@ impl Race {
         }
         let runner = &mut self.runners[i];
         let reply = runner.reply.as_mut().expect("set above");
+        let decoder = &mut runner.decoder;
         loop {
-            match reply.poll_body(&mut self.buffer, Until::Now)? {
+            // Comments, keep-alive bytes and chunks without an event
+            // (role-only, empty deltas) do not count.
+            match decoder.next()? {
+                Decoded::Chunk if decoder.events.has_next() => return Ok(true),
+                Decoded::Chunk => continue,
+                Decoded::Done => return Ok(true),
+                Decoded::BodyEnd => return decoder.end_of_body().map(|()| true),
+                Decoded::NeedBytes => {}
+            }
+            if runner
+                .attempt
+                .deadline
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                break;
+            }
+            match reply.poll_body(decoder.room(), Until::Now)? {
                 None => break,
-                Some(0) => {
-                    runner.decoder.end()?;
-                    return Ok(true);
-                }
-                Some(n) => {
-                    if runner.decoder.feed(&self.buffer[..n])? {
-                        return Ok(true);
-                    }
-                    if runner
-                        .attempt
-                        .deadline
-                        .is_some_and(|at| Instant::now() >= at)
-                    {
-                        break;
-                    }
-                }
+                Some(n) => decoder.filled(n),
             }
         }
         self.check_deadline(i).map(|()| false)
@@ -251,7 +249,7 @@ impl Race {
         }
         Winner {
             reply: winner.reply.expect("a winner has its reply"),
-            bytes: winner.decoder.into_bytes(),
+            decoder: winner.decoder,
             route,
         }
     }

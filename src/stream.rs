@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::answer::{chunks_of, Answer, StreamMetadata};
+use crate::answer::{chunks_of, StreamMetadata};
+use crate::body::{BodyDecoder, Decoded};
 use crate::cancel::CancelToken;
-use crate::chunk::{ChunkEvent, ChunkReader, Received};
 use crate::detached::{Detached, HostFeed, HostRequest};
-use crate::event::{EventWithNul, Events, Kind, StreamEvent};
+use crate::event::{EventWithNul, Kind, StreamEvent};
 use crate::head;
 #[cfg(feature = "net")]
 use crate::net::Interest;
@@ -31,14 +31,10 @@ use crate::reply::Reply;
 #[cfg(feature = "net")]
 use crate::request::Request;
 use crate::route::Route;
-use crate::sse::SseDecoder;
 use crate::trace::{trace, Level, Took, Tracer};
 use crate::types::ChatCompletion;
 use crate::until::Until;
 use crate::Error;
-
-/// How many bytes one read of the body may bring.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// After `[DONE]`, how much of the body's remainder is read so that the
 /// connection can go back to the pool; a longer remainder closes it.
@@ -67,29 +63,16 @@ pub struct ChatStream {
     body: Body,
     /// The cap on a plain JSON answer to the stream request.
     max_response_bytes: u64,
-    decoder: SseDecoder,
-    buffer: Box<[u8]>,
-    /// Unconsumed bytes are `buffer[start..end]`.
-    start: usize,
-    end: usize,
-    /// The body reached its end: no more reads.
-    eof: bool,
-    /// Interprets the events (and remembers the shape of their chunks).
-    reader: ChunkReader,
-    /// The events of the chunk being handed out.
-    events: Events,
-    /// Every chunk read so far, assembled.
-    answer: Answer,
+    /// Body bytes in, events and the assembled answer out.
+    decoder: BodyDecoder,
     state: State,
     /// Where the stream's first event, end and error are told; holds the
     /// secrets scrubbed from error texts (a server may echo what it was
     /// sent).
     tracer: Option<Tracer>,
-    /// What the trace tells at the end: when the stream began, the chunks
-    /// and body bytes read, and whether the first event was told.
+    /// What the trace tells at the end: when the stream began, and
+    /// whether the first event was told.
     started: Instant,
-    chunks: u64,
-    bytes: u64,
     first_event_told: bool,
     /// Stops the stream from another thread.
     cancel: CancelToken,
@@ -188,7 +171,7 @@ impl ChatStream {
     pub(crate) fn from_memory(sse: Vec<u8>, request_id: Option<String>) -> ChatStream {
         let max_event_bytes = sse.len().max(1);
         let mut stream = ChatStream::new(Body::Memory(Cursor::new(sse)), max_event_bytes);
-        stream.answer.meta.request_id = request_id;
+        stream.decoder.answer.meta.request_id = request_id;
         stream
     }
 
@@ -196,19 +179,10 @@ impl ChatStream {
         ChatStream {
             body,
             max_response_bytes: u64::MAX,
-            decoder: SseDecoder::new(max_event_bytes),
-            buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            eof: false,
-            reader: ChunkReader::default(),
-            events: Events::default(),
-            answer: Answer::default(),
+            decoder: BodyDecoder::new(max_event_bytes),
             state: State::Streaming,
             tracer: None,
             started: Instant::now(),
-            chunks: 0,
-            bytes: 0,
             first_event_told: false,
             cancel: CancelToken::new(),
             then_error: None,
@@ -320,7 +294,7 @@ impl ChatStream {
     /// [`Iterator`] impl copies each chunk into a `String`.
     pub fn next_chunk(&mut self) -> Option<Result<&str, Error>> {
         match self.next_content()? {
-            Ok(at) => Some(Ok(self.events.text(at).0)),
+            Ok(at) => Some(Ok(self.decoder.events.text(at).0)),
             Err(err) => Some(Err(err)),
         }
     }
@@ -329,7 +303,7 @@ impl ChatStream {
     /// by a NUL, handed out in place.
     pub(crate) fn next_chunk_with_nul(&mut self) -> Option<Result<&[u8], Error>> {
         match self.next_content()? {
-            Ok(at) => Some(Ok(self.events.text(at).1)),
+            Ok(at) => Some(Ok(self.decoder.events.text(at).1)),
             Err(err) => Some(Err(err)),
         }
     }
@@ -364,7 +338,7 @@ impl ChatStream {
     /// ```
     pub fn next_event(&mut self) -> Option<Result<StreamEvent<'_>, Error>> {
         match self.next_queued()? {
-            Ok(at) => Some(Ok(self.events.event(at))),
+            Ok(at) => Some(Ok(self.decoder.events.event(at))),
             Err(err) => Some(Err(err)),
         }
     }
@@ -372,7 +346,7 @@ impl ChatStream {
     /// [`next_event`](Self::next_event) for C: the texts followed by NULs.
     pub(crate) fn next_event_with_nul(&mut self) -> Option<Result<EventWithNul<'_>, Error>> {
         match self.next_queued()? {
-            Ok(at) => Some(Ok(self.events.event_with_nul(at))),
+            Ok(at) => Some(Ok(self.decoder.events.event_with_nul(at))),
             Err(err) => Some(Err(err)),
         }
     }
@@ -407,14 +381,14 @@ impl ChatStream {
     /// answer holds all of them once the first is handed out. A tool call
     /// whose server sent no id or name has `""` there.
     pub fn completion(&self) -> ChatCompletion {
-        self.answer.completion()
+        self.decoder.answer.completion()
     }
 
     /// What the stream learned besides its content: `finish_reason`,
     /// `usage`, response `id` and `model`, and the `x-request-id` header.
     /// Complete once the stream has ended.
     pub fn metadata(&self) -> &StreamMetadata {
-        &self.answer.meta
+        &self.decoder.answer.meta
     }
 
     /// Whether the stream ended normally (`[DONE]`, or the end of the body
@@ -474,7 +448,7 @@ impl ChatStream {
     fn next_content(&mut self) -> Option<Result<usize, Error>> {
         loop {
             match self.next_queued()? {
-                Ok(at) if self.events.kind(at) != Kind::Content => continue,
+                Ok(at) if self.decoder.events.kind(at) != Kind::Content => continue,
                 other => return Some(other),
             }
         }
@@ -502,7 +476,7 @@ impl ChatStream {
     /// brings an event, the stream ends, or `until` passes.
     fn poll_queued(&mut self, until: Until) -> Poll<Option<Result<usize, Error>>> {
         loop {
-            if let Some(at) = self.events.take() {
+            if let Some(at) = self.decoder.events.take() {
                 if !self.first_event_told {
                     self.tell_first_event();
                 }
@@ -511,14 +485,14 @@ impl ChatStream {
             if self.state != State::Streaming {
                 return Poll::Ready(None);
             }
-            self.events.clear();
+            self.decoder.events.clear();
             let step = if self.cancel.is_cancelled() {
                 Err(Error::Aborted("the stream was cancelled".into()))
             } else {
                 self.read_chunk(until)
             };
             match step {
-                Ok(Step::Chunk) => self.chunks += 1,
+                Ok(Step::Chunk) => {}
                 Ok(Step::Pending) => return Poll::Pending,
                 Ok(Step::End) => {
                     self.state = State::Finished;
@@ -545,8 +519,8 @@ impl ChatStream {
                 tracer,
                 Level::Error,
                 "stream failed after {} chunks ({} bytes) and {}: {}",
-                self.chunks,
-                self.bytes,
+                self.decoder.chunks,
+                self.decoder.bytes,
                 Took(self.started.elapsed()),
                 err.trace_summary()
             );
@@ -557,8 +531,8 @@ impl ChatStream {
     #[cold]
     fn tell_first_event(&mut self) {
         self.first_event_told = true;
-        self.answer.meta.first_event = Some(self.started.elapsed());
-        self.answer.meta.endpoint = self.serving.as_ref().map(|r| r.api_base.clone());
+        self.decoder.answer.meta.first_event = Some(self.started.elapsed());
+        self.decoder.answer.meta.endpoint = self.serving.as_ref().map(|r| r.api_base.clone());
         if let Some(tracer) = &self.tracer {
             trace!(
                 tracer,
@@ -575,9 +549,14 @@ impl ChatStream {
                 tracer,
                 Level::Debug,
                 "stream finished: {} chunks, {} bytes, finish_reason {}, after {}",
-                self.chunks,
-                self.bytes,
-                self.answer.meta.finish_reason.as_deref().unwrap_or("none"),
+                self.decoder.chunks,
+                self.decoder.bytes,
+                self.decoder
+                    .answer
+                    .meta
+                    .finish_reason
+                    .as_deref()
+                    .unwrap_or("none"),
                 Took(self.started.elapsed())
             );
         }
@@ -623,7 +602,7 @@ impl ChatStream {
     /// [`ModelApi::stream_start`]: crate::ModelApi::stream_start
     pub fn poll_event(&mut self, wait: Duration) -> Poll<Option<Result<StreamEvent<'_>, Error>>> {
         let next = self.poll_queued(Until::after(wait));
-        next.map_ok(|at| self.events.event(at))
+        next.map_ok(|at| self.decoder.events.event(at))
     }
 
     /// [`poll_event`](Self::poll_event) for C: the texts followed by NULs.
@@ -632,7 +611,7 @@ impl ChatStream {
         wait: Duration,
     ) -> Poll<Option<Result<EventWithNul<'_>, Error>>> {
         let next = self.poll_queued(Until::after(wait));
-        next.map_ok(|at| self.events.event_with_nul(at))
+        next.map_ok(|at| self.decoder.events.event_with_nul(at))
     }
 
     #[cfg(feature = "net")]
@@ -693,7 +672,7 @@ impl ChatStream {
         if self.state != State::Streaming {
             return None;
         }
-        if self.events.has_next() || self.start < self.end || self.eof {
+        if self.decoder.events.has_next() || self.decoder.has_unread() {
             return Some(Duration::ZERO);
         }
         Some(match &self.body {
@@ -731,7 +710,8 @@ impl ChatStream {
                     let Some(reply) = request.poll(until)? else {
                         return Ok(false);
                     };
-                    self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
+                    self.decoder.answer.meta.request_id =
+                        reply.header("x-request-id").map(str::to_string);
                     self.serving = Some(Arc::clone(reply.route()));
                     self.body = if reply.is_json() {
                         Body::Json(Source::Network(Box::new(reply)), Vec::new())
@@ -745,27 +725,17 @@ impl ChatStream {
                         return Ok(false);
                     };
                     let reply = winner.reply;
-                    self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
+                    // The winner's decoder, with the chunks it has read
+                    // (its first event among them), goes on as this one.
+                    self.decoder = winner.decoder;
+                    self.decoder.answer.meta.request_id =
+                        reply.header("x-request-id").map(str::to_string);
                     self.serving = Some(winner.route);
-                    if reply.is_json() {
-                        self.body = Body::Json(Source::Network(reply), Vec::new());
-                        continue;
-                    }
-                    self.body = Body::Events(Source::Network(reply));
-                    // The bytes the race read: the decoder reads them first.
-                    let read = winner.bytes;
-                    if read.len() > self.buffer.len() {
-                        let mut buffer = read;
-                        let end = buffer.len();
-                        buffer.resize(end.max(READ_BUFFER_BYTES), 0);
-                        self.buffer = buffer.into_boxed_slice();
-                        self.end = end;
+                    self.body = if reply.is_json() {
+                        Body::Json(Source::Network(reply), Vec::new())
                     } else {
-                        self.buffer[..read.len()].copy_from_slice(&read);
-                        self.end = read.len();
-                    }
-                    self.start = 0;
-                    self.bytes += self.end as u64;
+                        Body::Events(Source::Network(reply))
+                    };
                 }
                 Body::AwaitingHead => {
                     let Some(head) = self.host.as_ref().and_then(|h| h.feed.fed_head()) else {
@@ -831,7 +801,7 @@ impl ChatStream {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let completion = ChatCompletion::from_body(text)?;
         let events = chunks_of(&completion, usize::MAX, true);
-        self.decoder = SseDecoder::new(events.len().max(1));
+        self.decoder.expect_events_of(events.len());
         // The reply, read to its end, hands its connection back.
         self.body = Body::Memory(Cursor::new(events));
         Ok(())
@@ -840,7 +810,7 @@ impl ChatStream {
     /// Ends the stream where it is: its connection is closed.
     fn stop(&mut self) {
         self.state = State::Failed;
-        self.events.clear();
+        self.decoder.events.clear();
         self.release();
     }
 
@@ -848,30 +818,15 @@ impl ChatStream {
     /// nothing more came by `until`.
     fn read_chunk(&mut self, until: Until) -> Result<Step, Error> {
         loop {
-            if self.start < self.end {
-                let (used, event) = self
-                    .decoder
-                    .decode(&self.buffer[self.start..self.end])
-                    .map_err(|e| Error::InvalidResponse(e.to_string()))?;
-                self.start += used;
-                if let Some(event) = event {
-                    let mut received = Received {
-                        events: &mut self.events,
-                        answer: &mut self.answer,
-                    };
-                    return match self.reader.read_event(&event, &mut received)? {
-                        ChunkEvent::Chunk => Ok(Step::Chunk),
-                        ChunkEvent::Done => {
-                            #[cfg(feature = "net")]
-                            drain(&mut self.body, &mut self.buffer, until);
-                            Ok(Step::End)
-                        }
-                    };
+            match self.decoder.next()? {
+                Decoded::Chunk => return Ok(Step::Chunk),
+                Decoded::Done => {
+                    #[cfg(feature = "net")]
+                    drain(&mut self.body, self.decoder.scratch(), until);
+                    return Ok(Step::End);
                 }
-                continue;
-            }
-            if self.eof {
-                return self.end_of_body();
+                Decoded::BodyEnd => return self.end_of_body(),
+                Decoded::NeedBytes => {}
             }
             if !matches!(
                 self.body,
@@ -880,50 +835,26 @@ impl ChatStream {
                 if !self.open(until)? {
                     return Ok(Step::Pending);
                 }
-                // A race's winner brings the bytes it has read.
+                // A race's winner brings the chunks it has read.
                 continue;
             }
             // The one place body bytes enter the decoder, wherever they
             // come from.
-            let buffer = &mut self.buffer;
+            let room = self.decoder.room();
             let read = match &mut self.body {
                 #[cfg(feature = "net")]
-                Body::Events(Source::Network(reply)) => reply.poll_body(buffer, until)?,
+                Body::Events(Source::Network(reply)) => reply.poll_body(room, until)?,
                 Body::Events(Source::Host) => match &mut self.host {
-                    Some(host) => host.feed.read(buffer),
+                    Some(host) => host.feed.read(room),
                     None => Some(0),
                 },
-                Body::Memory(events) => Some(events.read(buffer).map_err(Error::from_io)?),
+                Body::Memory(events) => Some(events.read(room).map_err(Error::from_io)?),
                 _ => return Ok(Step::End),
             };
             let Some(read) = read else {
                 return Ok(Step::Pending);
             };
-            self.bytes += read as u64;
-            self.start = 0;
-            self.end = read;
-            if read == 0 {
-                self.eof = true;
-                let event = self
-                    .decoder
-                    .finish()
-                    .map_err(|e| Error::InvalidResponse(e.to_string()))?;
-                if let Some(event) = event {
-                    let mut received = Received {
-                        events: &mut self.events,
-                        answer: &mut self.answer,
-                    };
-                    // This event never got its blank line: data that does
-                    // not parse was cut off, not garbled.
-                    match self.reader.read_event(&event, &mut received) {
-                        Ok(ChunkEvent::Chunk) => return Ok(Step::Chunk),
-                        Ok(ChunkEvent::Done) => return Ok(Step::End),
-                        Err(Error::InvalidResponse(_)) => return Err(truncated()),
-                        Err(err) => return Err(err),
-                    }
-                }
-                return self.end_of_body();
-            }
+            self.decoder.filled(read);
         }
     }
 
@@ -933,19 +864,14 @@ impl ChatStream {
         if let Some(error) = self.then_error.take() {
             return Err(error);
         }
-        if self.answer.meta.finish_reason.is_some() {
-            return Ok(Step::End);
-        }
-        Err(truncated())
+        self.decoder.end_of_body().map(|()| Step::End)
     }
 
     /// Drops the body: a finished body hands its connection to the pool,
     /// an unfinished one closes it.
     fn release(&mut self) {
         self.body = Body::Released;
-        self.buffer = Box::default();
-        self.start = 0;
-        self.end = 0;
+        self.decoder.release();
     }
 }
 
@@ -973,14 +899,6 @@ fn waiting_for_host() -> Error {
     Error::Pending(
         "the detached stream needs bytes the host has not fed yet: feed them \
          (feed_head, feed, feed_end) and read again"
-            .into(),
-    )
-}
-
-fn truncated() -> Error {
-    Error::Transport(
-        "the stream was truncated: the connection ended before `data: [DONE]` \
-         or a finish_reason"
             .into(),
     )
 }
@@ -1038,7 +956,7 @@ impl fmt::Debug for ChatStream {
         f.debug_struct("ChatStream")
             .field("body", &body)
             .field("state", &self.state)
-            .field("metadata", &self.answer.meta)
+            .field("metadata", &self.decoder.answer.meta)
             .finish()
     }
 }

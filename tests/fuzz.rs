@@ -1708,7 +1708,12 @@ fn feed_detached(api: &modelapi::ModelApi, answer: &Recorded, pieces: &[&[u8]]) 
         end,
         finished: stream.is_finished(),
         completion: stream.completion().raw_json().to_string(),
-        metadata: format!("{:?}", stream.metadata()),
+        // All of it but when the first event came, which differs.
+        metadata: {
+            let mut metadata = stream.metadata().clone();
+            metadata.first_event = metadata.first_event.map(|_| Default::default());
+            format!("{metadata:?}")
+        },
     }
 }
 
