@@ -17,6 +17,8 @@
 //!   to wait on. How it is built: see the design note of the `net` module
 //!   (`src/net/mod.rs`): one state machine serves blocking and polled
 //!   calls alike.
+//! - [`ModelApi::embed`]: embeddings (`/v1/embeddings`), and
+//!   [`ModelApi::models`]: the model list (`/v1/models`).
 //! - [`ModelApi::close`]: releases the pooled keep-alive connections.
 //!
 //! Every call runs on the caller's thread: the library never starts one,
@@ -75,11 +77,14 @@ mod builder;
 mod cancel;
 mod chunk;
 mod client;
+mod embed;
 mod error;
 mod event;
+mod exchange;
 pub mod ffi;
 mod http;
 mod mock;
+mod models;
 mod net;
 mod proxy;
 mod redirect;
@@ -102,9 +107,11 @@ pub use client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
+pub use embed::{Embeddings, MOCK_EMBEDDING_DIMENSION};
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+pub use models::{ModelInfo, ModelList};
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};
