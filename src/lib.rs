@@ -75,6 +75,7 @@
 mod answer;
 mod builder;
 mod cancel;
+mod chat_request;
 mod chunk;
 mod client;
 mod embed;
@@ -102,6 +103,7 @@ mod types;
 pub use answer::StreamMetadata;
 pub use builder::ModelApiBuilder;
 pub use cancel::CancelToken;
+pub use chat_request::ChatRequest;
 pub use client::Cancellable;
 pub use client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
