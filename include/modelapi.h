@@ -378,6 +378,16 @@ enum ModelApiStatus modelapi_set_trace(struct ModelApi *api,
                                        void *user_data);
 
 /**
+ * Releases the client's pooled connections and frees it. NULL is a no-op.
+ * No other thread may be using the client; pull streams opened from it
+ * stay valid until freed.
+ *
+ * # Safety
+ * `api` is NULL or a live client, not used again after this call.
+ */
+void modelapi_close(struct ModelApi *api);
+
+/**
  * One chat completion. `messages` holds `count` messages (never NULL,
  * even when `count` is 0); `mock_response` may be NULL (else it is sent for
  * servers that honour it, e.g. LiteLLM).
@@ -480,6 +490,102 @@ enum ModelApiStatus modelapi_stream_open_json(struct ModelApi *api,
                                               struct ModelApiStream **out_stream);
 
 /**
+ * `modelapi_complete_json` that `cancel` can stop from another thread
+ * (`cancel` may be NULL: then it is `modelapi_complete_json`). A
+ * cancelled call returns `MODELAPI_ABORTED`.
+ *
+ * # Safety
+ * As `modelapi_complete_json`; `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_complete_with(struct ModelApi *api,
+                                           const char *messages_json,
+                                           const char *mock_response,
+                                           struct ModelApiCancel *cancel,
+                                           char **out_json,
+                                           char **out_content);
+
+/**
+ * `modelapi_stream_json` that `cancel` can stop from another thread, also
+ * between two chunks (`cancel` may be NULL). A cancelled call returns
+ * `MODELAPI_ABORTED`, after the chunks that arrived.
+ *
+ * # Safety
+ * As `modelapi_stream_json`; `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_stream_with(struct ModelApi *api,
+                                         const char *messages_json,
+                                         const char *mock_response,
+                                         struct ModelApiCancel *cancel,
+                                         ModelApiChunkFn on_chunk,
+                                         void *user_data);
+
+/**
+ * `modelapi_stream_open_json` that `cancel` can stop from another thread
+ * while the request is sent and the answer awaited, and at any later
+ * `modelapi_stream_next` (as `modelapi_stream_cancel` does). `cancel` may
+ * be NULL.
+ *
+ * # Safety
+ * As `modelapi_stream_open_json`; `cancel` is NULL or a live token that
+ * outlives the stream.
+ */
+enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
+                                              const char *messages_json,
+                                              const char *mock_response,
+                                              struct ModelApiCancel *cancel,
+                                              struct ModelApiStream **out_stream);
+
+/**
+ * Starts a streamed request and returns at once: the connection, the
+ * request and the answer progress inside later `modelapi_stream_poll`
+ * calls, for a thread that must never block (a game loop, a UI thread, an
+ * event loop). The name lookup of a host name is the one step that may
+ * block here; an IP address or "localhost" never does. `messages_json`,
+ * `mock_response` and `cancel` (NULL, or a token that outlives the stream)
+ * as in `modelapi_stream_open_with`. Argument errors are returned here;
+ * network and server errors by a poll. On `MODELAPI_OK`, `*out_stream`
+ * receives the stream (free it with `modelapi_stream_free`); on any other
+ * status it is set to NULL. The blocking reads work on it too.
+ *
+ * # Safety
+ * As `modelapi_stream_open_with`.
+ */
+enum ModelApiStatus modelapi_stream_start(struct ModelApi *api,
+                                          const char *messages_json,
+                                          const char *mock_response,
+                                          struct ModelApiCancel *cancel,
+                                          struct ModelApiStream **out_stream);
+
+/**
+ * A streamed chat completion handed to `on_event` event by event (text,
+ * reasoning, tool-call and refusal pieces of choice 0; see
+ * `ModelApiEventFn`), on this thread, with `user_data`. The request is
+ * JSON as for `modelapi_stream_with` (a request object may carry `tools`);
+ * `cancel` may be NULL. On `MODELAPI_OK`, `*out_json` (may be NULL: not
+ * wanted) receives the whole answer as `chat.completion` JSON (see
+ * `modelapi_stream_completion_json`), freed with `modelapi_string_free`.
+ * Returns `MODELAPI_ABORTED` when `on_event` returned non-zero or `cancel`
+ * was cancelled, or another error status, in each case after the events
+ * that did arrive and with `*out_json` set to NULL (as every out pointer
+ * on a failure: a caller who needs the answer that arrived before an error
+ * reads the stream with `modelapi_stream_next_event` and asks
+ * `modelapi_stream_completion_json`).
+ *
+ * May be called by several threads at once on one client.
+ *
+ * # Safety
+ * As `modelapi_stream_with`; `on_event` is NULL or a valid function;
+ * `out_json` is NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_events(struct ModelApi *api,
+                                           const char *messages_json,
+                                           const char *mock_response,
+                                           struct ModelApiCancel *cancel,
+                                           ModelApiEventFn on_event,
+                                           void *user_data,
+                                           char **out_json);
+
+/**
  * The next chunk of a pull stream. Returns `MODELAPI_OK` with the chunk in
  * `*out_chunk` (NUL-terminated; valid until the next call on this stream
  * or its free) and its length in bytes, without the NUL, in `*out_len`;
@@ -532,35 +638,6 @@ enum ModelApiStatus modelapi_stream_next_event(struct ModelApiStream *stream,
  * is NULL or writable.
  */
 enum ModelApiStatus modelapi_stream_completion_json(struct ModelApiStream *stream, char **out_json);
-
-/**
- * A streamed chat completion handed to `on_event` event by event (text,
- * reasoning, tool-call and refusal pieces of choice 0; see
- * `ModelApiEventFn`), on this thread, with `user_data`. The request is
- * JSON as for `modelapi_stream_with` (a request object may carry `tools`);
- * `cancel` may be NULL. On `MODELAPI_OK`, `*out_json` (may be NULL: not
- * wanted) receives the whole answer as `chat.completion` JSON (see
- * `modelapi_stream_completion_json`), freed with `modelapi_string_free`.
- * Returns `MODELAPI_ABORTED` when `on_event` returned non-zero or `cancel`
- * was cancelled, or another error status, in each case after the events
- * that did arrive and with `*out_json` set to NULL (as every out pointer
- * on a failure: a caller who needs the answer that arrived before an error
- * reads the stream with `modelapi_stream_next_event` and asks
- * `modelapi_stream_completion_json`).
- *
- * May be called by several threads at once on one client.
- *
- * # Safety
- * As `modelapi_stream_with`; `on_event` is NULL or a valid function;
- * `out_json` is NULL or writable.
- */
-enum ModelApiStatus modelapi_stream_events(struct ModelApi *api,
-                                           const char *messages_json,
-                                           const char *mock_response,
-                                           struct ModelApiCancel *cancel,
-                                           ModelApiEventFn on_event,
-                                           void *user_data,
-                                           char **out_json);
 
 /**
  * Cancels a pull stream. Safe to call from any thread, also while another
@@ -633,109 +710,6 @@ int modelapi_stream_usage(struct ModelApiStream *stream,
                           uint64_t *out_total_tokens);
 
 /**
- * Creates a cancel token, to pass to `modelapi_complete_with`,
- * `modelapi_stream_with` or `modelapi_stream_open_with`. Free it with
- * `modelapi_cancel_free` once no call uses it.
- */
-struct ModelApiCancel *modelapi_cancel_new(void);
-
-/**
- * Cancels every call and stream using `cancel` (one token may serve
- * several at once, on any threads). Safe from any thread, at any time:
- * each call blocked on the network (waiting for the server, or between two
- * chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
- * connection is closed. The token stays cancelled (later calls with it
- * return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.
- *
- * # Safety
- * `cancel` is NULL or a live token.
- */
-enum ModelApiStatus modelapi_cancel(struct ModelApiCancel *cancel);
-
-/**
- * Makes a cancelled token usable for new calls.
- *
- * # Safety
- * `cancel` is NULL or a live token.
- */
-enum ModelApiStatus modelapi_cancel_reset(struct ModelApiCancel *cancel);
-
-/**
- * Frees a cancel token. NULL is a no-op. No call may be using it.
- *
- * # Safety
- * `cancel` is NULL or a live token, not used again after this call.
- */
-void modelapi_cancel_free(struct ModelApiCancel *cancel);
-
-/**
- * `modelapi_complete_json` that `cancel` can stop from another thread
- * (`cancel` may be NULL: then it is `modelapi_complete_json`). A
- * cancelled call returns `MODELAPI_ABORTED`.
- *
- * # Safety
- * As `modelapi_complete_json`; `cancel` is NULL or a live token.
- */
-enum ModelApiStatus modelapi_complete_with(struct ModelApi *api,
-                                           const char *messages_json,
-                                           const char *mock_response,
-                                           struct ModelApiCancel *cancel,
-                                           char **out_json,
-                                           char **out_content);
-
-/**
- * `modelapi_stream_json` that `cancel` can stop from another thread, also
- * between two chunks (`cancel` may be NULL). A cancelled call returns
- * `MODELAPI_ABORTED`, after the chunks that arrived.
- *
- * # Safety
- * As `modelapi_stream_json`; `cancel` is NULL or a live token.
- */
-enum ModelApiStatus modelapi_stream_with(struct ModelApi *api,
-                                         const char *messages_json,
-                                         const char *mock_response,
-                                         struct ModelApiCancel *cancel,
-                                         ModelApiChunkFn on_chunk,
-                                         void *user_data);
-
-/**
- * `modelapi_stream_open_json` that `cancel` can stop from another thread
- * while the request is sent and the answer awaited, and at any later
- * `modelapi_stream_next` (as `modelapi_stream_cancel` does). `cancel` may
- * be NULL.
- *
- * # Safety
- * As `modelapi_stream_open_json`; `cancel` is NULL or a live token that
- * outlives the stream.
- */
-enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
-                                              const char *messages_json,
-                                              const char *mock_response,
-                                              struct ModelApiCancel *cancel,
-                                              struct ModelApiStream **out_stream);
-
-/**
- * Starts a streamed request and returns at once: the connection, the
- * request and the answer progress inside later `modelapi_stream_poll`
- * calls, for a thread that must never block (a game loop, a UI thread, an
- * event loop). The name lookup of a host name is the one step that may
- * block here; an IP address or "localhost" never does. `messages_json`,
- * `mock_response` and `cancel` (NULL, or a token that outlives the stream)
- * as in `modelapi_stream_open_with`. Argument errors are returned here;
- * network and server errors by a poll. On `MODELAPI_OK`, `*out_stream`
- * receives the stream (free it with `modelapi_stream_free`); on any other
- * status it is set to NULL. The blocking reads work on it too.
- *
- * # Safety
- * As `modelapi_stream_open_with`.
- */
-enum ModelApiStatus modelapi_stream_start(struct ModelApi *api,
-                                          const char *messages_json,
-                                          const char *mock_response,
-                                          struct ModelApiCancel *cancel,
-                                          struct ModelApiStream **out_stream);
-
-/**
  * Gives the next event if one can be had within `wait_ms` milliseconds (0:
  * at once, never waiting): `MODELAPI_OK` with `*out_event` filled (as
  * `modelapi_stream_next_event`), `MODELAPI_PENDING` when none came in time
@@ -806,14 +780,40 @@ int64_t modelapi_stream_wake_ms(const struct ModelApiStream *stream);
 void modelapi_stream_free(struct ModelApiStream *stream);
 
 /**
- * Releases the client's pooled connections and frees it. NULL is a no-op.
- * No other thread may be using the client; pull streams opened from it
- * stay valid until freed.
+ * Creates a cancel token, to pass to `modelapi_complete_with`,
+ * `modelapi_stream_with` or `modelapi_stream_open_with`. Free it with
+ * `modelapi_cancel_free` once no call uses it.
+ */
+struct ModelApiCancel *modelapi_cancel_new(void);
+
+/**
+ * Cancels every call and stream using `cancel` (one token may serve
+ * several at once, on any threads). Safe from any thread, at any time:
+ * each call blocked on the network (waiting for the server, or between two
+ * chunks) returns `MODELAPI_ABORTED` within milliseconds, and its
+ * connection is closed. The token stays cancelled (later calls with it
+ * return `MODELAPI_ABORTED` at once) until `modelapi_cancel_reset`.
  *
  * # Safety
- * `api` is NULL or a live client, not used again after this call.
+ * `cancel` is NULL or a live token.
  */
-void modelapi_close(struct ModelApi *api);
+enum ModelApiStatus modelapi_cancel(struct ModelApiCancel *cancel);
+
+/**
+ * Makes a cancelled token usable for new calls.
+ *
+ * # Safety
+ * `cancel` is NULL or a live token.
+ */
+enum ModelApiStatus modelapi_cancel_reset(struct ModelApiCancel *cancel);
+
+/**
+ * Frees a cancel token. NULL is a no-op. No call may be using it.
+ *
+ * # Safety
+ * `cancel` is NULL or a live token, not used again after this call.
+ */
+void modelapi_cancel_free(struct ModelApiCancel *cancel);
 
 /**
  * Frees a string returned by the library (`out_json`, `out_content`).
