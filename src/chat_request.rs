@@ -226,7 +226,21 @@ impl ChatCompletion {
             },
         );
         if let Some(calls) = tool_calls {
-            turn.insert("tool_calls".into(), calls.clone());
+            let mut calls = calls.clone();
+            // A call the server sent without an id gets `call_<position>`,
+            // so that its tool result can name it.
+            if let Value::Array(calls) = &mut calls {
+                for (at, call) in calls.iter_mut().enumerate() {
+                    let named = call
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| !id.is_empty());
+                    if let (false, Value::Object(call)) = (named, call) {
+                        call.insert("id".into(), json!(format!("call_{at}")));
+                    }
+                }
+            }
+            turn.insert("tool_calls".into(), calls);
         }
         if let Some(refusal) = extra.get("refusal").filter(|r| r.is_string()) {
             turn.insert("refusal".into(), refusal.clone());

@@ -543,7 +543,7 @@ fn agents_call_tools_with_canned_replies() {
                  -> get_weather({\"city\":\"Tokyo\"}) [call_mock_1_0]\n\
                  <- {\"city\":\"Tokyo\",\"temperature_c\":21,\"conditions\":\"clear\"}\n\
                  -> get_weather({\"city\": \"Atlantis\"}) [call_mock_1_1]\n\
-                 <- {\"city\":\"Atlantis\",\"error\":\"no weather data for this city\"}\n\
+                 <- {\"error\":\"no weather data for this city\"}\n\
                  -> launch_rockets({}) [call_mock_1_2]\n\
                  <- {\"error\":\"there is no such tool\"}\n\
                  Done.\n",
