@@ -966,3 +966,41 @@ fn the_model_list_of_llama_server() {
         list.raw_json()
     );
 }
+
+/// The C and C++ embeddings examples (`embed`, `embed_hpp`: the model list,
+/// then the vectors as float arrays) against the embeddings server.
+#[test]
+fn embeddings_and_models_from_c_and_cpp() {
+    use common::cbuild::{assert_ok, run, text, How};
+    let Some(addr) = embeddings_server() else {
+        return;
+    };
+    let url = format!("http://{addr}");
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", MODEL)];
+    let mut outputs = Vec::new();
+    for program in ["embed", "embed_hpp"] {
+        let out = run("shared", program, &[], &env, "", How::Plain);
+        assert_ok(&out, program);
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 5, "{program}: {stdout}");
+        assert_eq!(lines[0], format!("model: {MODEL}"), "{program}");
+        assert_eq!(
+            lines[1],
+            format!("vectors: 3 x {SMOLLM2_DIMENSION}"),
+            "{program}"
+        );
+        assert_eq!(
+            lines[2], "text 0: norm 1.0000, cosine with text 0: 1.0000",
+            "{program}"
+        );
+        // The third text is the first one again.
+        assert_eq!(
+            lines[4], "text 2: norm 1.0000, cosine with text 0: 1.0000",
+            "{program}: {stdout}"
+        );
+        assert!(!lines[3].ends_with(" 1.0000"), "{program}: {stdout}");
+        outputs.push(stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "C and C++ print the same");
+}
