@@ -85,7 +85,8 @@ typedef enum ModelApiStatus {
    */
   MODELAPI_SERVER_ERROR = 10,
   /**
-   * `modelapi_stream_poll`: nothing yet; call again.
+   * `modelapi_stream_poll`: nothing yet; call again. A read of a
+   * detached stream: the bytes it needs have not been fed yet.
    */
   MODELAPI_PENDING = 11,
 } ModelApiStatus;
@@ -562,6 +563,32 @@ enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
                                               struct ModelApiStream **out_stream);
 
 /**
+ * A stream whose bytes the host carries (an engine's HTTP module, a
+ * browser's `fetch`, a console SDK): `*out_stream` holds the request
+ * exactly as this client would send it (`"stream": true`), to be sent by
+ * the host (`modelapi_stream_request_url`, `_header_count`, `_header`,
+ * `_body`), and no connection is opened. The host feeds the answer
+ * (`modelapi_stream_feed_head`, `_feed`, `_feed_end`), and the stream is
+ * read with the ordinary functions (`modelapi_stream_next`, `_next_event`,
+ * `_poll`, `_completion_json`, `_finish_reason`, `_usage`, ...). A read
+ * that needs bytes not fed yet returns `MODELAPI_PENDING` (the blocking
+ * reads too: they cannot wait for the host); the stream goes on.
+ * `modelapi_stream_fd` is -1; timeouts, retries and redirects are the
+ * host's (the stream is one exchange). With canned replies the events
+ * are there at once; bytes fed to such a stream are accepted and ignored.
+ * `messages_json` and `mock_response` as in `modelapi_stream_json`. On
+ * `MODELAPI_OK`, `*out_stream` receives the stream (free it with
+ * `modelapi_stream_free`); on any other status it is set to NULL.
+ *
+ * # Safety
+ * As `modelapi_stream_open`.
+ */
+enum ModelApiStatus modelapi_stream_detached(struct ModelApi *api,
+                                             const char *messages_json,
+                                             const char *mock_response,
+                                             struct ModelApiStream **out_stream);
+
+/**
  * Starts a streamed request and returns at once: the connection, the
  * request and the answer progress inside later `modelapi_stream_poll`
  * calls, for a thread that must never block (a game loop, a UI thread, an
@@ -804,6 +831,107 @@ int64_t modelapi_stream_wake_ms(const struct ModelApiStream *stream);
  * `stream` is NULL or a live stream, not used again after this call.
  */
 void modelapi_stream_free(struct ModelApiStream *stream);
+
+/**
+ * The URL a detached stream's request is POSTed to
+ * (`{api_base}/v1/chat/completions`). The string belongs to the stream.
+ * NULL for a stream that is not detached, or a NULL stream.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+const char *modelapi_stream_request_url(const struct ModelApiStream *stream);
+
+/**
+ * How many headers a detached stream's request has: those the client
+ * sends on its own connections (`Content-Type: application/json`,
+ * `Accept: text/event-stream`, its `User-Agent`, `Authorization` with the
+ * key, the client's own headers), without the framing ones (`Host`,
+ * `Content-Length`) that the host's HTTP stack writes. 0 for a stream
+ * that is not detached, or a NULL stream.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+size_t modelapi_stream_request_header_count(const struct ModelApiStream *stream);
+
+/**
+ * Header `index` (from 0) of a detached stream's request: its name and
+ * value, NUL-terminated, belonging to the stream. The key is in them:
+ * send them to `modelapi_stream_request_url` only.
+ * `MODELAPI_INVALID_ARGUMENT` for a stream that is not detached, an index
+ * past the count, or a NULL pointer (the outputs are then NULL).
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; `out_name`
+ * and `out_value` are NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_request_header(const struct ModelApiStream *stream,
+                                                   size_t index,
+                                                   const char **out_name,
+                                                   const char **out_value);
+
+/**
+ * The JSON body of a detached stream's request: `*out_body` (followed by
+ * a NUL that `*out_len` does not count; it belongs to the stream) and
+ * `*out_len`. `MODELAPI_INVALID_ARGUMENT` for a stream that is not
+ * detached or a NULL pointer (the outputs are then NULL and 0).
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; `out_body`
+ * and `out_len` are NULL or writable.
+ */
+enum ModelApiStatus modelapi_stream_request_body(const struct ModelApiStream *stream,
+                                                 const char **out_body,
+                                                 size_t *out_len);
+
+/**
+ * Feeds a detached stream the head of its answer, once, before any body
+ * byte: the HTTP status (of the final answer, 200 to 599) and the
+ * `Content-Type` value (NULL if none). A non-2xx status makes the body an
+ * error answer: reads return `MODELAPI_HTTP_ERROR` with the server's
+ * message (and `modelapi_last_http_status`) once it has ended. A JSON
+ * content type makes it a plain answer, read whole at its end. Out of
+ * order (a second head), or on a stream that is not detached:
+ * `MODELAPI_INVALID_ARGUMENT`, and nothing changes.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only;
+ * `content_type` is NULL or a NUL-terminated string.
+ */
+enum ModelApiStatus modelapi_stream_feed_head(struct ModelApiStream *stream,
+                                              int http_status,
+                                              const char *content_type);
+
+/**
+ * Feeds a detached stream `len` bytes of its answer's body, as the host's
+ * HTTP stack delivers them (transfer framing and content encoding already
+ * removed), in pieces of any size split anywhere (also inside a UTF-8
+ * character). The bytes are copied. An event is readable as soon as the
+ * bytes that complete it are fed. Before the head, after the end, or on a
+ * stream that is not detached: `MODELAPI_INVALID_ARGUMENT`, and nothing
+ * changes. `bytes` may be NULL when `len` is 0.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only; `bytes`
+ * points to `len` readable bytes (or is NULL with `len` 0).
+ */
+enum ModelApiStatus modelapi_stream_feed(struct ModelApiStream *stream,
+                                         const char *bytes,
+                                         size_t len);
+
+/**
+ * Ends a detached stream's body. After it, a stream with neither
+ * `data: [DONE]` nor a `finish_reason` was truncated: its reads return
+ * `MODELAPI_TRANSPORT_ERROR`, as on the network. A host whose transfer
+ * failed after the head just ends the body. Before the head, a second
+ * time, or on a stream that is not detached: `MODELAPI_INVALID_ARGUMENT`,
+ * and nothing changes.
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+enum ModelApiStatus modelapi_stream_feed_end(struct ModelApiStream *stream);
 
 /**
  * Creates a cancel token, to pass to `modelapi_complete_with`,

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::answer::StreamMetadata;
 use crate::cancel::CancelToken;
+use crate::detached::HostRequest;
 use crate::error::truncate;
 use crate::event::StreamEvent;
 use crate::mock::CannedReplies;
@@ -220,14 +221,84 @@ impl ModelApi {
             .stream_request_start(request, mock_response)
     }
 
+    /// A stream whose bytes the host carries, for engines, browsers and
+    /// consoles that must use their own HTTP stack: the request is built
+    /// exactly as the client would send it ([`ChatStream::host_request`]:
+    /// URL, headers with the key and the client's own, body) and no
+    /// connection is opened. The host sends it, feeds the answer
+    /// ([`ChatStream::feed_head`], [`ChatStream::feed`],
+    /// [`ChatStream::feed_end`]) and reads the stream as any other, best
+    /// with [`ChatStream::poll_event`]; a blocking read that needs bytes
+    /// not fed yet returns [`Error::Pending`]. Timeouts, retries and
+    /// redirects are the host's: the stream is one exchange. With canned
+    /// replies the events are there at once, and what is fed is dropped.
+    ///
+    /// ```
+    /// use std::task::Poll;
+    /// use std::time::Duration;
+    /// use modelapi::{Message, ModelApi, StreamEvent};
+    ///
+    /// let api = ModelApi::new("my-model", "http://localhost:8000", None)?;
+    /// let mut stream = api.stream_detached(&[Message::user("Hi")], None)?;
+    /// let request = stream.host_request().expect("detached");
+    /// assert_eq!(request.url(), "http://localhost:8000/v1/chat/completions");
+    /// // ... the host sends it, and feeds what comes back:
+    /// stream.feed_head(200, Some("text/event-stream"))?;
+    /// stream.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel")?;
+    /// assert!(stream.poll_event(Duration::ZERO).is_pending());
+    /// stream.feed(b"lo\"}}]}\n\ndata: [DONE]\n\n")?;
+    /// stream.feed_end()?;
+    /// let mut text = String::new();
+    /// while let Poll::Ready(Some(event)) = stream.poll_event(Duration::ZERO) {
+    ///     if let StreamEvent::Content(piece) = event? {
+    ///         text.push_str(piece);
+    ///     }
+    /// }
+    /// assert_eq!(text, "Hello");
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn stream_detached<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.with_cancel(&CancelToken::new())
+            .stream_detached(messages, mock_response)
+    }
+
+    /// Like [`stream_detached`](Self::stream_detached), with a whole
+    /// request body (see [`stream_request`](Self::stream_request)).
+    pub fn stream_request_detached(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        self.with_cancel(&CancelToken::new())
+            .stream_request_detached(request, mock_response)
+    }
+
+    /// The request of a detached stream with `body`, as
+    /// [`Request`] would send it to the configured server.
+    fn host_request(&self, body: Vec<u8>) -> HostRequest {
+        let route = &self.route;
+        let headers = route
+            .request_headers("text/event-stream", true)
+            .into_iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect();
+        HostRequest::new(route.endpoint.clone(), headers, body)
+    }
+
     /// Starts one stream with a request `body` (see
-    /// [`run_complete`](Self::run_complete)); `open` waits until its
-    /// events can be read (the blocking calls), else it returns at once.
+    /// [`run_complete`](Self::run_complete)): `opening` says how far.
     fn run_stream(
         &self,
         body: Result<Vec<u8>, Error>,
         cancel: &CancelToken,
-        open: bool,
+        opening: Opening,
     ) -> Result<ChatStream, Error> {
         self.ensure_open()?;
         let body = body?;
@@ -239,13 +310,32 @@ impl ModelApi {
                 Level::Debug,
                 "a canned reply answers (no network)"
             );
-            match self.canned.stream(&self.model, body.len(), &reply) {
+            let request =
+                matches!(opening, Opening::Detached).then(|| self.host_request(body.clone()));
+            let stream = match self.canned.stream(&self.model, body.len(), &reply) {
                 Ok(stream) => stream,
                 // A canned server error, like a server's, comes from the
                 // first poll of a started stream.
-                Err(error) if !open => ChatStream::failing(error),
+                Err(error) if !matches!(opening, Opening::Wait) => ChatStream::failing(error),
                 Err(error) => return Err(error),
+            };
+            match request {
+                Some(request) => stream.answering_detached(request),
+                None => stream,
             }
+        } else if let Opening::Detached = opening {
+            trace!(
+                self.route.tracer,
+                Level::Debug,
+                "POST {} ({} bytes of JSON) detached: the host carries it",
+                self.route.endpoint,
+                body.len()
+            );
+            ChatStream::detached(
+                self.host_request(body),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            )
         } else {
             let request = Request::new(
                 Arc::clone(&self.route),
@@ -259,7 +349,7 @@ impl ModelApi {
                 self.max_event_bytes,
                 self.max_response_bytes,
             );
-            if open {
+            if let Opening::Wait = opening {
                 while !stream
                     .open(Until::Forever)
                     .map_err(|e| self.call_error(e, cancel))?
@@ -418,6 +508,17 @@ impl ModelApi {
     }
 }
 
+/// How far a call opens its stream before it returns.
+#[derive(Clone, Copy)]
+enum Opening {
+    /// Until its events can be read (the blocking calls).
+    Wait,
+    /// One step that never waits: the connect starts (polled streams).
+    Start,
+    /// Not at all: the host carries its bytes.
+    Detached,
+}
+
 /// Calls of a client that a [`CancelToken`] can stop; see
 /// [`ModelApi::with_cancel`]. The methods are those of [`ModelApi`].
 #[derive(Debug, Clone, Copy)]
@@ -455,7 +556,7 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.messages_body(messages, mock_response, true);
-        self.api.run_stream(body, self.cancel, true)
+        self.api.run_stream(body, self.cancel, Opening::Wait)
     }
 
     /// [`ModelApi::stream_request`], cancellable.
@@ -465,7 +566,7 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.request_body(request, mock_response, true);
-        self.api.run_stream(body, self.cancel, true)
+        self.api.run_stream(body, self.cancel, Opening::Wait)
     }
 
     /// [`ModelApi::stream_start`], cancellable: the token stops the stream
@@ -476,7 +577,7 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.messages_body(messages, mock_response, true);
-        self.api.run_stream(body, self.cancel, false)
+        self.api.run_stream(body, self.cancel, Opening::Start)
     }
 
     /// [`ModelApi::stream_request_start`], cancellable.
@@ -486,7 +587,28 @@ impl Cancellable<'_> {
         mock_response: Option<&str>,
     ) -> Result<ChatStream, Error> {
         let body = self.api.request_body(request, mock_response, true);
-        self.api.run_stream(body, self.cancel, false)
+        self.api.run_stream(body, self.cancel, Opening::Start)
+    }
+
+    /// [`ModelApi::stream_detached`], cancellable: the token ends the
+    /// stream's reads with [`Error::Aborted`].
+    pub fn stream_detached<M: Serialize>(
+        &self,
+        messages: &[M],
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let body = self.api.messages_body(messages, mock_response, true);
+        self.api.run_stream(body, self.cancel, Opening::Detached)
+    }
+
+    /// [`ModelApi::stream_request_detached`], cancellable.
+    pub fn stream_request_detached(
+        &self,
+        request: Map<String, Value>,
+        mock_response: Option<&str>,
+    ) -> Result<ChatStream, Error> {
+        let body = self.api.request_body(request, mock_response, true);
+        self.api.run_stream(body, self.cancel, Opening::Detached)
     }
 
     /// [`ModelApi::stream_with`], cancellable.

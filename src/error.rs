@@ -74,6 +74,15 @@ pub enum Error {
     /// [`ModelApi::stream_with`](crate::ModelApi::stream_with) asked to stop.
     #[error("aborted: {0}")]
     Aborted(String),
+
+    /// A read of a detached stream (see
+    /// [`ModelApi::stream_detached`](crate::ModelApi::stream_detached))
+    /// needs bytes the host has not fed yet. The stream goes on: feed them
+    /// and read again (or read with
+    /// [`ChatStream::poll_event`](crate::ChatStream::poll_event), which
+    /// gives `Poll::Pending` instead).
+    #[error("pending: {0}")]
+    Pending(String),
 }
 
 /// A response part over one of the caps, as an I/O error of the layer that
@@ -180,9 +189,11 @@ impl Error {
                 len(detail)
             ),
             // Texts of this library and of the network layer: no content.
-            Error::Transport(_) | Error::Timeout(_) | Error::Aborted(_) | Error::Closed => {
-                self.to_string()
-            }
+            Error::Transport(_)
+            | Error::Timeout(_)
+            | Error::Aborted(_)
+            | Error::Pending(_)
+            | Error::Closed => self.to_string(),
         }
     }
 
@@ -222,6 +233,7 @@ impl Error {
             Error::InvalidResponse(s) => Error::InvalidResponse(r(s)),
             Error::InvalidArgument(s) => Error::InvalidArgument(r(s)),
             Error::Aborted(s) => Error::Aborted(r(s)),
+            Error::Pending(s) => Error::Pending(r(s)),
             Error::Closed => Error::Closed,
         }
     }

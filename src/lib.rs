@@ -78,11 +78,13 @@ mod cancel;
 mod chat_request;
 mod chunk;
 mod client;
+mod detached;
 mod embed;
 mod error;
 mod event;
 mod exchange;
 pub mod ffi;
+mod head;
 mod http;
 mod mock;
 mod models;
@@ -109,6 +111,7 @@ pub use client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
+pub use detached::HostRequest;
 pub use embed::{Embeddings, MOCK_EMBEDDING_DIMENSION};
 pub use error::Error;
 pub use event::StreamEvent;

@@ -43,13 +43,9 @@ impl Reply {
         header(&self.head, name)
     }
 
-    /// Whether the body is JSON (`application/json`, `application/*+json`).
+    /// Whether the body is JSON (see [`crate::head::is_json`]).
     pub(crate) fn is_json(&self) -> bool {
-        self.header("content-type").is_some_and(|t| {
-            let t = t.trim_start().to_ascii_lowercase();
-            t.starts_with("application/json")
-                || t.starts_with("application/") && t.contains("+json")
-        })
+        crate::head::is_json(self.header("content-type"))
     }
 
     /// How long the reply may be left alone before its timeout would expire.
@@ -104,13 +100,7 @@ impl Reply {
                 Some(n) => n,
                 None => return Ok(false),
             };
-            if (into.len() + n) as u64 > limit {
-                return Err(Error::InvalidResponse(format!(
-                    "response body is larger than the cap of {limit} bytes \
-                     (raise it with ModelApiBuilder::max_response_bytes)"
-                )));
-            }
-            into.extend_from_slice(&piece[..n]);
+            crate::head::append_capped(into, &piece[..n], limit)?;
         }
     }
 

@@ -8,24 +8,17 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
-use ureq_proto::http::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, PROXY_AUTHORIZATION, USER_AGENT,
-};
-use ureq_proto::http::{HeaderValue, Method, Response, Uri};
+use ureq_proto::http::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
+use ureq_proto::http::{Method, Response, Uri};
 
 use crate::cancel::CancelToken;
-use crate::error::truncate;
+use crate::head::{http_error, MAX_ERROR_BODY_BYTES};
 use crate::net::{Conn, Interest, Transfer, Until};
 use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
 use crate::reply::{header, Reply};
 use crate::route::{host_of, is_https, port_of, server_key, Addresses, Route};
-use crate::secrets::is_credential_header;
 use crate::trace::{trace, Level, Took};
 use crate::{http, retry, Error};
-
-/// How much of an error response's body is read.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// One request under way, from its first attempt to the response head of
 /// the last.
@@ -245,21 +238,10 @@ impl Request {
     fn send(&mut self) -> Result<State, Error> {
         let route = &self.route;
         let target = &self.target;
-        let mut headers = Vec::with_capacity(4 + route.headers.len());
-        if self.method == Method::POST {
-            headers.push((CONTENT_TYPE, HeaderValue::from_static("application/json")));
-        }
-        headers.extend([
-            (ACCEPT, HeaderValue::from_static(self.accept)),
-            (USER_AGENT, HeaderValue::from_static(http::USER_AGENT_VALUE)),
-        ]);
-        if let (Some(authorization), true) = (&route.authorization, target.same_origin) {
-            headers.push((AUTHORIZATION, authorization.clone()));
-        }
-        for (name, value) in &route.headers {
-            if target.same_origin || !is_credential_header(name.as_str()) {
-                headers.push((name.clone(), value.clone()));
-            }
+        let mut headers = route.request_headers(self.accept, target.same_origin);
+        if self.method != Method::POST {
+            // No body: no Content-Type.
+            headers.retain(|(name, _)| *name != CONTENT_TYPE);
         }
         // Plain HTTP through a proxy is forwarded by it: the request names
         // the whole URL, and carries the proxy's credentials.
@@ -537,38 +519,5 @@ fn conn_description(route: &Route, target: &Target) -> String {
         }
         Some(proxy) => format!("a new connection to {addrs}, proxy {proxy} (forwarded)"),
         None => format!("a new connection to {addrs}"),
-    }
-}
-
-/// The error for a non-2xx response, with the server's message.
-fn http_error(status: u16, raw: &[u8]) -> Error {
-    let body = String::from_utf8_lossy(raw).into_owned();
-    let (mut message, mut error_type, mut code) = (None, None, None);
-    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&body) {
-        let detail = object.get("error").unwrap_or(&Value::Null);
-        let text = |v: Option<&Value>| match v {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        error_type = text(detail.get("type"));
-        code = text(detail.get("code"));
-        message = Some(crate::error::error_message(&Value::Object(object)));
-    }
-    let message = message
-        .or_else(|| Some(truncate(body.trim())).filter(|m| !m.is_empty()))
-        .unwrap_or_else(|| {
-            ureq_proto::http::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("no reason given")
-                .to_string()
-        });
-    Error::Http {
-        status,
-        message,
-        error_type,
-        code,
-        body,
     }
 }

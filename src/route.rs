@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ureq_proto::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use ureq_proto::http::{HeaderName, HeaderValue, Uri};
 
 use crate::net::{Pool, TlsConfig, Transfer};
 use crate::proxy::Proxy;
 use crate::resolve::NameTable;
+use crate::secrets::is_credential_header;
 use crate::trace::Tracer;
 
 /// Where requests go and how: the server, credentials, headers, timeout,
@@ -90,6 +92,36 @@ impl Route {
         if let Some(conn) = transfer.into_reusable() {
             self.pool.put(server, conn);
         }
+    }
+
+    /// The headers of a request to the server, as the client sends them
+    /// (the framing ones, `Host` and `Content-Length`, aside): JSON in,
+    /// `accept` out, the client's name, the key and the client's own
+    /// headers. `same_origin`: whether the request goes to the configured
+    /// server's origin; elsewhere (a redirect to another origin) the key
+    /// and every credential header stay home.
+    pub(crate) fn request_headers(
+        &self,
+        accept: &'static str,
+        same_origin: bool,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = vec![
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (ACCEPT, HeaderValue::from_static(accept)),
+            (
+                USER_AGENT,
+                HeaderValue::from_static(crate::http::USER_AGENT_VALUE),
+            ),
+        ];
+        if let (Some(authorization), true) = (&self.authorization, same_origin) {
+            headers.push((AUTHORIZATION, authorization.clone()));
+        }
+        for (name, value) in &self.headers {
+            if same_origin || !is_credential_header(name.as_str()) {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        headers
     }
 
     /// The first hop's addresses (the proxy's, or the configured

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use crate::answer::{chunks_of, Answer, StreamMetadata};
 use crate::cancel::CancelToken;
 use crate::chunk::{ChunkEvent, ChunkReader, Received};
+use crate::detached::{Detached, HostFeed, HostRequest};
 use crate::event::{EventWithNul, Events, Kind, StreamEvent};
+use crate::head;
 use crate::net::{Interest, Until};
 use crate::reply::Reply;
 use crate::request::Request;
@@ -85,20 +87,36 @@ pub struct ChatStream {
     /// An error to end with when the body ends (a canned
     /// `mock_streaming_error`).
     then_error: Option<Error>,
+    /// A detached stream: the request the host sends, and what it has fed
+    /// of the answer.
+    host: Option<Box<Detached>>,
 }
 
 enum Body {
     /// The request is under way: the response head has not come yet.
     Opening(Box<Request>),
+    /// A detached stream whose host has not fed the answer's head yet.
+    AwaitingHead,
     /// A plain JSON answer to the stream request, being read whole.
-    Json(Box<Reply>, Vec<u8>),
+    Json(Source, Vec<u8>),
+    /// A detached stream's non-2xx answer: its status, and its body read
+    /// for the error message.
+    Refused(u16, Vec<u8>),
     /// A `text/event-stream` response body.
-    Network(Box<Reply>),
+    Events(Source),
     /// Events made in advance: a canned reply, or a plain JSON answer to a
     /// stream request (see [`crate::answer::chunks_of`]).
     Memory(Cursor<Vec<u8>>),
     /// Finished or failed: the connection is released.
     Released,
+}
+
+/// Where body bytes come from: the library's own connection, or the host
+/// that carries a detached stream's bytes (see [`crate::detached`]). Both
+/// are read the same way, into the same decoder.
+enum Source {
+    Network(Box<Reply>),
+    Host,
 }
 
 /// What one step of reading found.
@@ -174,7 +192,34 @@ impl ChatStream {
             first_event_told: false,
             cancel: CancelToken::new(),
             then_error: None,
+            host: None,
         }
+    }
+
+    /// A detached stream: `request` is for the host to send, and the
+    /// answer is what the host feeds.
+    pub(crate) fn detached(
+        request: HostRequest,
+        max_event_bytes: usize,
+        max_response_bytes: u64,
+    ) -> ChatStream {
+        let mut stream = ChatStream::new(Body::AwaitingHead, max_event_bytes);
+        stream.max_response_bytes = max_response_bytes;
+        stream.host = Some(Box::new(Detached {
+            request,
+            feed: HostFeed::default(),
+        }));
+        stream
+    }
+
+    /// This (canned) stream as a detached one: it hands out `request`, and
+    /// what the host feeds is accepted and dropped.
+    pub(crate) fn answering_detached(mut self, request: HostRequest) -> ChatStream {
+        self.host = Some(Box::new(Detached {
+            request,
+            feed: HostFeed::ignored(),
+        }));
+        self
     }
 
     /// A stream whose first read fails with `error`.
@@ -340,6 +385,52 @@ impl ChatStream {
         self.state == State::Finished
     }
 
+    /// The request of a detached stream (see
+    /// [`ModelApi::stream_detached`](crate::ModelApi::stream_detached)),
+    /// for the host to send; `None` on any other stream.
+    pub fn host_request(&self) -> Option<&HostRequest> {
+        self.host.as_ref().map(|host| &host.request)
+    }
+
+    /// Whether the host carries this stream's bytes.
+    pub fn is_detached(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// Feeds a detached stream the head of its answer, once, first: the
+    /// status, and the `Content-Type` value (`None` when there is none). A
+    /// non-2xx status makes the body an error answer: the reads return
+    /// [`Error::Http`] with the server's message once it has ended.
+    pub fn feed_head(&mut self, status: u16, content_type: Option<&str>) -> Result<(), Error> {
+        self.feed_of()?.head(status, content_type)
+    }
+
+    /// Feeds a detached stream body bytes as the host's HTTP stack
+    /// delivers them (transfer framing and content encoding removed), in
+    /// pieces of any size, split anywhere. An event is readable as soon as
+    /// the bytes that complete it are fed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.feed_of()?.bytes(bytes)
+    }
+
+    /// Ends a detached stream's body: a stream with neither `[DONE]` nor a
+    /// `finish_reason` by then was truncated ([`Error::Transport`]), as on
+    /// the network. A host whose transfer failed ends the body too.
+    pub fn feed_end(&mut self) -> Result<(), Error> {
+        self.feed_of()?.end()
+    }
+
+    fn feed_of(&mut self) -> Result<&mut HostFeed, Error> {
+        match &mut self.host {
+            Some(host) => Ok(&mut host.feed),
+            None => Err(Error::InvalidArgument(
+                "this stream is not detached: the library carries its bytes \
+                 (open one with stream_detached to feed it)"
+                    .into(),
+            )),
+        }
+    }
+
     /// The next content event (its place in the queue).
     #[inline]
     fn next_content(&mut self) -> Option<Result<usize, Error>> {
@@ -352,9 +443,16 @@ impl ChatStream {
     }
 
     /// The next event (its place in the queue), waiting as long as it
-    /// takes (up to the timeout).
+    /// takes (up to the timeout); a detached stream cannot wait for its
+    /// host, and says so with [`Error::Pending`].
     #[inline]
     fn next_queued(&mut self) -> Option<Result<usize, Error>> {
+        if self.host.is_some() {
+            return match self.poll_queued(Until::Now) {
+                Poll::Ready(next) => next,
+                Poll::Pending => Some(Err(waiting_for_host())),
+            };
+        }
         loop {
             if let Poll::Ready(next) = self.poll_queued(Until::Forever) {
                 return next;
@@ -512,8 +610,10 @@ impl ChatStream {
         }
         let (fd, interest) = match &self.body {
             Body::Opening(request) => request.waits_on()?,
-            Body::Json(reply, _) | Body::Network(reply) => reply.waits_on()?,
-            Body::Memory(_) | Body::Released => return None,
+            Body::Json(Source::Network(reply), _) | Body::Events(Source::Network(reply)) => {
+                reply.waits_on()?
+            }
+            _ => return None,
         };
         Some(WaitsOn {
             fd,
@@ -550,8 +650,21 @@ impl ChatStream {
         }
         Some(match &self.body {
             Body::Opening(request) => request.wake_in(),
-            Body::Json(reply, _) | Body::Network(reply) => reply.wake_in(),
+            Body::Json(Source::Network(reply), _) | Body::Events(Source::Network(reply)) => {
+                reply.wake_in()
+            }
             Body::Memory(_) | Body::Released => Duration::ZERO,
+            // Nothing to wait for but the host: a poll has work only once
+            // it has fed something.
+            Body::AwaitingHead
+            | Body::Json(Source::Host, _)
+            | Body::Refused(..)
+            | Body::Events(Source::Host) => {
+                let feed = &self.host.as_ref()?.feed;
+                let head_to_read =
+                    matches!(self.body, Body::AwaitingHead) && feed.fed_head().is_some();
+                return (head_to_read || feed.has_unread()).then_some(Duration::ZERO);
+            }
         })
     }
 
@@ -566,28 +679,78 @@ impl ChatStream {
                     };
                     self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
                     self.body = if reply.is_json() {
-                        Body::Json(Box::new(reply), Vec::new())
+                        Body::Json(Source::Network(Box::new(reply)), Vec::new())
                     } else {
-                        Body::Network(Box::new(reply))
+                        Body::Events(Source::Network(Box::new(reply)))
                     };
                 }
-                Body::Json(reply, bytes) => {
+                Body::AwaitingHead => {
+                    let Some(head) = self.host.as_ref().and_then(|h| h.feed.fed_head()) else {
+                        return Ok(false);
+                    };
+                    self.body = if !(200..300).contains(&head.status) {
+                        Body::Refused(head.status, Vec::new())
+                    } else if head::is_json(head.content_type.as_deref()) {
+                        Body::Json(Source::Host, Vec::new())
+                    } else {
+                        Body::Events(Source::Host)
+                    };
+                }
+                Body::Refused(status, bytes) => {
+                    let feed = &mut self.host.as_mut().expect("refused: detached").feed;
+                    let mut piece = [0u8; 4096];
+                    loop {
+                        match feed.read(&mut piece) {
+                            None => return Ok(false),
+                            Some(0) => return Err(head::http_error(*status, bytes)),
+                            Some(n) => {
+                                let room = head::MAX_ERROR_BODY_BYTES.saturating_sub(bytes.len());
+                                bytes.extend_from_slice(&piece[..n.min(room)]);
+                            }
+                        }
+                    }
+                }
+                Body::Json(Source::Network(reply), bytes) => {
                     if !reply.poll_all(bytes, self.max_response_bytes, until)? {
                         return Ok(false);
                     }
-                    // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in
-                    // streams, so the rest of the answer is not lost.
-                    let text = String::from_utf8(std::mem::take(bytes))
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                    let completion = ChatCompletion::from_body(text)?;
-                    let events = chunks_of(&completion, usize::MAX, true);
-                    self.decoder = SseDecoder::new(events.len().max(1));
-                    // The reply, read to its end, hands its connection back.
-                    self.body = Body::Memory(Cursor::new(events));
+                    self.answer_json()?;
+                }
+                Body::Json(Source::Host, bytes) => {
+                    let feed = &mut self.host.as_mut().expect("host json: detached").feed;
+                    let mut piece = [0u8; 16 * 1024];
+                    loop {
+                        match feed.read(&mut piece) {
+                            None => return Ok(false),
+                            Some(0) => break,
+                            Some(n) => {
+                                head::append_capped(bytes, &piece[..n], self.max_response_bytes)?
+                            }
+                        }
+                    }
+                    self.answer_json()?;
                 }
                 _ => return Ok(true),
             }
         }
+    }
+
+    /// A plain JSON answer read whole: its chunks, made in advance, are
+    /// what the stream reads next.
+    fn answer_json(&mut self) -> Result<(), Error> {
+        let Body::Json(_, bytes) = &mut self.body else {
+            return Ok(());
+        };
+        // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams, so
+        // the rest of the answer is not lost.
+        let text = String::from_utf8(std::mem::take(bytes))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let completion = ChatCompletion::from_body(text)?;
+        let events = chunks_of(&completion, usize::MAX, true);
+        self.decoder = SseDecoder::new(events.len().max(1));
+        // The reply, read to its end, hands its connection back.
+        self.body = Body::Memory(Cursor::new(events));
+        Ok(())
     }
 
     /// Ends the stream where it is: its connection is closed.
@@ -625,12 +788,22 @@ impl ChatStream {
             if self.eof {
                 return self.end_of_body();
             }
-            if matches!(self.body, Body::Opening(_) | Body::Json(..)) && !self.open(until)? {
+            if !matches!(
+                self.body,
+                Body::Events(_) | Body::Memory(_) | Body::Released
+            ) && !self.open(until)?
+            {
                 return Ok(Step::Pending);
             }
+            // The one place body bytes enter the decoder, wherever they
+            // come from.
             let buffer = &mut self.buffer;
             let read = match &mut self.body {
-                Body::Network(reply) => reply.poll_body(buffer, until)?,
+                Body::Events(Source::Network(reply)) => reply.poll_body(buffer, until)?,
+                Body::Events(Source::Host) => match &mut self.host {
+                    Some(host) => host.feed.read(buffer),
+                    None => Some(0),
+                },
                 Body::Memory(events) => Some(events.read(buffer).map_err(Error::from_io)?),
                 _ => return Ok(Step::End),
             };
@@ -692,7 +865,7 @@ impl ChatStream {
 /// the end does not come within [`DRAIN_WAIT`] (nor by the caller's
 /// deadline): the connection is then closed, not waited for.
 fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
-    let Body::Network(reply) = body else {
+    let Body::Events(Source::Network(reply)) = body else {
         return;
     };
     let now = Instant::now();
@@ -704,6 +877,14 @@ fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
             Ok(Some(n)) => drained += n,
         }
     }
+}
+
+fn waiting_for_host() -> Error {
+    Error::Pending(
+        "the detached stream needs bytes the host has not fed yet: feed them \
+         (feed_head, feed, feed_end) and read again"
+            .into(),
+    )
 }
 
 fn truncated() -> Error {
@@ -754,8 +935,10 @@ impl fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = match self.body {
             Body::Opening(_) => "opening",
+            Body::AwaitingHead => "awaiting the host's head",
             Body::Json(..) => "JSON answer",
-            Body::Network(_) => "server-sent events",
+            Body::Refused(..) => "error answer",
+            Body::Events(_) => "server-sent events",
             Body::Memory(_) => "events in memory",
             Body::Released => "released",
         };

@@ -82,11 +82,11 @@ typedef enum ModelApiEventKind {
   MODELAPI_EVENT_REFUSAL = 3,
 } ModelApiEventKind;
 typedef struct ModelApiCancel ModelApiCancel;
-typedef struct ModelApi ModelApi;
-typedef struct ModelApiStream ModelApiStream;
-typedef struct ModelApiRequest ModelApiRequest;
 typedef struct ModelApiEmbeddings ModelApiEmbeddings;
+typedef struct ModelApi ModelApi;
 typedef struct ModelApiModels ModelApiModels;
+typedef struct ModelApiRequest ModelApiRequest;
+typedef struct ModelApiStream ModelApiStream;
 typedef void (*ModelApiTraceFn)(void *user_data, enum ModelApiTraceLevel level, const char *line);
 typedef struct ModelApiMessage {
   const char *role;
@@ -114,6 +114,7 @@ enum ModelApiStatus modelapi_set_mock_responses(struct ModelApi *api, const char
 enum ModelApiStatus modelapi_set_trace(struct ModelApi *api,
                                        ModelApiTraceFn on_trace,
                                        void *user_data);
+void modelapi_close(struct ModelApi *api);
 enum ModelApiStatus modelapi_complete(struct ModelApi *api,
                                       const struct ModelApiMessage *messages,
                                       size_t count,
@@ -145,32 +146,6 @@ enum ModelApiStatus modelapi_stream_open_json(struct ModelApi *api,
                                               const char *messages_json,
                                               const char *mock_response,
                                               struct ModelApiStream **out_stream);
-enum ModelApiStatus modelapi_stream_next(struct ModelApiStream *stream,
-                                         const char **out_chunk,
-                                         size_t *out_len);
-enum ModelApiStatus modelapi_stream_next_event(struct ModelApiStream *stream,
-                                               struct ModelApiEvent *out_event);
-enum ModelApiStatus modelapi_stream_completion_json(struct ModelApiStream *stream, char **out_json);
-enum ModelApiStatus modelapi_stream_events(struct ModelApi *api,
-                                           const char *messages_json,
-                                           const char *mock_response,
-                                           struct ModelApiCancel *cancel,
-                                           ModelApiEventFn on_event,
-                                           void *user_data,
-                                           char **out_json);
-enum ModelApiStatus modelapi_stream_cancel(struct ModelApiStream *stream);
-const char *modelapi_stream_finish_reason(struct ModelApiStream *stream);
-const char *modelapi_stream_id(struct ModelApiStream *stream);
-const char *modelapi_stream_model(struct ModelApiStream *stream);
-const char *modelapi_stream_request_id(struct ModelApiStream *stream);
-int modelapi_stream_usage(struct ModelApiStream *stream,
-                          uint64_t *out_prompt_tokens,
-                          uint64_t *out_completion_tokens,
-                          uint64_t *out_total_tokens);
-struct ModelApiCancel *modelapi_cancel_new(void);
-enum ModelApiStatus modelapi_cancel(struct ModelApiCancel *cancel);
-enum ModelApiStatus modelapi_cancel_reset(struct ModelApiCancel *cancel);
-void modelapi_cancel_free(struct ModelApiCancel *cancel);
 enum ModelApiStatus modelapi_complete_with(struct ModelApi *api,
                                            const char *messages_json,
                                            const char *mock_response,
@@ -188,11 +163,37 @@ enum ModelApiStatus modelapi_stream_open_with(struct ModelApi *api,
                                               const char *mock_response,
                                               struct ModelApiCancel *cancel,
                                               struct ModelApiStream **out_stream);
+enum ModelApiStatus modelapi_stream_detached(struct ModelApi *api,
+                                             const char *messages_json,
+                                             const char *mock_response,
+                                             struct ModelApiStream **out_stream);
 enum ModelApiStatus modelapi_stream_start(struct ModelApi *api,
                                           const char *messages_json,
                                           const char *mock_response,
                                           struct ModelApiCancel *cancel,
                                           struct ModelApiStream **out_stream);
+enum ModelApiStatus modelapi_stream_events(struct ModelApi *api,
+                                           const char *messages_json,
+                                           const char *mock_response,
+                                           struct ModelApiCancel *cancel,
+                                           ModelApiEventFn on_event,
+                                           void *user_data,
+                                           char **out_json);
+enum ModelApiStatus modelapi_stream_next(struct ModelApiStream *stream,
+                                         const char **out_chunk,
+                                         size_t *out_len);
+enum ModelApiStatus modelapi_stream_next_event(struct ModelApiStream *stream,
+                                               struct ModelApiEvent *out_event);
+enum ModelApiStatus modelapi_stream_completion_json(struct ModelApiStream *stream, char **out_json);
+enum ModelApiStatus modelapi_stream_cancel(struct ModelApiStream *stream);
+const char *modelapi_stream_finish_reason(struct ModelApiStream *stream);
+const char *modelapi_stream_id(struct ModelApiStream *stream);
+const char *modelapi_stream_model(struct ModelApiStream *stream);
+const char *modelapi_stream_request_id(struct ModelApiStream *stream);
+int modelapi_stream_usage(struct ModelApiStream *stream,
+                          uint64_t *out_prompt_tokens,
+                          uint64_t *out_completion_tokens,
+                          uint64_t *out_total_tokens);
 enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
                                          uint32_t wait_ms,
                                          struct ModelApiEvent *out_event);
@@ -200,7 +201,26 @@ int modelapi_stream_fd(const struct ModelApiStream *stream,
                        int *out_wants_write);
 int64_t modelapi_stream_wake_ms(const struct ModelApiStream *stream);
 void modelapi_stream_free(struct ModelApiStream *stream);
-void modelapi_close(struct ModelApi *api);
+const char *modelapi_stream_request_url(const struct ModelApiStream *stream);
+size_t modelapi_stream_request_header_count(const struct ModelApiStream *stream);
+enum ModelApiStatus modelapi_stream_request_header(const struct ModelApiStream *stream,
+                                                   size_t index,
+                                                   const char **out_name,
+                                                   const char **out_value);
+enum ModelApiStatus modelapi_stream_request_body(const struct ModelApiStream *stream,
+                                                 const char **out_body,
+                                                 size_t *out_len);
+enum ModelApiStatus modelapi_stream_feed_head(struct ModelApiStream *stream,
+                                              int http_status,
+                                              const char *content_type);
+enum ModelApiStatus modelapi_stream_feed(struct ModelApiStream *stream,
+                                         const char *bytes,
+                                         size_t len);
+enum ModelApiStatus modelapi_stream_feed_end(struct ModelApiStream *stream);
+struct ModelApiCancel *modelapi_cancel_new(void);
+enum ModelApiStatus modelapi_cancel(struct ModelApiCancel *cancel);
+enum ModelApiStatus modelapi_cancel_reset(struct ModelApiCancel *cancel);
+void modelapi_cancel_free(struct ModelApiCancel *cancel);
 void modelapi_string_free(char *s);
 const char *modelapi_last_error(void);
 int modelapi_last_http_status(void);

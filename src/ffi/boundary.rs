@@ -37,7 +37,8 @@ pub enum ModelApiStatus {
     /// The server reported an error inside a 2xx response, e.g. a
     /// mid-stream `{"error": ...}` event.
     MODELAPI_SERVER_ERROR = 10,
-    /// `modelapi_stream_poll`: nothing yet; call again.
+    /// `modelapi_stream_poll`: nothing yet; call again. A read of a
+    /// detached stream: the bytes it needs have not been fed yet.
     MODELAPI_PENDING = 11,
 }
 
@@ -72,6 +73,7 @@ impl From<Error> for Failure {
             Error::Closed => MODELAPI_CLOSED,
             Error::InvalidArgument(_) => MODELAPI_INVALID_ARGUMENT,
             Error::Aborted(_) => MODELAPI_ABORTED,
+            Error::Pending(_) => MODELAPI_PENDING,
         };
         Failure {
             status,
@@ -265,6 +267,7 @@ mod tests {
                 MODELAPI_INVALID_ARGUMENT,
             ),
             (Error::Aborted("a".into()), MODELAPI_ABORTED),
+            (Error::Pending("p".into()), MODELAPI_PENDING),
         ];
         for (error, status) in cases {
             assert_eq!(Failure::from(error).status, status);

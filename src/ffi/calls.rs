@@ -275,6 +275,42 @@ pub unsafe extern "C" fn modelapi_stream_open_with(
     )
 }
 
+/// A stream whose bytes the host carries (an engine's HTTP module, a
+/// browser's `fetch`, a console SDK): `*out_stream` holds the request
+/// exactly as this client would send it (`"stream": true`), to be sent by
+/// the host (`modelapi_stream_request_url`, `_header_count`, `_header`,
+/// `_body`), and no connection is opened. The host feeds the answer
+/// (`modelapi_stream_feed_head`, `_feed`, `_feed_end`), and the stream is
+/// read with the ordinary functions (`modelapi_stream_next`, `_next_event`,
+/// `_poll`, `_completion_json`, `_finish_reason`, `_usage`, ...). A read
+/// that needs bytes not fed yet returns `MODELAPI_PENDING` (the blocking
+/// reads too: they cannot wait for the host); the stream goes on.
+/// `modelapi_stream_fd` is -1; timeouts, retries and redirects are the
+/// host's (the stream is one exchange). With canned replies the events
+/// are there at once; bytes fed to such a stream are accepted and ignored.
+/// `messages_json` and `mock_response` as in `modelapi_stream_json`. On
+/// `MODELAPI_OK`, `*out_stream` receives the stream (free it with
+/// `modelapi_stream_free`); on any other status it is set to NULL.
+///
+/// # Safety
+/// As `modelapi_stream_open`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_detached(
+    api: *mut ModelApiHandle,
+    messages_json: *const c_char,
+    mock_response: *const c_char,
+    out_stream: *mut *mut ModelApiStream,
+) -> ModelApiStatus {
+    open_json(
+        api,
+        messages_json,
+        mock_response,
+        std::ptr::null_mut(),
+        out_stream,
+        Opening::Detached,
+    )
+}
+
 /// Starts a streamed request and returns at once: the connection, the
 /// request and the answer progress inside later `modelapi_stream_poll`
 /// calls, for a thread that must never block (a game loop, a UI thread, an
@@ -324,6 +360,8 @@ enum Opening {
     Wait,
     /// `modelapi_stream_start`: not at all.
     Start,
+    /// `modelapi_stream_detached`: never; the host carries the bytes.
+    Detached,
 }
 
 /// Opens a stream for a JSON request, the rules of both ways in one place.
@@ -346,6 +384,7 @@ unsafe fn open_json(
         let stream = match opening {
             Opening::Wait => calls.stream_request(request, mock)?,
             Opening::Start => calls.stream_request_start(request, mock)?,
+            Opening::Detached => calls.stream_request_detached(request, mock)?,
         };
         open(stream, out_stream)
     })

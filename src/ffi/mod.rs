@@ -18,6 +18,8 @@ mod calls;
 
 mod stream;
 
+mod feed;
+
 mod event;
 
 mod cancel;
@@ -37,6 +39,7 @@ pub use cancel::*;
 pub use client::*;
 pub use embed::*;
 pub use event::*;
+pub use feed::*;
 pub use library::*;
 pub use models::*;
 pub use request_builder::*;
