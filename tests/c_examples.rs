@@ -279,8 +279,11 @@ fn embeddings_and_models_from_c_and_cpp() {
         "{expected}"
     );
     for variant in VARIANTS {
-        let out = run(variant, "request_test", &[&url], &[], "", How::Plain);
-        assert_ok(&out, &format!("{variant}/request_test"));
+        for program in ["request_test", "request_hpp_test"] {
+            let out = run(variant, program, &[&url], &[], "", How::Plain);
+            assert_ok(&out, &format!("{variant}/{program}"));
+            assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        }
         for program in ["embed", "embed_hpp"] {
             let what = format!("{variant}/{program}");
             let out = run(variant, program, &[], &env, "", How::Plain);
@@ -338,9 +341,11 @@ fn embeddings_and_requests_run_clean() {
     let url = server.url();
     let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
     for how in [How::Valgrind, How::Sanitizers] {
-        let out = run("static", "request_test", &[&url], &[], "", how);
-        assert_ok(&out, &format!("{how:?} request_test"));
-        assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        for program in ["request_test", "request_hpp_test"] {
+            let out = run("static", program, &[&url], &[], "", how);
+            assert_ok(&out, &format!("{how:?} {program}"));
+            assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        }
         for program in ["embed", "embed_hpp"] {
             for env in [&env[..], &[]] {
                 let out = run("shared", program, &[], env, "", how);
