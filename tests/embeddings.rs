@@ -241,3 +241,29 @@ fn the_trace_tells_the_calls_and_a_closed_client_refuses_them() {
     assert!(matches!(api.embed(&["a"]), Err(Error::Closed)));
     assert!(matches!(api.models(), Err(Error::Closed)));
 }
+
+#[test]
+fn a_307_redirect_is_followed_and_a_forward_proxy_gets_the_whole_url() {
+    // The first server moved: /v1/... answers 307 to the second.
+    let target = embeddings_server();
+    let target_url = target.url();
+    let moved = TestServer::start(move |req| {
+        Reply::json(307, "").with_header("location", &format!("{target_url}{}", req.path))
+    });
+    let api = common::client(&moved.url());
+    assert_eq!(api.embed(&["a"]).unwrap().len(), 1);
+    assert_eq!(target.requests()[0].path, "/v1/embeddings");
+
+    let listing = TestServer::start(|_| Reply::json(200, r#"{"data":[{"id":"m"}]}"#));
+    let proxy = common::proxy::TestProxy::start(None);
+    let api = common::builder(&listing.url())
+        .proxy(proxy.url())
+        .build()
+        .unwrap();
+    assert!(api.models().unwrap().contains("m"));
+    let heads = proxy.heads();
+    assert!(
+        heads[0].starts_with(&format!("GET {}/v1/models HTTP/1.1\r\n", listing.url())),
+        "{heads:?}"
+    );
+}
