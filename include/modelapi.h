@@ -814,7 +814,8 @@ int modelapi_stream_fd(const struct ModelApiStream *stream,
  * time until a retry's backoff ends, the next connection attempt is due
  * (an address that has not answered within 250 ms; at most 100 ms while
  * attempts race, as the descriptor is only the newest one's), or the
- * stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
+ * stream's timeout would expire; -1 once the stream is over (or for a NULL stream),
+ * and on a detached stream that has nothing to do until the host feeds it. Use it as the timeout
  * of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
  * does never misses a timeout and never spins through a backoff.
  *

@@ -11,9 +11,12 @@
 //! connection, closed, never goes back to the pool.
 
 use std::fmt;
+#[cfg(feature = "net")]
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::Arc;
+#[cfg(feature = "net")]
+use std::sync::{Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Stops calls from any thread: every blocking call using the token returns
@@ -57,6 +60,7 @@ pub(crate) struct CancelState {
     /// dropped without a detach (a failed call) leaves a dead entry, which
     /// the next attach prunes, so the list stays as long as the number of
     /// calls under way.
+    #[cfg(feature = "net")]
     connections: Mutex<Vec<Weak<TcpStream>>>,
 }
 
@@ -72,13 +76,8 @@ impl CancelToken {
         // The flag first: a call attaching after the list was taken sees
         // it and shuts its own socket down (see `attach`).
         self.state.cancelled.store(true, Ordering::SeqCst);
-        // Shut down under the lock (shutdown never blocks): a call that
-        // detaches its socket to pool it waits for this, so a socket handed
-        // to the pool (and perhaps to another call) is never shut down.
-        let mut connections = self.state.lock();
-        for socket in connections.drain(..).filter_map(|weak| weak.upgrade()) {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
+        #[cfg(feature = "net")]
+        self.shut_down_attached();
     }
 
     /// Whether [`cancel`](Self::cancel) was called (since the last reset).
@@ -108,7 +107,19 @@ impl CancelToken {
     }
 }
 
+#[cfg(feature = "net")]
 impl CancelToken {
+    /// Shuts down every attached socket, under the lock (shutdown never
+    /// blocks): a call that detaches its socket to pool it waits for this,
+    /// so a socket handed to the pool (and perhaps to another call) is
+    /// never shut down.
+    fn shut_down_attached(&self) {
+        let mut connections = self.state.lock();
+        for socket in connections.drain(..).filter_map(|weak| weak.upgrade()) {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     /// Attaches the socket a call is about to use, next to those of the
     /// other calls on this token; a cancel that came first shuts it down.
     pub(crate) fn attach(&self, socket: &Arc<TcpStream>) {
@@ -144,6 +155,7 @@ impl CancelState {
         self.cancelled.load(Ordering::SeqCst)
     }
 
+    #[cfg(feature = "net")]
     fn lock(&self) -> MutexGuard<'_, Vec<Weak<TcpStream>>> {
         // Only pointers are kept under this lock, each pushed or removed
         // whole: never in a broken state.
@@ -165,7 +177,7 @@ impl fmt::Debug for CancelState {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "net"))]
 mod tests {
     use super::*;
     use std::net::TcpListener;

@@ -18,12 +18,13 @@ use crate::detached::HostRequest;
 use crate::error::truncate;
 use crate::event::StreamEvent;
 use crate::mock::CannedReplies;
-use crate::net::Until;
+#[cfg(feature = "net")]
 use crate::request::Request;
 use crate::route::Route;
 use crate::stream::ChatStream;
 use crate::trace::{trace, Level, Took};
 use crate::types::ChatCompletion;
+use crate::until::Until;
 use crate::Error;
 
 /// The default per-wait timeout.
@@ -130,6 +131,16 @@ impl ModelApi {
             );
             return self.canned.completion(&self.model, body.len(), &reply);
         }
+        self.complete_over_network(body, cancel)
+    }
+
+    /// Sends a completion request, and reads its answer whole.
+    #[cfg(feature = "net")]
+    fn complete_over_network(
+        &self,
+        body: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<ChatCompletion, Error> {
         let started = std::time::Instant::now();
         let mut request = Request::new(
             Arc::clone(&self.route),
@@ -337,33 +348,63 @@ impl ModelApi {
                 self.max_response_bytes,
             )
         } else {
-            let request = Request::new(
-                Arc::clone(&self.route),
-                body,
-                "text/event-stream",
-                cancel.clone(),
-            );
-            let mut stream = ChatStream::starting(
-                request,
-                cancel.clone(),
-                self.max_event_bytes,
-                self.max_response_bytes,
-            );
-            if let Opening::Wait = opening {
-                while !stream
-                    .open(Until::Forever)
-                    .map_err(|e| self.call_error(e, cancel))?
-                {}
-            } else {
-                // One step that never waits: the connect starts, so the
-                // host has a socket to wait on at once.
-                stream.start_now();
-            }
-            stream
+            self.stream_over_network(body, cancel, opening)?
         };
         Ok(stream
             .with_tracer(self.route.tracer.clone())
             .with_cancel(cancel.clone()))
+    }
+
+    /// Sends a stream request: `opening` says how far before it returns.
+    #[cfg(feature = "net")]
+    fn stream_over_network(
+        &self,
+        body: Vec<u8>,
+        cancel: &CancelToken,
+        opening: Opening,
+    ) -> Result<ChatStream, Error> {
+        let request = Request::new(
+            Arc::clone(&self.route),
+            body,
+            "text/event-stream",
+            cancel.clone(),
+        );
+        let mut stream = ChatStream::starting(
+            request,
+            cancel.clone(),
+            self.max_event_bytes,
+            self.max_response_bytes,
+        );
+        if let Opening::Wait = opening {
+            while !stream
+                .open(Until::Forever)
+                .map_err(|e| self.call_error(e, cancel))?
+            {}
+        } else {
+            // One step that never waits: the connect starts, so the
+            // host has a socket to wait on at once.
+            stream.start_now();
+        }
+        Ok(stream)
+    }
+
+    #[cfg(not(feature = "net"))]
+    fn complete_over_network(
+        &self,
+        _: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<ChatCompletion, Error> {
+        Err(self.call_error(crate::net::no_network(), cancel))
+    }
+
+    #[cfg(not(feature = "net"))]
+    fn stream_over_network(
+        &self,
+        _: Vec<u8>,
+        cancel: &CancelToken,
+        _: Opening,
+    ) -> Result<ChatStream, Error> {
+        Err(self.call_error(crate::net::no_network(), cancel))
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,

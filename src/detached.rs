@@ -143,8 +143,10 @@ impl HostFeed {
     pub(crate) fn bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.check_open("body bytes")?;
         if !self.ignored {
-            if self.read == self.pending.len() {
-                self.pending.clear();
+            // What was read goes once it is half the queue: a host that
+            // feeds faster than it reads keeps at most twice what is unread.
+            if self.read > 0 && self.read * 2 >= self.pending.len() {
+                self.pending.drain(..self.read);
                 self.read = 0;
             }
             self.pending.extend_from_slice(bytes);

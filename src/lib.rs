@@ -71,6 +71,9 @@
 //! `max_retries(0)` such a request is sent exactly once.
 
 #![warn(missing_docs)]
+// Without the network, the pure parts it uses (URL and proxy rules, the
+// HTTP/1.1 writer) are still built, and not all of them are used.
+#![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
 
 mod answer;
 mod builder;
@@ -88,10 +91,17 @@ mod head;
 mod http;
 mod mock;
 mod models;
+#[cfg(feature = "net")]
+mod net;
+/// Without the network, its place holds the settings' types and no I/O.
+#[cfg(not(feature = "net"))]
+#[path = "offline.rs"]
 mod net;
 mod proxy;
 mod redirect;
+#[cfg(feature = "net")]
 mod reply;
+#[cfg(feature = "net")]
 mod request;
 mod resolve;
 mod retry;
@@ -101,6 +111,7 @@ pub mod sse;
 mod stream;
 mod trace;
 mod types;
+mod until;
 
 pub use answer::StreamMetadata;
 pub use builder::ModelApiBuilder;
@@ -117,6 +128,7 @@ pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
 pub use models::{ModelInfo, ModelList};
+#[cfg(feature = "net")]
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};
 pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};

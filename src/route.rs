@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use ureq_proto::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use ureq_proto::http::{HeaderName, HeaderValue, Uri};
 
-use crate::net::{Pool, TlsConfig, Transfer};
+#[cfg(feature = "net")]
+use crate::net::Transfer;
+use crate::net::{Pool, TlsConfig};
 use crate::proxy::Proxy;
 use crate::resolve::NameTable;
 use crate::secrets::is_credential_header;
@@ -81,6 +83,7 @@ impl Route {
         self.closed.load(Ordering::SeqCst)
     }
 
+    #[cfg(feature = "net")]
     /// Ends a transfer with `server`: its connection goes back to the pool
     /// when its request was sent whole, its answer was read to the end and
     /// the server keeps it open (see [`Transfer::into_reusable`]), and is
@@ -124,6 +127,7 @@ impl Route {
         headers
     }
 
+    #[cfg(feature = "net")]
     /// The first hop's addresses (the proxy's, or the configured
     /// server's): looked up at most every [`LOOKUP_KEPT`], and never for
     /// an IP address or `localhost`.
@@ -131,6 +135,7 @@ impl Route {
         self.first_hop_addresses_by(|uri| self.addresses(uri))
     }
 
+    #[cfg(feature = "net")]
     /// [`first_hop_addresses`](Self::first_hop_addresses) with `look_up`
     /// for the lookup (a test makes it slow).
     fn first_hop_addresses_by(&self, look_up: impl FnOnce(&Uri) -> Addresses) -> Addresses {
@@ -164,6 +169,7 @@ impl Route {
         (url, uri)
     }
 
+    #[cfg(feature = "net")]
     /// The addresses of `uri`'s server: from the client's name table, else
     /// as [`addresses`] finds them.
     pub(crate) fn addresses(&self, uri: &Uri) -> Addresses {
@@ -187,6 +193,7 @@ pub(crate) fn port_of(uri: &Uri) -> u16 {
 
 /// The addresses of `uri`'s server. Looking up a host name is the one
 /// step that may block; an IP address or `localhost` never does.
+#[cfg(feature = "net")]
 fn addresses(uri: &Uri) -> Addresses {
     let host = host_of(uri);
     let port = port_of(uri);
@@ -222,7 +229,7 @@ pub(crate) fn server_key(uri: &Uri) -> String {
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "net"))]
 mod tests {
     use std::sync::mpsc;
     use std::thread;

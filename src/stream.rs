@@ -9,6 +9,7 @@
 use std::fmt;
 use std::io::{Cursor, Read};
 use std::ops::ControlFlow;
+#[cfg(feature = "net")]
 use std::os::fd::RawFd;
 
 use std::task::Poll;
@@ -20,12 +21,16 @@ use crate::chunk::{ChunkEvent, ChunkReader, Received};
 use crate::detached::{Detached, HostFeed, HostRequest};
 use crate::event::{EventWithNul, Events, Kind, StreamEvent};
 use crate::head;
-use crate::net::{Interest, Until};
+#[cfg(feature = "net")]
+use crate::net::Interest;
+#[cfg(feature = "net")]
 use crate::reply::Reply;
+#[cfg(feature = "net")]
 use crate::request::Request;
 use crate::sse::SseDecoder;
 use crate::trace::{trace, Level, Took, Tracer};
 use crate::types::ChatCompletion;
+use crate::until::Until;
 use crate::Error;
 
 /// How many bytes one read of the body may bring.
@@ -94,6 +99,7 @@ pub struct ChatStream {
 
 enum Body {
     /// The request is under way: the response head has not come yet.
+    #[cfg(feature = "net")]
     Opening(Box<Request>),
     /// A detached stream whose host has not fed the answer's head yet.
     AwaitingHead,
@@ -115,6 +121,7 @@ enum Body {
 /// that carries a detached stream's bytes (see [`crate::detached`]). Both
 /// are read the same way, into the same decoder.
 enum Source {
+    #[cfg(feature = "net")]
     Network(Box<Reply>),
     Host,
 }
@@ -130,6 +137,7 @@ enum Step {
 }
 
 /// The socket a polled stream waits on: see [`ChatStream::waits_on`].
+#[cfg(feature = "net")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitsOn {
     /// The socket's descriptor, for `poll`, `select`, `epoll` or a
@@ -151,6 +159,7 @@ enum State {
 }
 
 impl ChatStream {
+    #[cfg(feature = "net")]
     /// A stream over the answer to `request`, which polls move on.
     pub(crate) fn starting(
         request: Request,
@@ -595,6 +604,7 @@ impl ChatStream {
         next.map_ok(|at| self.events.event_with_nul(at))
     }
 
+    #[cfg(feature = "net")]
     /// The socket this stream waits on between polls, and whether it waits
     /// to write or to read; `None` when it waits on no socket (canned
     /// replies, a retry's backoff, a finished stream): then poll again
@@ -631,6 +641,9 @@ impl ChatStream {
     /// socket), or the stream's timeout would expire; `None`
     /// once the stream is over. A host that waits on the socket with this
     /// as its timeout never misses a timeout, nor spins through a backoff.
+    /// A detached stream has no clock and no socket: `Some(ZERO)` when a
+    /// poll has work (events read, bytes fed and not read yet), else `None`
+    /// (it waits for the host, who polls after it feeds).
     ///
     /// ```
     /// # use modelapi::{Message, ModelApi};
@@ -649,7 +662,9 @@ impl ChatStream {
             return Some(Duration::ZERO);
         }
         Some(match &self.body {
+            #[cfg(feature = "net")]
             Body::Opening(request) => request.wake_in(),
+            #[cfg(feature = "net")]
             Body::Json(Source::Network(reply), _) | Body::Events(Source::Network(reply)) => {
                 reply.wake_in()
             }
@@ -670,9 +685,11 @@ impl ChatStream {
 
     /// Moves an opening stream on until its events can be read: `Ok(true)`
     /// once they can, `Ok(false)` when that did not happen by `until`.
+    #[cfg_attr(not(feature = "net"), allow(unused_variables))]
     pub(crate) fn open(&mut self, until: Until) -> Result<bool, Error> {
         loop {
             match &mut self.body {
+                #[cfg(feature = "net")]
                 Body::Opening(request) => {
                     let Some(reply) = request.poll(until)? else {
                         return Ok(false);
@@ -710,6 +727,7 @@ impl ChatStream {
                         }
                     }
                 }
+                #[cfg(feature = "net")]
                 Body::Json(Source::Network(reply), bytes) => {
                     if !reply.poll_all(bytes, self.max_response_bytes, until)? {
                         return Ok(false);
@@ -778,6 +796,7 @@ impl ChatStream {
                     return match self.reader.read_event(&event, &mut received)? {
                         ChunkEvent::Chunk => Ok(Step::Chunk),
                         ChunkEvent::Done => {
+                            #[cfg(feature = "net")]
                             drain(&mut self.body, &mut self.buffer, until);
                             Ok(Step::End)
                         }
@@ -799,6 +818,7 @@ impl ChatStream {
             // come from.
             let buffer = &mut self.buffer;
             let read = match &mut self.body {
+                #[cfg(feature = "net")]
                 Body::Events(Source::Network(reply)) => reply.poll_body(buffer, until)?,
                 Body::Events(Source::Host) => match &mut self.host {
                     Some(host) => host.feed.read(buffer),
@@ -864,6 +884,7 @@ impl ChatStream {
 /// connection can go back to the pool; gives up past a small limit, or when
 /// the end does not come within [`DRAIN_WAIT`] (nor by the caller's
 /// deadline): the connection is then closed, not waited for.
+#[cfg(feature = "net")]
 fn drain(body: &mut Body, buffer: &mut [u8], until: Until) {
     let Body::Events(Source::Network(reply)) = body else {
         return;
@@ -934,6 +955,7 @@ impl std::iter::FusedIterator for ChatStream {}
 impl fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = match self.body {
+            #[cfg(feature = "net")]
             Body::Opening(_) => "opening",
             Body::AwaitingHead => "awaiting the host's head",
             Body::Json(..) => "JSON answer",

@@ -362,22 +362,33 @@ pub unsafe extern "C" fn modelapi_stream_fd(
     stream: *const ModelApiStream,
     out_wants_write: *mut c_int,
 ) -> c_int {
+    let (fd, wants_write) = socket_of(stream).unwrap_or((-1, false));
     if let Some(out) = out_wants_write.as_mut() {
-        *out = 0;
+        *out = c_int::from(wants_write);
     }
-    let mut fd = -1;
+    fd
+}
+
+/// The socket a stream waits on, and whether it waits to write.
+#[cfg(feature = "net")]
+unsafe fn socket_of(stream: *const ModelApiStream) -> Option<(c_int, bool)> {
+    let mut socket = None;
     guard_void(|| {
-        let Some(handle) = stream.as_ref() else {
-            return;
-        };
-        if let Some(waits) = handle.state().stream.waits_on() {
-            fd = waits.fd;
-            if let Some(out) = out_wants_write.as_mut() {
-                *out = c_int::from(waits.wants_write);
-            }
+        if let Some(handle) = stream.as_ref() {
+            socket = handle
+                .state()
+                .stream
+                .waits_on()
+                .map(|waits| (waits.fd, waits.wants_write));
         }
     });
-    fd
+    socket
+}
+
+/// A build without the network waits on no socket, ever.
+#[cfg(not(feature = "net"))]
+unsafe fn socket_of(_: *const ModelApiStream) -> Option<(c_int, bool)> {
+    None
 }
 
 /// The longest the host may wait (on `modelapi_stream_fd`'s socket, or
@@ -387,7 +398,8 @@ pub unsafe extern "C" fn modelapi_stream_fd(
 /// time until a retry's backoff ends, the next connection attempt is due
 /// (an address that has not answered within 250 ms; at most 100 ms while
 /// attempts race, as the descriptor is only the newest one's), or the
-/// stream's timeout would expire; -1 once the stream is over (or for a NULL stream). Use it as the timeout
+/// stream's timeout would expire; -1 once the stream is over (or for a NULL stream),
+/// and on a detached stream that has nothing to do until the host feeds it. Use it as the timeout
 /// of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
 /// does never misses a timeout and never spins through a backoff.
 ///

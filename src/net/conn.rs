@@ -3,7 +3,9 @@
 //! `WouldBlock` for the rest; the caller waits with [`Conn::wait`] (or on
 //! the descriptor itself) and calls again.
 
-use std::io::{self, Read, Write};
+#[cfg(feature = "tls")]
+use std::io::Write;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;

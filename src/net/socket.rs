@@ -2,7 +2,9 @@
 //! background, writes that never raise SIGPIPE, and a wait for readiness
 //! with a deadline (poll(2)).
 
-use std::io::{self, IoSlice};
+use std::io;
+#[cfg(feature = "tls")]
+use std::io::IoSlice;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
@@ -52,8 +54,10 @@ pub(crate) fn send(tcp: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
 /// The socket as an [`io::Write`] that never raises SIGPIPE, for rustls'
 /// `write_tls`, which writes vectored: `writev` on the socket itself could
 /// not carry the flag, `sendmsg` does.
+#[cfg(feature = "tls")]
 pub(crate) struct Sender<'a>(pub(crate) &'a TcpStream);
 
+#[cfg(feature = "tls")]
 impl io::Write for Sender<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         send(self.0, bytes)

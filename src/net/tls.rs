@@ -10,7 +10,12 @@ use crate::Error;
 #[cfg(feature = "tls")]
 pub(crate) type TlsConfig = Arc<rustls::ClientConfig>;
 #[cfg(not(feature = "tls"))]
-pub(crate) type TlsConfig = ();
+pub(crate) type TlsConfig = NoTls;
+
+/// The TLS settings of a build without TLS: none.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+pub(crate) struct NoTls;
 
 /// The settings for verifying servers against the CAs of `ca_pem`, or the
 /// webpki roots when there is none.
@@ -37,7 +42,9 @@ pub(crate) fn config(ca_pem: Option<&[u8]>) -> TlsConfig {
 }
 
 #[cfg(not(feature = "tls"))]
-pub(crate) fn config(_: Option<&[u8]>) -> TlsConfig {}
+pub(crate) fn config(_: Option<&[u8]>) -> TlsConfig {
+    NoTls
+}
 
 #[cfg(feature = "tls")]
 fn certificates(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
