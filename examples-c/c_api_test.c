@@ -1414,13 +1414,15 @@ static void nonblocking_checks(ModelApi *ok, ModelApi *unauthorized, ModelApi *l
     modelapi_stream_free(stream);
 
     /* "long" (chunks 10 ms apart): PENDING between them, waiting on the
-       socket, which the stream names while it waits. */
+       socket, which the stream names while it waits. How many PENDINGs
+       depends on the machine's load (under valgrind on a busy machine the
+       chunks pile up between polls): at least one. */
     stream = NULL;
     status = modelapi_stream_start(long_api, JSON, NULL, NULL, &stream);
     if (status == MODELAPI_OK) {
         poll_to_end(stream, &run, 10);
         check(run.status == MODELAPI_OK && strcmp(run.text, "xxxxxxxxxx") == 0 &&
-                  run.bad[0] == '\0' && run.pending >= 5 && run.waits == run.pending &&
+                  run.bad[0] == '\0' && run.pending >= 1 && run.waits == run.pending &&
                   run.longest_poll < 0.5,
               "stream_poll on \"long\": 10 chunks, PENDING between them, each time with a "
               "socket to wait on; no poll blocks",

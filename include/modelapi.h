@@ -293,6 +293,55 @@ struct ModelApi *modelapi_from_env(void);
 enum ModelApiStatus modelapi_set_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
 
 /**
+ * Sets the first-token deadline: the longest wait from sending a request
+ * to its first event (content, reasoning, tool call or refusal); SSE
+ * comments, keep-alive bytes and role-only or empty deltas do not count.
+ * 0 (the default) turns it off. Past it the attempt fails with
+ * `MODELAPI_TIMEOUT`, or the next endpoint (`modelapi_add_fallback`) is
+ * tried. A `complete` call has no first token: the deadline bounds its
+ * wait for the response head. Call before sharing the client between
+ * threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread.
+ */
+enum ModelApiStatus modelapi_set_first_token_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+
+/**
+ * Adds an endpoint after the client's own (and after earlier fallbacks),
+ * tried when the current one fails before any event was handed out:
+ * connect or TLS failure, 5xx or 429 after its retries, a timeout (the
+ * first-token deadline among them). Never after an event was handed out.
+ * `api_key` (may be NULL) goes only to this endpoint; the client's key and
+ * credential headers never go there. The other settings (timeout, retries,
+ * CA file, proxy, resolve, trace) are the client's. Strings are copied.
+ * Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread; the
+ * strings are NULL or NUL-terminated.
+ */
+enum ModelApiStatus modelapi_add_fallback(struct ModelApi *api,
+                                          const char *api_base,
+                                          const char *model,
+                                          const char *api_key);
+
+/**
+ * Sets the hedge delay: when the current endpoint has not produced its
+ * first event after `hedge_ms`, the next one (`modelapi_add_fallback`) is
+ * started too; the first to produce an event serves the stream and the
+ * other is cancelled at once (its connection closed). 0 (the default)
+ * turns it off. No thread: both advance in the same waits and polls
+ * (`modelapi_stream_fd` gives one socket, and `modelapi_stream_wake_ms`
+ * is at most 10 ms while two race, so the other is looked at too).
+ * Streams only. Call before sharing the client between threads.
+ *
+ * # Safety
+ * `api` is NULL or a live client not in use by another thread.
+ */
+enum ModelApiStatus modelapi_set_hedge_ms(struct ModelApi *api, uint64_t hedge_ms);
+
+/**
  * Sets how many times a failed request is sent again (default 2): after
  * connection failures and statuses 408, 409, 429 and 5xx, never once a
  * response has begun. Call before sharing the client between threads.
@@ -748,6 +797,25 @@ const char *modelapi_stream_model(struct ModelApiStream *stream);
 const char *modelapi_stream_request_id(struct ModelApiStream *stream);
 
 /**
+ * The api_base of the endpoint that served the stream (the client's own
+ * or a fallback's, as given), or NULL until one has produced its first
+ * event. Valid until the stream is freed.
+ *
+ * # Safety
+ * As `modelapi_stream_finish_reason`.
+ */
+const char *modelapi_stream_endpoint(struct ModelApiStream *stream);
+
+/**
+ * The milliseconds from the stream's start to its first event, or -1
+ * before it (and when `stream` is NULL).
+ *
+ * # Safety
+ * `stream` is NULL or a live stream used by this thread only.
+ */
+int64_t modelapi_stream_first_event_ms(struct ModelApiStream *stream);
+
+/**
  * The token counts of the stream, when the server sent them (e.g. with
  * `"stream_options": {"include_usage": true}` in a `_json` request, after
  * the last chunk): returns 1 and fills the non-NULL out pointers; returns
@@ -795,7 +863,10 @@ enum ModelApiStatus modelapi_stream_poll(struct ModelApiStream *stream,
  * after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
  * it, and ask again after each poll (a retry, a redirect, or a connect
  * that tries the server's next address changes it: while attempts to
- * several addresses race, it is the newest attempt's).
+ * several addresses race, it is the newest attempt's; while a hedge races
+ * two endpoints (`modelapi_set_hedge_ms`), it is the hedge's, and
+ * `modelapi_stream_wake_ms` is at most 10 ms so that the other endpoint
+ * is looked at too; a fallback changes it).
  * The stream may hold events it has already read, so after a wake-up poll
  * until `MODELAPI_PENDING` before waiting again.
  *
@@ -813,9 +884,12 @@ int modelapi_stream_fd(const struct ModelApiStream *stream,
  * has something to do now (events already read, canned replies), else the
  * time until a retry's backoff ends, the next connection attempt is due
  * (an address that has not answered within 250 ms; at most 100 ms while
- * attempts race, as the descriptor is only the newest one's), or the
- * stream's timeout would expire; -1 once the stream is over (or for a NULL stream),
- * and on a detached stream that has nothing to do until the host feeds it. Use it as the timeout
+ * attempts race, as the descriptor is only the newest one's), a hedge is
+ * due or a first-token deadline passes (`modelapi_set_hedge_ms`,
+ * `modelapi_set_first_token_timeout_ms`; at most 10 ms while two
+ * endpoints race), or the stream's timeout would expire; -1 once the
+ * stream is over (or for a NULL stream), and on a detached stream that
+ * has nothing to do until the host feeds it. Use it as the timeout
  * of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
  * does never misses a timeout and never spins through a backoff.
  *

@@ -49,6 +49,20 @@
  *   // error throws, as everywhere. A host with its own poll/select/epoll
  *   // waits on stream.waits_on()->fd between polls.
  *
+ * A host that must use its own HTTP stack (an engine's, a browser's fetch,
+ * a console SDK) opens a detached stream, sends its request and feeds it
+ * the answer; the stream is read as any other, best with poll():
+ *
+ *   modelapi::Stream stream = client.stream_detached(messages); // no connection
+ *   send_post(stream.request_url(), stream.request_headers(),
+ *             stream.request_body());                          // the host's HTTP
+ *   // as the answer arrives:
+ *   stream.feed_head(status, content_type);                    // once, first
+ *   stream.feed(bytes);                                        // each piece
+ *   while ((polled = stream.poll(event)) == modelapi::PollResult::event) { ... }
+ *   // pending: it needs more bytes; at the end of the body:
+ *   stream.feed_end();                                         // then poll to done
+ *
  * A request with tools, images, tool results or parameters is built with a
  * Request, never by writing JSON; embeddings and the model list sit beside
  * the chat calls:
@@ -103,7 +117,9 @@
  *   the loop); on a temporary (client.stream_json(...).events()) the range
  *   takes the Stream over, so a range-for directly over it is safe.
  * - The metadata of a Stream (finish_reason(), id(), model(),
- *   request_id()) stays valid until the Stream is destroyed.
+ *   request_id()) stays valid until the Stream is destroyed, and so do the
+ *   request of a detached Stream (request_url(), request_headers()' views,
+ *   request_body()). Bytes given to feed() are copied.
  * - A Stream does not borrow its Client: it stays valid after the Client is
  *   destroyed. A Stream opened with a Cancel uses it until the Stream is
  *   destroyed, so the Cancel must outlive the Stream.
@@ -136,9 +152,10 @@
  *   that returns false is not an error: stream() then returns false,
  *   stream_events() an empty string.
  * - Calls given a Cancel send the messages as JSON (modelapi_*_with); the
- *   others use the message arrays of the C API (stream_events() and
- *   stream_start() always send JSON: modelapi_stream_events,
- *   modelapi_stream_start). They all send the same request.
+ *   others use the message arrays of the C API (stream_events(),
+ *   stream_start() and stream_detached() always send JSON:
+ *   modelapi_stream_events, modelapi_stream_start, modelapi_stream_detached).
+ *   They all send the same request.
  */
 
 #ifndef MODELAPI_HPP
@@ -234,6 +251,11 @@ public:
 
     /* Whether a Cancel or Stream::cancel() stopped the call. */
     bool cancelled() const noexcept { return status_ == MODELAPI_ABORTED; }
+
+    /* Whether a blocking read of a detached Stream (Client::stream_detached)
+       needs bytes the host has not fed yet (MODELAPI_PENDING): not a
+       failure, the stream goes on; feed more and read again. */
+    bool pending() const noexcept { return status_ == MODELAPI_PENDING; }
 
 private:
     ModelApiStatus status_;
@@ -986,6 +1008,90 @@ public:
         return waits;
     }
 
+    /* ---- detached streams (Client::stream_detached): the host carries
+       the bytes ---------------------------------------------------------
+
+       The request to send: POST request_body() to request_url() with
+       request_headers(): the JSON content type, Accept, the User-Agent,
+       Authorization with the key (send them to this URL only) and the
+       client's own headers; Host and Content-Length are the host's HTTP
+       stack's to write. The views belong to the Stream (valid until it is
+       destroyed; moving the Stream keeps them). On a Stream that is not
+       detached they throw Error (MODELAPI_INVALID_ARGUMENT).
+
+       The answer, fed as it arrives: feed_head() once (the final status,
+       not a 1xx, and the Content-Type, std::nullopt if none), then feed()
+       with the body's pieces (transfer framing and content encoding
+       removed) of any size, split anywhere, then feed_end(). A non-2xx
+       status makes the body an error answer: the reads throw Error
+       (MODELAPI_HTTP_ERROR, http_status(), the server's message) once it
+       has ended. Out of order, or on a Stream that is not detached: Error
+       (MODELAPI_INVALID_ARGUMENT), and nothing changes.
+
+       Reading: an event is readable as soon as the bytes that complete it
+       are fed. poll() returns PollResult::pending while it needs bytes not
+       fed yet (poll with no wait: no byte arrives while it waits). The
+       blocking reads (range-for, next(), next_event(), events()) cannot
+       wait for the host: they throw Error with status MODELAPI_PENDING
+       (Error::pending()) instead, and the stream goes on: feed more, then
+       read again (a range-for is left by the exception; a new begin() goes
+       on with the next piece). After feed_end() no read is pending: a
+       stream with neither [DONE] nor a finish_reason throws
+       MODELAPI_TRANSPORT_ERROR (cut short). waits_on() is std::nullopt:
+       timeouts, retries and redirects are the host's. With canned replies
+       the events are there at once, and what is fed is ignored. */
+
+    /* Whether the Stream is detached (its request is the host's to send). */
+    bool detached() const noexcept { return modelapi_stream_request_url(stream_) != nullptr; }
+
+    std::string_view request_url() const
+    {
+        const char *url = modelapi_stream_request_url(stream_);
+        if (url == nullptr) {
+            throw Error(MODELAPI_INVALID_ARGUMENT,
+                        "this stream is not detached: the library carries its bytes "
+                        "(open one with Client::stream_detached)");
+        }
+        return url;
+    }
+    /* The headers as (name, value) pairs, in the order to send them. */
+    std::vector<std::pair<std::string_view, std::string_view>> request_headers() const
+    {
+        request_url();  // throws on a Stream that is not detached
+        const std::size_t count = modelapi_stream_request_header_count(stream_);
+        std::vector<std::pair<std::string_view, std::string_view>> headers;
+        headers.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            const char *name = nullptr;
+            const char *value = nullptr;
+            detail::check(modelapi_stream_request_header(stream_, i, &name, &value));
+            headers.emplace_back(name, value);
+        }
+        return headers;
+    }
+    /* The JSON body (followed by a NUL that the view does not count). */
+    std::string_view request_body() const
+    {
+        const char *body = nullptr;
+        std::size_t len = 0;
+        detail::check(modelapi_stream_request_body(stream_, &body, &len));
+        return std::string_view(body, len);
+    }
+
+    void feed_head(int http_status,
+                   std::optional<std::string_view> content_type = std::nullopt)
+    {
+        const detail::OptionalText type(content_type);
+        detail::check(modelapi_stream_feed_head(stream_, http_status, type.c_str()));
+    }
+    /* The bytes are copied. */
+    void feed(const char *bytes, std::size_t len)
+    {
+        detail::check(modelapi_stream_feed(stream_, bytes, len));
+    }
+    void feed(std::string_view bytes) { feed(bytes.data(), bytes.size()); }
+    void feed_end() { detail::check(modelapi_stream_feed_end(stream_)); }
+
     /* The events as a single-pass range, for a range-for:
          for (const modelapi::Event &event : stream.events()) { ... }
        Its begin() reads the first event not read yet. On a Stream variable
@@ -1038,6 +1144,21 @@ public:
     std::optional<std::string_view> request_id() const
     {
         return detail::optional_view(modelapi_stream_request_id(stream_));
+    }
+    /* The api_base of the endpoint that served the stream (the client's
+       own or a fallback's), once one produced its first event. */
+    std::optional<std::string_view> endpoint() const
+    {
+        return detail::optional_view(modelapi_stream_endpoint(stream_));
+    }
+    /* The time from the stream's start to its first event, once it came. */
+    std::optional<std::chrono::milliseconds> first_event() const
+    {
+        const std::int64_t ms = modelapi_stream_first_event_ms(stream_);
+        if (ms < 0) {
+            return std::nullopt;
+        }
+        return std::chrono::milliseconds(ms);
     }
     /* When the server sent them: ask with
        "stream_options": {"include_usage": true} in a stream_json request. */
@@ -1371,6 +1492,40 @@ public:
         detail::check(modelapi_set_timeout_ms(api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
         return *this;
     }
+    /* The longest wait from sending a request to its first event (content,
+       reasoning, tool call or refusal; keep-alive comments and role-only
+       deltas do not count); zero (the default) turns it off. Past it the
+       attempt fails (MODELAPI_TIMEOUT) or the next fallback is tried. */
+    Client &first_token_timeout(std::chrono::milliseconds timeout)
+    {
+        const auto ms = timeout.count();
+        detail::check(modelapi_set_first_token_timeout_ms(
+            api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
+        return *this;
+    }
+    /* Adds an endpoint tried, in order, when the current one fails before
+       any event was handed out (connect or TLS failure, 5xx or 429 after
+       its retries, a timeout); api_key (empty: none) goes to it alone. */
+    Client &fallback(std::string_view api_base, std::string_view model,
+                     std::string_view api_key = std::string_view())
+    {
+        const std::string base(api_base);
+        const std::string name(model);
+        const std::string key(api_key);
+        detail::check(modelapi_add_fallback(api_, base.c_str(), name.c_str(),
+                                            key.empty() ? nullptr : key.c_str()));
+        return *this;
+    }
+    /* When the current endpoint has not produced its first event after
+       delay, the next fallback is started too; the first to produce an
+       event serves the stream, the other is closed at once. Zero (the
+       default) turns it off. */
+    Client &hedge(std::chrono::milliseconds delay)
+    {
+        const auto ms = delay.count();
+        detail::check(modelapi_set_hedge_ms(api_, ms > 0 ? static_cast<std::uint64_t>(ms) : 0));
+        return *this;
+    }
     /* How often a failed request is sent again (default 2). */
     Client &max_retries(std::uint32_t retries)
     {
@@ -1576,6 +1731,32 @@ public:
                                            std::optional<std::string_view> mock = std::nullopt) const
     {
         return start(request_json, cancel.get(), mock);
+    }
+
+    /* A detached Stream, returned at once: no connection is opened; the
+       Stream holds the request exactly as this client would send it
+       (Stream::request_url(), request_headers(), request_body()), for the
+       host's own HTTP stack to send, and is fed the answer
+       (Stream::feed_head(), feed(), feed_end()); see "detached streams" in
+       Stream. Bad arguments (e.g. bad JSON) throw here; HTTP errors come
+       from the reads, once fed. With canned replies (DEBUG_MOCK_RESPONSES)
+       the events are there at once. The messages are sent as JSON
+       (modelapi_stream_detached); stream_detached_json takes a request
+       object. */
+    [[nodiscard]] Stream stream_detached(const std::vector<Message> &messages,
+                                         std::optional<std::string_view> mock = std::nullopt) const
+    {
+        return stream_detached_json(to_json(messages), mock);
+    }
+    [[nodiscard]] Stream stream_detached_json(
+        std::string_view request_json, std::optional<std::string_view> mock = std::nullopt) const
+    {
+        const std::string request(request_json);
+        const detail::OptionalText mock_text(mock);
+        ModelApiStream *stream = nullptr;
+        detail::check(
+            modelapi_stream_detached(api_, request.c_str(), mock_text.c_str(), &stream));
+        return Stream(stream);
     }
 
     /* A streamed completion handed to on_chunk, chunk by chunk, on this

@@ -23,6 +23,11 @@ pub struct StreamMetadata {
     pub usage: Option<Usage>,
     /// The `x-request-id` response header, when there was one.
     pub request_id: Option<String>,
+    /// The `api_base` of the endpoint that served the stream (the
+    /// client's own or a fallback's), once one produced its first event.
+    pub endpoint: Option<String>,
+    /// The time from the stream's start to its first event, once it came.
+    pub first_event: Option<std::time::Duration>,
 }
 
 /// The answer assembled from the chunks read so far.

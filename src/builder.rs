@@ -16,12 +16,13 @@ use crate::client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
+use crate::endpoints::{fallback_route, Endpoint, Plan};
 use crate::mock::{self, CannedReplies};
 use crate::net::{self, Pool};
 use crate::proxy::Proxy;
 use crate::resolve::NameTable;
 use crate::route::Route;
-use crate::secrets::{parse_header, Secrets};
+use crate::secrets::{is_credential_header, parse_header, Secrets};
 use crate::trace::{Hook, Tracer};
 use crate::Error;
 use crate::{TraceHook, TraceLevel};
@@ -70,7 +71,7 @@ impl ModelApi {
     /// the C API's `modelapi_set_timeout_ms`).
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
         check_timeout(timeout)?;
-        self.route_mut().timeout = timeout;
+        self.each_route(|route| route.timeout = timeout);
         Ok(())
     }
 
@@ -79,11 +80,13 @@ impl ModelApi {
     /// `modelapi_set_ca_file`). See [`ModelApiBuilder::ca_file`].
     pub fn set_ca_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let pem = net::load_ca_file(path.as_ref())?;
-        let route = self.route_mut();
-        route.tls = net::tls_config(Some(&pem));
-        route.ca_pem = Some(pem);
-        // Connections made with the old trust are not reused.
-        route.pool.clear();
+        let tls = net::tls_config(Some(&pem));
+        self.each_route(|route| {
+            route.tls = tls.clone();
+            route.ca_pem = Some(Arc::clone(&pem));
+            // Connections made with the old trust are not reused.
+            route.pool.clear();
+        });
         Ok(())
     }
 
@@ -93,18 +96,85 @@ impl ModelApi {
         Arc::make_mut(&mut self.route)
     }
 
+    /// Changes every route: the client's own and its fallbacks'.
+    fn each_route(&mut self, mut change: impl FnMut(&mut Route)) {
+        change(self.route_mut());
+        for fallback in &mut Arc::make_mut(&mut self.plan).fallbacks {
+            change(Arc::make_mut(&mut fallback.route));
+        }
+    }
+
+    /// Scrubs `secrets` from every route's trace lines and errors.
+    fn set_secrets(&mut self, secrets: Secrets) {
+        let secrets = Arc::new(secrets);
+        self.each_route(|route| route.tracer = route.tracer.with_secrets(Arc::clone(&secrets)));
+    }
+
     /// Changes the number of retries (for use before the client is shared).
     pub fn set_max_retries(&mut self, max_retries: u32) {
-        self.route_mut().max_retries = max_retries;
+        self.each_route(|route| route.max_retries = max_retries);
     }
 
     /// Adds a header to every request (for use before the client is shared).
+    /// A credential header (see [`ModelApiBuilder::header`]) goes to the
+    /// client's own endpoint only, not to its fallbacks.
     pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), Error> {
         let header = parse_header(name, value)?;
-        let route = self.route_mut();
-        let secrets = route.tracer.secrets().with_header(&header);
-        route.tracer = route.tracer.with_secrets(Arc::new(secrets));
-        route.headers.push(header);
+        let secrets = self.route.tracer.secrets().with_header(&header);
+        self.set_secrets(secrets);
+        self.route_mut().headers.push(header.clone());
+        if !is_credential_header(header.0.as_str()) {
+            for fallback in &mut Arc::make_mut(&mut self.plan).fallbacks {
+                Arc::make_mut(&mut fallback.route)
+                    .headers
+                    .push(header.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the first-token deadline, or turns it off with `None` (for use
+    /// before the client is shared; the C API's
+    /// `modelapi_set_first_token_timeout_ms`). See
+    /// [`ModelApiBuilder::first_token_timeout`].
+    pub fn set_first_token_timeout(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let timeout = timeout.filter(|t| !t.is_zero());
+        if let Some(timeout) = timeout {
+            check_timeout(timeout)?;
+        }
+        Arc::make_mut(&mut self.plan).first_token = timeout;
+        Ok(())
+    }
+
+    /// Sets the hedge delay, or turns hedging off with `None` (for use
+    /// before the client is shared; the C API's `modelapi_set_hedge_ms`).
+    /// See [`ModelApiBuilder::hedge`].
+    pub fn set_hedge(&mut self, delay: Option<Duration>) -> Result<(), Error> {
+        let delay = delay.filter(|d| !d.is_zero());
+        if let Some(delay) = delay {
+            check_timeout(delay)?;
+        }
+        Arc::make_mut(&mut self.plan).hedge = delay;
+        Ok(())
+    }
+
+    /// Adds a fallback endpoint after the others (for use before the
+    /// client is shared; the C API's `modelapi_add_fallback`). See
+    /// [`ModelApiBuilder::fallback`].
+    pub fn add_fallback(
+        &mut self,
+        api_base: &str,
+        model: &str,
+        api_key: Option<&str>,
+    ) -> Result<(), Error> {
+        let fallback = fallback_endpoint(&self.route, api_base, model, api_key)?;
+        let secrets = self
+            .route
+            .tracer
+            .secrets()
+            .with_values(&key_secrets(api_key));
+        Arc::make_mut(&mut self.plan).fallbacks.push(fallback);
+        self.set_secrets(secrets);
         Ok(())
     }
 
@@ -116,15 +186,16 @@ impl ModelApi {
             .filter(|url| !url.trim().is_empty())
             .map(Proxy::parse)
             .transpose()?;
-        let route = self.route_mut();
         if let Some(proxy) = &proxy {
-            let secrets = route.tracer.secrets().with_values(&proxy.secrets);
-            route.tracer = route.tracer.with_secrets(Arc::new(secrets));
+            let secrets = self.route.tracer.secrets().with_values(&proxy.secrets);
+            self.set_secrets(secrets);
         }
-        route.proxy = proxy;
-        // Connections made another way are not reused.
-        route.pool.clear();
-        *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        self.each_route(|route| {
+            route.proxy = proxy.clone();
+            // Connections made another way are not reused.
+            route.pool.clear();
+            *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        });
         Ok(())
     }
 
@@ -137,12 +208,13 @@ impl ModelApi {
             Some(entry) => names.add(entry)?,
             None => names = NameTable::default(),
         }
-        let route = self.route_mut();
-        route.names = names;
-        // Connections made to other addresses are not reused, and the
-        // server's addresses are found again.
-        route.pool.clear();
-        *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        self.each_route(|route| {
+            route.names = names.clone();
+            // Connections made to other addresses are not reused, and the
+            // server's addresses are found again.
+            route.pool.clear();
+            *route.looked_up.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        });
         Ok(())
     }
 
@@ -173,8 +245,8 @@ impl ModelApi {
     /// client is shared; the C API's `modelapi_set_trace`). See
     /// [`ModelApiBuilder::trace`].
     pub fn set_trace(&mut self, hook: Option<TraceHook>) {
-        let route = self.route_mut();
-        route.tracer = route.tracer.with_hook(hook.map(Hook::from));
+        let hook: Option<Hook> = hook.map(Hook::from);
+        self.each_route(|route| route.tracer = route.tracer.with_hook(hook.clone()));
     }
 }
 
@@ -208,6 +280,10 @@ pub struct ModelApiBuilder {
     mock_replies: Option<Vec<Value>>,
     max_response_bytes: u64,
     max_event_bytes: usize,
+    /// `(api_base, model, api_key)` of each fallback endpoint.
+    fallbacks: Vec<(String, String, Option<String>)>,
+    first_token_timeout: Option<Duration>,
+    hedge: Option<Duration>,
 }
 
 impl ModelApiBuilder {
@@ -228,7 +304,64 @@ impl ModelApiBuilder {
             mock_replies: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            fallbacks: Vec::new(),
+            first_token_timeout: None,
+            hedge: None,
         }
+    }
+
+    /// The longest wait from sending a request to its first event (a
+    /// piece of content, reasoning, a tool call or a refusal); SSE
+    /// comments, keep-alive bytes and role-only or empty deltas do not
+    /// count, so a server that stalls while it keeps its connection busy
+    /// is still caught. Past it the attempt fails with [`Error::Timeout`],
+    /// or the next [`fallback`](Self::fallback) endpoint is tried. Off by
+    /// default. A `complete` call has no first token: the deadline bounds
+    /// its wait for the response head.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let api = modelapi::ModelApi::builder("small-model", "http://127.0.0.1:8080")
+    ///     .first_token_timeout(Duration::from_millis(1500))
+    ///     .fallback("http://127.0.0.1:4000", "backup-model", None)
+    ///     .hedge(Duration::from_millis(300))
+    ///     .build()?;
+    /// # Ok::<(), modelapi::Error>(())
+    /// ```
+    pub fn first_token_timeout(mut self, timeout: Duration) -> Self {
+        self.first_token_timeout = Some(timeout).filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Adds an endpoint after the client's own (and after earlier
+    /// fallbacks), tried when the current one fails before any event was
+    /// handed out: a connect or TLS failure, a 5xx or 429 after its
+    /// retries, a timeout (the [first-token
+    /// deadline](Self::first_token_timeout) among them). Never after an
+    /// event was handed out: no text comes twice. `api_key` goes to this
+    /// endpoint only (as the client's key goes to the client's endpoint
+    /// only); credential headers set with [`header`](Self::header) stay
+    /// with the client's endpoint, the other settings apply to all.
+    pub fn fallback(
+        mut self,
+        api_base: impl Into<String>,
+        model: impl Into<String>,
+        api_key: Option<String>,
+    ) -> Self {
+        self.fallbacks
+            .push((api_base.into(), model.into(), api_key));
+        self
+    }
+
+    /// When the current endpoint has not produced its first event after
+    /// `delay`, the next [`fallback`](Self::fallback) endpoint is started
+    /// too; the first of the two to produce an event serves the stream and
+    /// the other is cancelled at once (its connection closed, so its
+    /// server stops generating). No thread: both advance in the same waits
+    /// and polls. Off by default; streams only.
+    pub fn hedge(mut self, delay: Duration) -> Self {
+        self.hedge = Some(delay).filter(|d| !d.is_zero());
+        self
     }
 
     /// The API key, sent as `Authorization: Bearer <key>` to the configured
@@ -396,21 +529,14 @@ impl ModelApiBuilder {
         let endpoint = endpoint(&self.api_base)?;
         check_timeout(self.timeout)?;
         let api_key = self.api_key.filter(|k| !k.is_empty());
-        let authorization = match &api_key {
-            Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                    Error::InvalidArgument(
-                        "api_key holds characters not allowed in an HTTP header \
-                         (a line break or a control character?)"
-                            .into(),
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
+        let authorization = authorization(api_key.as_deref())?;
         let mut secrets = Secrets::new(api_key.as_deref());
+        for (_, _, key) in &self.fallbacks {
+            secrets = secrets.with_values(&key_secrets(key.as_deref()));
+        }
+        for timeout in [self.first_token_timeout, self.hedge].into_iter().flatten() {
+            check_timeout(timeout)?;
+        }
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
             let header = parse_header(name, value)?;
@@ -448,6 +574,7 @@ impl ModelApiBuilder {
             None => None,
         };
         let route = Route {
+            api_base: api_base_of(&self.api_base),
             endpoint_uri: endpoint.parse().expect("checked by endpoint()"),
             endpoint,
             authorization,
@@ -464,10 +591,20 @@ impl ModelApiBuilder {
             names,
             tracer: Tracer::new(self.trace, Arc::new(secrets)),
         };
+        let mut plan = Plan {
+            fallbacks: Vec::with_capacity(self.fallbacks.len()),
+            first_token: self.first_token_timeout,
+            hedge: self.hedge,
+        };
+        for (api_base, model, key) in &self.fallbacks {
+            let fallback = fallback_endpoint(&route, api_base, model, key.as_deref())?;
+            plan.fallbacks.push(fallback);
+        }
         Ok(ModelApi {
             model: self.model,
             api_key,
             route: Arc::new(route),
+            plan: Arc::new(plan),
             max_response_bytes: self.max_response_bytes,
             max_event_bytes: self.max_event_bytes.max(1),
             canned: CannedReplies::new(canned),
@@ -492,6 +629,58 @@ impl fmt::Debug for ModelApiBuilder {
             .field("trace", &self.trace.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// `Authorization: Bearer <key>` (marked sensitive) for a key, if any.
+fn authorization(api_key: Option<&str>) -> Result<Option<HeaderValue>, Error> {
+    let Some(key) = api_key.filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+        Error::InvalidArgument(
+            "api_key holds characters not allowed in an HTTP header \
+             (a line break or a control character?)"
+                .into(),
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
+}
+
+/// What of a key is scrubbed from trace lines and errors.
+fn key_secrets(api_key: Option<&str>) -> Vec<String> {
+    api_key
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .into_iter()
+        .collect()
+}
+
+/// A fallback endpoint with the settings of `like`, its own server and
+/// key (checked).
+fn fallback_endpoint(
+    like: &Route,
+    api_base: &str,
+    model: &str,
+    api_key: Option<&str>,
+) -> Result<Endpoint, Error> {
+    if model.trim().is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "the model of the fallback {} is empty: give the model's name",
+            api_base.trim()
+        )));
+    }
+    let mut route = fallback_route(like, endpoint(api_base)?, authorization(api_key)?);
+    route.api_base = api_base_of(api_base);
+    Ok(Endpoint {
+        model: model.to_string(),
+        route: Arc::new(route),
+    })
+}
+
+/// `api_base` as a stream tells which endpoint served it.
+fn api_base_of(api_base: &str) -> String {
+    api_base.trim().trim_end_matches('/').to_string()
 }
 
 /// `POST` URL of the chat completions endpoint for `api_base`.

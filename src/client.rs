@@ -15,9 +15,14 @@ use serde_json::{Map, Value};
 use crate::answer::StreamMetadata;
 use crate::cancel::CancelToken;
 use crate::detached::HostRequest;
+use crate::endpoints::{Payload, Plan};
 use crate::error::truncate;
 use crate::event::StreamEvent;
+#[cfg(feature = "net")]
+use crate::failover::{Failover, Sequential};
 use crate::mock::CannedReplies;
+#[cfg(feature = "net")]
+use crate::race::Race;
 #[cfg(feature = "net")]
 use crate::request::Request;
 use crate::route::Route;
@@ -62,6 +67,8 @@ pub struct ModelApi {
     pub(crate) api_key: Option<String>,
     /// Where requests go and how; shared with the requests under way.
     pub(crate) route: Arc<Route>,
+    /// The fallback endpoints, the first-token deadline and the hedge.
+    pub(crate) plan: Arc<Plan>,
     pub(crate) max_response_bytes: u64,
     pub(crate) max_event_bytes: usize,
     pub(crate) canned: CannedReplies,
@@ -117,7 +124,7 @@ impl ModelApi {
     /// [`request_body`](Self::request_body).
     fn run_complete(
         &self,
-        body: Result<Vec<u8>, Error>,
+        body: Result<Payload, Error>,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
         self.ensure_open()?;
@@ -138,20 +145,15 @@ impl ModelApi {
     #[cfg(feature = "net")]
     fn complete_over_network(
         &self,
-        body: Vec<u8>,
+        body: Payload,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
         let started = std::time::Instant::now();
-        let mut request = Request::new(
-            Arc::clone(&self.route),
-            body,
-            "application/json",
-            cancel.clone(),
-        );
+        let mut requests = Sequential::new(self.failover(body, "application/json", cancel));
         let mut answer = || {
-            let mut reply = loop {
-                if let Some(reply) = request.poll(Until::Forever)? {
-                    break reply;
+            let (mut reply, _) = loop {
+                if let Some(served) = requests.poll(Until::Forever)? {
+                    break served;
                 }
             };
             let mut bytes = Vec::new();
@@ -307,7 +309,7 @@ impl ModelApi {
     /// [`run_complete`](Self::run_complete)): `opening` says how far.
     fn run_stream(
         &self,
-        body: Result<Vec<u8>, Error>,
+        body: Result<Payload, Error>,
         cancel: &CancelToken,
         opening: Opening,
     ) -> Result<ChatStream, Error> {
@@ -321,8 +323,8 @@ impl ModelApi {
                 Level::Debug,
                 "a canned reply answers (no network)"
             );
-            let request =
-                matches!(opening, Opening::Detached).then(|| self.host_request(body.clone()));
+            let request = matches!(opening, Opening::Detached)
+                .then(|| self.host_request(body.clone().into_bytes()));
             let stream = match self.canned.stream(&self.model, body.len(), &reply) {
                 Ok(stream) => stream,
                 // A canned server error, like a server's, comes from the
@@ -343,7 +345,7 @@ impl ModelApi {
                 body.len()
             );
             ChatStream::detached(
-                self.host_request(body),
+                self.host_request(body.into_bytes()),
                 self.max_event_bytes,
                 self.max_response_bytes,
             )
@@ -359,22 +361,33 @@ impl ModelApi {
     #[cfg(feature = "net")]
     fn stream_over_network(
         &self,
-        body: Vec<u8>,
+        body: Payload,
         cancel: &CancelToken,
         opening: Opening,
     ) -> Result<ChatStream, Error> {
-        let request = Request::new(
-            Arc::clone(&self.route),
-            body,
-            "text/event-stream",
-            cancel.clone(),
-        );
-        let mut stream = ChatStream::starting(
-            request,
-            cancel.clone(),
-            self.max_event_bytes,
-            self.max_response_bytes,
-        );
+        let mut stream = if self.plan.fallbacks.is_empty() && self.plan.first_token.is_none() {
+            let request = Request::new(
+                Arc::clone(&self.route),
+                body.into_bytes(),
+                "text/event-stream",
+                cancel.clone(),
+            );
+            ChatStream::starting(
+                request,
+                cancel.clone(),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            )
+        } else {
+            // The endpoints race to the first event (see crate::race).
+            let failover = self.failover(body, "text/event-stream", cancel);
+            ChatStream::racing(
+                Race::new(failover, self.max_event_bytes),
+                cancel.clone(),
+                self.max_event_bytes,
+                self.max_response_bytes,
+            )
+        };
         if let Opening::Wait = opening {
             while !stream
                 .open(Until::Forever)
@@ -388,10 +401,22 @@ impl ModelApi {
         Ok(stream)
     }
 
+    /// The endpoints a call with `body` goes through.
+    #[cfg(feature = "net")]
+    fn failover(&self, body: Payload, accept: &'static str, cancel: &CancelToken) -> Failover {
+        Failover::new(
+            Arc::clone(&self.route),
+            Arc::clone(&self.plan),
+            body,
+            accept,
+            cancel.clone(),
+        )
+    }
+
     #[cfg(not(feature = "net"))]
     fn complete_over_network(
         &self,
-        _: Vec<u8>,
+        _: Payload,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
         Err(self.call_error(crate::net::no_network(), cancel))
@@ -400,7 +425,7 @@ impl ModelApi {
     #[cfg(not(feature = "net"))]
     fn stream_over_network(
         &self,
-        _: Vec<u8>,
+        _: Payload,
         cancel: &CancelToken,
         _: Opening,
     ) -> Result<ChatStream, Error> {
@@ -501,13 +526,14 @@ impl ModelApi {
         messages: &[M],
         mock_response: Option<&str>,
         stream: bool,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Payload, Error> {
         let unserializable = |e: serde_json::Error| {
             Error::InvalidArgument(format!("messages cannot be serialized: {e}"))
         };
         let mut body = Vec::with_capacity(256);
         body.extend_from_slice(b"{\"model\":");
         serde_json::to_writer(&mut body, &self.model).map_err(unserializable)?;
+        let model_end = body.len();
         body.extend_from_slice(b",\"messages\":");
         let start = body.len();
         serde_json::to_writer(&mut body, messages).map_err(unserializable)?;
@@ -526,7 +552,7 @@ impl ModelApi {
             serde_json::to_writer(&mut body, mock).map_err(unserializable)?;
         }
         body.push(b'}');
-        Ok(body)
+        Ok(Payload::new(body, model_end))
     }
 
     /// The JSON body of a request.
@@ -535,17 +561,27 @@ impl ModelApi {
         mut request: Map<String, Value>,
         mock_response: Option<&str>,
         stream: bool,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Payload, Error> {
         check_messages(request.get("messages"))?;
-        if !request.contains_key("model") {
-            request.insert("model".into(), Value::String(self.model.clone()));
-        }
+        let model = request
+            .remove("model")
+            .unwrap_or_else(|| Value::String(self.model.clone()));
         request.insert("stream".into(), Value::Bool(stream));
         if let Some(mock) = mock_response {
             request.insert("mock_response".into(), Value::String(mock.to_string()));
         }
-        serde_json::to_vec(&request)
-            .map_err(|e| Error::InvalidArgument(format!("the request cannot be serialized: {e}")))
+        let unserializable = |e: serde_json::Error| {
+            Error::InvalidArgument(format!("the request cannot be serialized: {e}"))
+        };
+        // `model` first, where a fallback endpoint puts its own.
+        let mut body = b"{\"model\":".to_vec();
+        serde_json::to_writer(&mut body, &model).map_err(unserializable)?;
+        let model_end = body.len();
+        body.push(b',');
+        // The rest of the object, without its `{` (it holds `messages`).
+        let rest = serde_json::to_vec(&request).map_err(unserializable)?;
+        body.extend_from_slice(&rest[1..]);
+        Ok(Payload::new(body, model_end))
     }
 }
 
@@ -727,6 +763,17 @@ impl fmt::Debug for ModelApi {
             .field("timeout", &self.route.timeout)
             .field("custom_ca", &self.route.ca_pem.is_some())
             .field("max_retries", &self.route.max_retries)
+            .field(
+                "fallbacks",
+                &self
+                    .plan
+                    .fallbacks
+                    .iter()
+                    .map(|f| (f.route.api_base.as_str(), f.model.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .field("first_token_timeout", &self.plan.first_token)
+            .field("hedge", &self.plan.hedge)
             .field("proxy", &self.route.proxy)
             .field("resolve", &self.route.names)
             .field("trace", &self.route.tracer)

@@ -17,6 +17,11 @@
 //!   to wait on. How it is built: see the design note of the `net` module
 //!   (`src/net/mod.rs`): one state machine serves blocking and polled
 //!   calls alike.
+//! - Staying responsive ([`ModelApiBuilder::first_token_timeout`],
+//!   [`ModelApiBuilder::fallback`], [`ModelApiBuilder::hedge`]): a
+//!   deadline on the first event, fallback endpoints (each with its own
+//!   key) tried before any event was handed out, and hedged requests that
+//!   race two endpoints to the first event, in the same thread.
 //! - [`ModelApi::embed`]: embeddings (`/v1/embeddings`), and
 //!   [`ModelApi::models`]: the model list (`/v1/models`).
 //! - [`ModelApi::close`]: releases the pooled keep-alive connections.
@@ -83,10 +88,15 @@ mod chunk;
 mod client;
 mod detached;
 mod embed;
+mod endpoints;
 mod error;
 mod event;
 mod exchange;
+#[cfg(feature = "net")]
+mod failover;
 pub mod ffi;
+#[cfg(feature = "net")]
+mod first_event;
 mod head;
 mod http;
 mod mock;
@@ -98,6 +108,8 @@ mod net;
 #[path = "offline.rs"]
 mod net;
 mod proxy;
+#[cfg(feature = "net")]
+mod race;
 mod redirect;
 #[cfg(feature = "net")]
 mod reply;

@@ -38,6 +38,11 @@ impl Reply {
         }
     }
 
+    /// The route the reply came by.
+    pub(crate) fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
+
     /// A response header, when it is text.
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         header(&self.head, name)

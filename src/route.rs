@@ -23,6 +23,8 @@ use crate::trace::Tracer;
 /// TLS, retries, and the pool of idle connections. Shared by a client and
 /// the requests and streams it has under way.
 pub(crate) struct Route {
+    /// The `api_base` it was made from, trimmed of trailing slashes.
+    pub(crate) api_base: String,
     pub(crate) endpoint: String,
     /// `endpoint`, parsed once.
     pub(crate) endpoint_uri: Uri,
@@ -59,6 +61,7 @@ impl Clone for Route {
     /// The same settings, with a pool of its own.
     fn clone(&self) -> Route {
         Route {
+            api_base: self.api_base.clone(),
             endpoint: self.endpoint.clone(),
             endpoint_uri: self.endpoint_uri.clone(),
             authorization: self.authorization.clone(),

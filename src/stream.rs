@@ -11,6 +11,7 @@ use std::io::{Cursor, Read};
 use std::ops::ControlFlow;
 #[cfg(feature = "net")]
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -24,9 +25,12 @@ use crate::head;
 #[cfg(feature = "net")]
 use crate::net::Interest;
 #[cfg(feature = "net")]
+use crate::race::Race;
+#[cfg(feature = "net")]
 use crate::reply::Reply;
 #[cfg(feature = "net")]
 use crate::request::Request;
+use crate::route::Route;
 use crate::sse::SseDecoder;
 use crate::trace::{trace, Level, Took, Tracer};
 use crate::types::ChatCompletion;
@@ -95,12 +99,19 @@ pub struct ChatStream {
     /// A detached stream: the request the host sends, and what it has fed
     /// of the answer.
     host: Option<Box<Detached>>,
+    /// The route of the endpoint that answers, for the metadata.
+    serving: Option<Arc<Route>>,
 }
 
 enum Body {
     /// The request is under way: the response head has not come yet.
     #[cfg(feature = "net")]
     Opening(Box<Request>),
+    /// Requests to the client's endpoint and its fallbacks are under way
+    /// (one, or two while hedging), until one produces the first event
+    /// (see [`crate::race`]).
+    #[cfg(feature = "net")]
+    Racing(Box<Race>),
     /// A detached stream whose host has not fed the answer's head yet.
     AwaitingHead,
     /// A plain JSON answer to the stream request, being read whole.
@@ -202,7 +213,22 @@ impl ChatStream {
             cancel: CancelToken::new(),
             then_error: None,
             host: None,
+            serving: None,
         }
+    }
+
+    /// A stream over the first of `race`'s attempts to produce an event.
+    #[cfg(feature = "net")]
+    pub(crate) fn racing(
+        race: Race,
+        cancel: CancelToken,
+        max_event_bytes: usize,
+        max_response_bytes: u64,
+    ) -> ChatStream {
+        let mut stream = ChatStream::new(Body::Racing(Box::new(race)), max_event_bytes);
+        stream.max_response_bytes = max_response_bytes;
+        stream.cancel = cancel;
+        stream
     }
 
     /// A detached stream: `request` is for the host to send, and the
@@ -528,6 +554,8 @@ impl ChatStream {
     #[cold]
     fn tell_first_event(&mut self) {
         self.first_event_told = true;
+        self.answer.meta.first_event = Some(self.started.elapsed());
+        self.answer.meta.endpoint = self.serving.as_ref().map(|r| r.api_base.clone());
         if let Some(tracer) = &self.tracer {
             trace!(
                 tracer,
@@ -620,6 +648,7 @@ impl ChatStream {
         }
         let (fd, interest) = match &self.body {
             Body::Opening(request) => request.waits_on()?,
+            Body::Racing(race) => race.waits_on()?,
             Body::Json(Source::Network(reply), _) | Body::Events(Source::Network(reply)) => {
                 reply.waits_on()?
             }
@@ -638,7 +667,10 @@ impl ChatStream {
     /// retry's backoff ends, the next connection attempt is due (an address
     /// that has not answered within 250 ms; at most 100 ms while attempts
     /// race, as [`waits_on`](Self::waits_on) gives only the newest one's
-    /// socket), or the stream's timeout would expire; `None`
+    /// socket), a hedge is due or a first-token deadline passes (at most
+    /// 10 ms while two endpoints race, for the same reason: see
+    /// [`ModelApiBuilder::hedge`](crate::ModelApiBuilder::hedge)), or the
+    /// stream's timeout would expire; `None`
     /// once the stream is over. A host that waits on the socket with this
     /// as its timeout never misses a timeout, nor spins through a backoff.
     /// A detached stream has no clock and no socket: `Some(ZERO)` when a
@@ -664,6 +696,8 @@ impl ChatStream {
         Some(match &self.body {
             #[cfg(feature = "net")]
             Body::Opening(request) => request.wake_in(),
+            #[cfg(feature = "net")]
+            Body::Racing(race) => race.wake_in()?,
             #[cfg(feature = "net")]
             Body::Json(Source::Network(reply), _) | Body::Events(Source::Network(reply)) => {
                 reply.wake_in()
@@ -695,11 +729,40 @@ impl ChatStream {
                         return Ok(false);
                     };
                     self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
+                    self.serving = Some(Arc::clone(reply.route()));
                     self.body = if reply.is_json() {
                         Body::Json(Source::Network(Box::new(reply)), Vec::new())
                     } else {
                         Body::Events(Source::Network(Box::new(reply)))
                     };
+                }
+                #[cfg(feature = "net")]
+                Body::Racing(race) => {
+                    let Some(winner) = race.poll(until)? else {
+                        return Ok(false);
+                    };
+                    let reply = winner.reply;
+                    self.answer.meta.request_id = reply.header("x-request-id").map(str::to_string);
+                    self.serving = Some(winner.route);
+                    if reply.is_json() {
+                        self.body = Body::Json(Source::Network(reply), Vec::new());
+                        continue;
+                    }
+                    self.body = Body::Events(Source::Network(reply));
+                    // The bytes the race read: the decoder reads them first.
+                    let read = winner.bytes;
+                    if read.len() > self.buffer.len() {
+                        let mut buffer = read;
+                        let end = buffer.len();
+                        buffer.resize(end.max(READ_BUFFER_BYTES), 0);
+                        self.buffer = buffer.into_boxed_slice();
+                        self.end = end;
+                    } else {
+                        self.buffer[..read.len()].copy_from_slice(&read);
+                        self.end = read.len();
+                    }
+                    self.start = 0;
+                    self.bytes += self.end as u64;
                 }
                 Body::AwaitingHead => {
                     let Some(head) = self.host.as_ref().and_then(|h| h.feed.fed_head()) else {
@@ -810,9 +873,12 @@ impl ChatStream {
             if !matches!(
                 self.body,
                 Body::Events(_) | Body::Memory(_) | Body::Released
-            ) && !self.open(until)?
-            {
-                return Ok(Step::Pending);
+            ) {
+                if !self.open(until)? {
+                    return Ok(Step::Pending);
+                }
+                // A race's winner brings the bytes it has read.
+                continue;
             }
             // The one place body bytes enter the decoder, wherever they
             // come from.
@@ -957,6 +1023,8 @@ impl fmt::Debug for ChatStream {
         let body = match self.body {
             #[cfg(feature = "net")]
             Body::Opening(_) => "opening",
+            #[cfg(feature = "net")]
+            Body::Racing(_) => "racing endpoints to the first event",
             Body::AwaitingHead => "awaiting the host's head",
             Body::Json(..) => "JSON answer",
             Body::Refused(..) => "error answer",

@@ -856,6 +856,18 @@ int use(const modelapi::Client &client, modelapi::Cancel &cancel)
     json += client.stream_events_json("[]", [](const modelapi::Event &) {}, std::string_view("m"));
     json += client.stream_events_json("[]", [](const modelapi::Event &) { return true; }, cancel);
     json += modelapi::json_string("a\"b");
+    modelapi::Stream detached = client.stream_detached(messages, "mock");
+    json += detached.request_url();
+    json += detached.request_body();
+    for (const auto &[name, value] : detached.request_headers()) {
+        n += static_cast<int>(name.size() + value.size());
+    }
+    detached.feed_head(200, "text/event-stream");
+    detached.feed("data: ");
+    detached.feed("[DONE]\n\n", 8);
+    detached.feed_end();
+    n += detached.detached() ? 1 : 0;
+    json += client.stream_detached_json("[]").request_url();
     n += static_cast<int>(json.size());
     modelapi::Completion answer = client.complete(messages, "mock");
     answer = client.complete(messages, cancel);
@@ -871,7 +883,7 @@ int main()
         modelapi::Cancel cancel;
         return use(client, cancel);
     } catch (const modelapi::Error &e) {
-        return e.status() == MODELAPI_OK || e.http_status() != 0;
+        return e.status() == MODELAPI_OK || e.http_status() != 0 || e.pending();
     }
 }
 "#;

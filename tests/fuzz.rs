@@ -18,6 +18,12 @@
 //!   chunk's shape, against reading each event alone, on runs of events that
 //!   repeat one chunk with other content and other skipped values (hostile
 //!   ones too) mixed with changed, finishing, usage and error events;
+//! - `detached_splits`: detached streams fed recorded answers (generated:
+//!   content, reasoning, interleaved tool calls, refusals, comments, usage,
+//!   error events, cut-off ends, CRLF, multi-byte UTF-8, plain JSON, HTTP
+//!   errors) whole and in random pieces (cut inside CRLFs and characters,
+//!   or a byte at a time), reading between pieces: the same events, end,
+//!   completion and metadata (at least 3000 answers a run);
 //! - `ffi_messages_json`: `modelapi_complete_json` / `modelapi_stream_open_json`
 //!   with canned replies (the only test here that changes the environment).
 //!
@@ -1448,6 +1454,313 @@ fn ffi_messages_json() {
     });
     unsafe { ffi::modelapi_close(api) };
     std::env::remove_var(modelapi::MOCK_ENV_VAR);
+}
+
+// ---------------------------------------------------------------------------
+// Detached streams: recorded answers fed whole and in random splits
+// ---------------------------------------------------------------------------
+
+/// A recorded answer as a host feeds it: status, `Content-Type`, body.
+struct Recorded {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+/// Texts with multi-byte UTF-8 (2, 3 and 4 bytes), escapes and line ends.
+const DETACHED_TEXTS: &[&str] = &[
+    "Hello",
+    " world",
+    "é",
+    "naïve café ",
+    "✓ done",
+    "🦀🦀",
+    "日本語のテキスト",
+    "a\nb",
+    "tab\there \"quoted\" \\ back",
+    "",
+    " ",
+    "\u{1F600} smile",
+];
+
+/// One `chat.completion.chunk` event of choice 0 with `delta`.
+fn detached_chunk(rng: &mut Rng, delta: Value, finish: Option<&str>) -> String {
+    let mut chunk = json!({
+        "id": "chatcmpl-rec", "object": "chat.completion.chunk", "created": 1700000003,
+        "model": "rec-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    if rng.one_in(3) {
+        chunk["system_fingerprint"] = json!("fp_rec");
+    }
+    if rng.one_in(4) {
+        chunk["choices"][0]["logprobs"] = Value::Null;
+    }
+    let event = format!("data: {chunk}\n\n");
+    if rng.one_in(4) {
+        // Its JSON on two `data:` lines (joined by a line end, which JSON
+        // takes as a space).
+        return event.replacen(",\"", ",\ndata: \"", 1);
+    }
+    event
+}
+
+/// A realistic streamed answer: content, reasoning, interleaved parallel
+/// tool calls, refusals, comments, a usage chunk, an error event, an end
+/// that may be missing; LF or CRLF line ends.
+fn recorded_sse(rng: &mut Rng) -> Vec<u8> {
+    let mut out = String::new();
+    if rng.one_in(2) {
+        out.push_str(": keep-alive\n\n");
+    }
+    out.push_str(&detached_chunk(
+        rng,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    ));
+    let mut calls = 0;
+    for _ in 0..1 + rng.below(12) {
+        let text = rng.pick(DETACHED_TEXTS);
+        let delta = match rng.below(9) {
+            0..=2 => json!({"content": text}),
+            3 => json!({"reasoning_content": text}),
+            4 => json!({"reasoning": text}),
+            5 => json!({"refusal": text}),
+            6 if calls < 3 => {
+                calls += 1;
+                json!({"tool_calls": [{"index": calls - 1, "id": format!("call_{calls}"),
+                    "type": "function", "function": {"name": format!("f{calls}"), "arguments": ""}}]})
+            }
+            6 | 7 if calls > 0 => {
+                json!({"tool_calls": [{"index": rng.below(calls),
+                    "function": {"arguments": format!("{{\"k\":\"{text}\"}}")}}]})
+            }
+            _ => {
+                out.push_str(rng.pick(&[": ping\n\n", ":\n\n", "event: message\n"]));
+                json!({"content": text})
+            }
+        };
+        out.push_str(&detached_chunk(rng, delta, None));
+    }
+    match rng.below(8) {
+        0 => out.push_str(
+            "data: {\"error\":{\"message\":\"model overloaded é\",\"type\":\"server_error\"}}\n\n",
+        ),
+        1 => out.push_str("event: error\ndata: {\"message\":\"upstream failed\"}\n\n"),
+        2 => {} // cut off: no finish, no [DONE]
+        _ => {
+            let reason = rng.pick(&["stop", "length", "tool_calls", "content_filter"]);
+            out.push_str(&detached_chunk(rng, json!({}), Some(reason)));
+            if rng.one_in(2) {
+                out.push_str(&format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-rec", "object": "chat.completion.chunk",
+                        "created": 1700000003, "model": "rec-model", "choices": [],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}})
+                ));
+            }
+            if !rng.one_in(4) {
+                out.push_str("data: [DONE]\n\n");
+            }
+        }
+    }
+    let mut body = if rng.one_in(3) {
+        out.replace('\n', "\r\n").into_bytes()
+    } else {
+        out.into_bytes()
+    };
+    // Sometimes cut in the middle (a transfer that failed).
+    if rng.one_in(8) {
+        body.truncate(rng.below(body.len() + 1));
+    }
+    body
+}
+
+/// A plain `chat.completion` answer to the stream request.
+fn recorded_json(rng: &mut Rng) -> Vec<u8> {
+    let mut message = json!({"role": "assistant", "content": rng.pick(DETACHED_TEXTS)});
+    if rng.one_in(2) {
+        message["reasoning_content"] = json!(rng.pick(DETACHED_TEXTS));
+    }
+    if rng.one_in(2) {
+        message["tool_calls"] = json!([{"id": "call_j", "type": "function",
+            "function": {"name": "get", "arguments": "{\"q\":\"é🦀\"}"}}]);
+    }
+    json!({"id": "chatcmpl-json", "object": "chat.completion", "created": 1700000004,
+        "model": "rec-model", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
+    .to_string()
+    .into_bytes()
+}
+
+fn recorded(rng: &mut Rng) -> Recorded {
+    match rng.below(10) {
+        0 => Recorded {
+            status: 200,
+            content_type: "application/json",
+            body: recorded_json(rng),
+        },
+        1 => Recorded {
+            status: rng.pick(&[400, 401, 429, 500, 503]),
+            content_type: "application/json",
+            body: br#"{"error":{"message":"nope \u00e9 \ud83e\udd80","type":"x","code":"c"}}"#
+                .to_vec(),
+        },
+        _ => Recorded {
+            status: 200,
+            content_type: "text/event-stream",
+            body: recorded_sse(rng),
+        },
+    }
+}
+
+/// Cut points: random ones, and some just after a `\r` (inside CRLF) or
+/// inside a multi-byte character.
+fn detached_cuts(rng: &mut Rng, body: &[u8]) -> Vec<usize> {
+    let tricky: Vec<usize> = (1..body.len())
+        .filter(|&i| body[i - 1] == b'\r' || (body[i] & 0xC0) == 0x80)
+        .collect();
+    let mut cuts: Vec<usize> = (0..rng.below(body.len().min(64) + 1))
+        .map(|_| rng.below(body.len() + 1))
+        .collect();
+    if !tricky.is_empty() {
+        cuts.extend((0..1 + rng.below(16)).map(|_| tricky[rng.below(tricky.len())]));
+    }
+    if rng.one_in(8) {
+        cuts = (0..=body.len()).collect(); // a byte at a time
+    }
+    cuts.sort_unstable();
+    cuts
+}
+
+/// An event of a detached stream as text (kind, text, tool fields).
+fn detached_line(event: modelapi::StreamEvent<'_>) -> String {
+    use modelapi::StreamEvent::*;
+    match event {
+        Content(t) => format!("content {t:?}"),
+        Reasoning(t) => format!("reasoning {t:?}"),
+        Refusal(t) => format!("refusal {t:?}"),
+        ToolCall {
+            index,
+            id,
+            name,
+            arguments,
+        } => format!("tool {index} {id:?} {name:?} {arguments:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What a read of a detached stream showed: its events, its end (error or
+/// clean, and whether finished) and its assembled answer.
+#[derive(Debug, PartialEq)]
+struct DetachedRead {
+    events: Vec<String>,
+    end: String,
+    finished: bool,
+    completion: String,
+    metadata: String,
+}
+
+/// Reads every event ready now: `Some(end)` once the stream ended.
+fn read_ready(stream: &mut modelapi::ChatStream, events: &mut Vec<String>) -> Option<String> {
+    for _ in 0..1_000_000 {
+        match stream.poll_event(Duration::ZERO) {
+            std::task::Poll::Pending => return None,
+            std::task::Poll::Ready(Some(Ok(event))) => events.push(detached_line(event)),
+            std::task::Poll::Ready(Some(Err(error))) => return Some(format!("{error:?}")),
+            std::task::Poll::Ready(None) => return Some("end".into()),
+        }
+    }
+    panic!("more than a million events");
+}
+
+/// Feeds `answer` in `pieces`, reading what is ready after each.
+fn feed_detached(api: &modelapi::ModelApi, answer: &Recorded, pieces: &[&[u8]]) -> DetachedRead {
+    let mut stream = api
+        .stream_detached(&[json!({"role": "user", "content": "hi"})], None)
+        .expect("a detached stream");
+    let mut events = Vec::new();
+    let mut end = read_ready(&mut stream, &mut events);
+    assert_eq!(end, None, "nothing fed, nothing read");
+    stream
+        .feed_head(answer.status, Some(answer.content_type))
+        .expect("the head");
+    for piece in pieces {
+        if end.is_none() {
+            end = read_ready(&mut stream, &mut events);
+        }
+        stream.feed(piece).expect("a piece");
+    }
+    stream.feed_end().expect("the end");
+    if end.is_none() {
+        end = read_ready(&mut stream, &mut events);
+    }
+    let end = end.expect("the stream ends once its body has ended");
+    assert!(
+        matches!(
+            stream.poll_event(Duration::ZERO),
+            std::task::Poll::Ready(None)
+        ),
+        "nothing after the end"
+    );
+    DetachedRead {
+        events,
+        end,
+        finished: stream.is_finished(),
+        completion: stream.completion().raw_json().to_string(),
+        metadata: format!("{:?}", stream.metadata()),
+    }
+}
+
+#[test]
+fn detached_splits() {
+    let api = modelapi::ModelApi::builder("rec-model", "http://127.0.0.1:9")
+        .mock_responses(Vec::new())
+        .build()
+        .unwrap();
+    // At least this many answers whatever the time budget: thousands of
+    // seeds in every run.
+    const AT_LEAST: u64 = 3000;
+    let seed = fuzz_seed();
+    let budget = Duration::from_secs_f64(fuzz_seconds());
+    eprintln!("fuzz detached_splits: seed {seed:#x} (replay with MODELAPI_FUZZ_SEED={seed:#x})");
+    let mut rng = Rng::new(seed);
+    let mut outcomes = BTreeMap::<String, u64>::new();
+    let start = Instant::now();
+    let mut done = 0u64;
+    while done < MAX_ITERATIONS && (done < AT_LEAST || start.elapsed() < budget) {
+        let answer = recorded(&mut rng);
+        let whole = feed_detached(&api, &answer, &[&answer.body]);
+        let cuts = detached_cuts(&mut rng, &answer.body);
+        let pieces = pieces_at(&answer.body, &cuts);
+        let split = feed_detached(&api, &answer, &pieces);
+        assert_eq!(
+            split,
+            whole,
+            "iteration {done} (seed {seed:#x}): {} pieces at {cuts:?} of {} {} {:?}",
+            pieces.len(),
+            answer.status,
+            answer.content_type,
+            show(&answer.body)
+        );
+        let outcome = whole
+            .end
+            .split(['(', ' ', '{'])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        *outcomes.entry(outcome).or_default() += 1;
+        done += 1;
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "fuzz detached_splits: {done} answers in {secs:.1} s ({:.0}/s), seed {seed:#x}; {outcomes:?}",
+        done as f64 / secs
+    );
+    // The answers reach every kind of end.
+    for kind in ["end", "Http", "Server", "Transport"] {
+        assert!(outcomes.contains_key(kind), "no {kind} end in {outcomes:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------

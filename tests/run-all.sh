@@ -5,8 +5,8 @@
 #   bash tests/run-all.sh          (`make test` runs the same)
 #
 #   1. tests/tools.sh: the system packages the tests name (compilers, make,
-#      cmake, valgrind, python3's pip and venv, abigail-tools, pkg-config,
-#      LÖVE, Mono), when missing;
+#      cmake, valgrind, libcurl's headers, python3's pip and venv,
+#      abigail-tools, pkg-config, LÖVE, Mono), when missing;
 #   2. tests/llamacpp/install.sh: llama-server and a small model, into
 #      ~/.cache/modelapi (once);
 #   3. cargo test --no-fail-fast with the LiteLLM, llama.cpp and bindings

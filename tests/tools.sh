@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain: every system
-# package a test names (compilers, make, cmake, valgrind, python3 with pip
-# and venv, abigail-tools, pkg-config, LÖVE, Mono), and nothing that is
-# already there. tests/run-all.sh (the README's test command) runs it
+# package a test names (compilers, make, cmake, valgrind, libcurl's
+# headers, python3 with pip and venv, abigail-tools, pkg-config, LÖVE,
+# Mono), and nothing that is already there. tests/run-all.sh (the
+# README's test command) runs it
 # before the tests; run it alone to set a machine up:
 #
 #   bash tests/tools.sh            # check, and install what is missing
@@ -11,6 +12,9 @@
 # What needs what:
 #   cc, c++, make, valgrind     the C and C++ examples (tests/c_examples.rs,
 #                               tests/header.rs), under valgrind
+#   curl-config                 libcurl's headers (libcurl4-openssl-dev), for
+#                               the examples that carry their own bytes
+#                               (examples-c/own_transport*, tests/own_transport.rs)
 #   abidw, abidiff, nm          the ABI guard (tests/abi.rs): abigail-tools,
 #                               binutils
 #   pkg-config, cmake           the install tests (tests/install.rs), and
@@ -38,6 +42,7 @@ tools=(
   "g++ g++"
   "make make"
   "valgrind valgrind"
+  "curl-config libcurl4-openssl-dev"
   "abidw abigail-tools"
   "abidiff abigail-tools"
   "nm binutils"

@@ -218,6 +218,33 @@ namespace ModelApi
 
         public void SetMaxRetries(uint retries) { Check(Native.modelapi_set_max_retries(H, retries)); }
 
+        /// <summary>The longest wait from sending a request to its first
+        /// event (keep-alive comments and role-only deltas do not count);
+        /// TimeSpan.Zero turns it off. Past it the attempt fails
+        /// (Status.Timeout) or the next fallback is tried.</summary>
+        public void SetFirstTokenTimeout(TimeSpan timeout)
+        {
+            Check(Native.modelapi_set_first_token_timeout_ms(H, (ulong)timeout.TotalMilliseconds));
+        }
+
+        /// <summary>Adds an endpoint tried, in order, when the current one
+        /// fails before any event was handed out; apiKey (null: none) goes
+        /// to it alone.</summary>
+        public void AddFallback(string apiBase, string model, string apiKey)
+        {
+            Check(Native.modelapi_add_fallback(H, Utf8.ToNative(apiBase), Utf8.ToNative(model),
+                apiKey == null ? null : Utf8.ToNative(apiKey)));
+        }
+
+        /// <summary>When the current endpoint has not produced its first
+        /// event after delay, the next fallback starts too; the first to
+        /// produce an event serves, the other is closed. TimeSpan.Zero turns
+        /// it off.</summary>
+        public void SetHedge(TimeSpan delay)
+        {
+            Check(Native.modelapi_set_hedge_ms(H, (ulong)delay.TotalMilliseconds));
+        }
+
         public void SetHeader(string name, string value)
         {
             Check(Native.modelapi_set_header(H, Utf8.ToNative(name), Utf8.ToNative(value)));
@@ -365,6 +392,30 @@ namespace ModelApi
             }
             h.HoldToken(held);
             return new ChatStream(h);
+        }
+
+        /// <summary>A stream whose bytes the host carries (Unity's
+        /// UnityWebRequest, a console SDK's HTTP): the request is built as
+        /// the client would send it (ChatStream.RequestUrl, RequestHeaders,
+        /// RequestBody) and no connection is opened. Send it, feed what
+        /// comes back (FeedHead once, Feed as bytes arrive, e.g. from a
+        /// DownloadHandlerScript's ReceiveData, FeedEnd), and read events
+        /// with Poll: Status.Pending until the bytes an event needs have
+        /// been fed. Timeouts, retries and redirects are the host's.</summary>
+        public ChatStream StreamDetached(string messagesJson, string mockResponse = null)
+        {
+            StreamHandle h;
+            Status s = Native.modelapi_stream_detached(H, Utf8.ToNative(messagesJson),
+                Utf8.ToNative(mockResponse), out h);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+            return new ChatStream(h);
+        }
+
+        /// <summary>StreamDetached of these messages.</summary>
+        public ChatStream StreamDetached(IList<Message> messages)
+        {
+            return StreamDetached(Utf8.MessagesJson(messages));
         }
 
         /// <summary>StartStream of these messages.</summary>
@@ -517,11 +568,15 @@ namespace ModelApi
 
         /// <summary>The next event, blocking until it comes: true with the
         /// event, false at the end; throws ModelApiException on an
-        /// error (after which the stream is over).</summary>
+        /// error (after which the stream is over). On a detached stream
+        /// it cannot wait for the host: it throws with Status.Pending
+        /// (the stream goes on) when the bytes are not fed yet.</summary>
         public bool Next(out StreamEvent ev)
         {
             NativeEvent native;
             Status s = Native.modelapi_stream_next_event(H, out native);
+            if (s == Status.Pending)
+                throw ModelApiException.FromLastError(s);
             return Finish(s, ref native, out ev) == Status.Ok;
         }
 
@@ -579,6 +634,12 @@ namespace ModelApi
         public string Model { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_model(H)); } }
         /// <summary>The x-request-id header of the response, or null.</summary>
         public string RequestId { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_id(H)); } }
+        /// <summary>The api_base of the endpoint that served the stream (its
+        /// own or a fallback's), or null before the first event.</summary>
+        public string Endpoint { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_endpoint(H)); } }
+        /// <summary>The milliseconds from the start to the first event, or
+        /// -1 before it.</summary>
+        public long FirstEventMs { get { return Native.modelapi_stream_first_event_ms(H); } }
 
         /// <summary>The token counts, when the server sent them.</summary>
         public bool TryGetUsage(out ulong prompt, out ulong completion, out ulong total)
@@ -596,8 +657,96 @@ namespace ModelApi
             return fd;
         }
 
+        /// <summary>A detached stream's request (see
+        /// Client.StreamDetached): the URL to POST to, or null for
+        /// another stream.</summary>
+        public string RequestUrl { get { return Utf8.FromNativeOrNull(Native.modelapi_stream_request_url(H)); } }
+
+        /// <summary>A detached stream's request headers (the key among
+        /// them: send them to RequestUrl only), without Host and
+        /// Content-Length, which the HTTP stack writes.</summary>
+        public KeyValuePair<string, string>[] RequestHeaders
+        {
+            get
+            {
+                int count = (int)Native.modelapi_stream_request_header_count(H);
+                var headers = new KeyValuePair<string, string>[count];
+                for (int i = 0; i < count; i++)
+                {
+                    IntPtr name, value;
+                    Status s = Native.modelapi_stream_request_header(H, (UIntPtr)i, out name, out value);
+                    if (s != Status.Ok)
+                        throw ModelApiException.FromLastError(s);
+                    headers[i] = new KeyValuePair<string, string>(Utf8.FromNative(name), Utf8.FromNative(value));
+                }
+                return headers;
+            }
+        }
+
+        /// <summary>A detached stream's JSON body, as UTF-8 bytes.</summary>
+        public byte[] RequestBody
+        {
+            get
+            {
+                IntPtr body;
+                UIntPtr len;
+                Status s = Native.modelapi_stream_request_body(H, out body, out len);
+                if (s != Status.Ok)
+                    throw ModelApiException.FromLastError(s);
+                var bytes = new byte[(int)len];
+                Marshal.Copy(body, bytes, 0, bytes.Length);
+                return bytes;
+            }
+        }
+
+        /// <summary>Feeds a detached stream the answer's status and
+        /// Content-Type (null if none), once, before any body byte.</summary>
+        public void FeedHead(int httpStatus, string contentType)
+        {
+            Status s = Native.modelapi_stream_feed_head(H, httpStatus, Utf8.ToNative(contentType));
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
+        /// <summary>Feeds a detached stream <paramref name="count"/> body
+        /// bytes from <paramref name="data"/> at <paramref name="offset"/>,
+        /// as they arrive (copied).</summary>
+        public void Feed(byte[] data, int offset, int count)
+        {
+            if (data == null)
+                throw new ArgumentNullException("data");
+            if (offset < 0 || count < 0 || offset > data.Length - count)
+                throw new ArgumentOutOfRangeException("offset", "offset and count are outside data");
+            GCHandle pinned = GCHandle.Alloc(data, GCHandleType.Pinned);
+            Status s;
+            try
+            {
+                s = Native.modelapi_stream_feed(H, pinned.AddrOfPinnedObject() + offset, (UIntPtr)count);
+            }
+            finally
+            {
+                pinned.Free();
+            }
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
+        /// <summary>Feed of a whole array.</summary>
+        public void Feed(byte[] data) { Feed(data, 0, data == null ? 0 : data.Length); }
+
+        /// <summary>Ends a detached stream's body (also when the host's
+        /// transfer failed): a stream without [DONE] or a finish_reason
+        /// then fails as truncated.</summary>
+        public void FeedEnd()
+        {
+            Status s = Native.modelapi_stream_feed_end(H);
+            if (s != Status.Ok)
+                throw ModelApiException.FromLastError(s);
+        }
+
         /// <summary>The longest wait before the next Poll, in ms; -1 once
-        /// the stream is over.</summary>
+        /// the stream is over (and on a detached stream with nothing to do
+        /// until the host feeds it).</summary>
         public long WakeMs { get { return Native.modelapi_stream_wake_ms(H); } }
 
         /// <summary>Cancels the stream: safe from any thread, also while
@@ -949,6 +1098,12 @@ namespace ModelApi
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_max_retries(ClientHandle api, uint maxRetries);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_first_token_timeout_ms(ClientHandle api, ulong timeoutMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_add_fallback(ClientHandle api, byte[] apiBase, byte[] model, byte[] apiKey);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_set_hedge_ms(ClientHandle api, ulong hedgeMs);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_header(ClientHandle api, byte[] name, byte[] value);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_set_mock_responses(ClientHandle api, byte[] repliesJson);
@@ -973,6 +1128,26 @@ namespace ModelApi
         internal static extern Status modelapi_stream_start(ClientHandle api, byte[] messagesJson,
             byte[] mockResponse, SafeHandle cancel, out StreamHandle outStream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_detached(ClientHandle api, byte[] messagesJson,
+            byte[] mockResponse, out StreamHandle outStream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_request_url(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern UIntPtr modelapi_stream_request_header_count(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_request_header(StreamHandle stream, UIntPtr index,
+            out IntPtr outName, out IntPtr outValue);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_request_body(StreamHandle stream, out IntPtr outBody,
+            out UIntPtr outLen);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed_head(StreamHandle stream, int httpStatus,
+            byte[] contentType);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed(StreamHandle stream, IntPtr bytes, UIntPtr len);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern Status modelapi_stream_feed_end(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern Status modelapi_stream_events(ClientHandle api, byte[] messagesJson,
             byte[] mockResponse, SafeHandle cancel, EventFn onEvent, IntPtr userData, out IntPtr outJson);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
@@ -994,6 +1169,10 @@ namespace ModelApi
         internal static extern IntPtr modelapi_stream_model(StreamHandle stream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern IntPtr modelapi_stream_request_id(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern IntPtr modelapi_stream_endpoint(StreamHandle stream);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern long modelapi_stream_first_event_ms(StreamHandle stream);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int modelapi_stream_usage(StreamHandle stream, out ulong prompt,
             out ulong completion, out ulong total);

@@ -93,6 +93,7 @@ static class ModelApiTests
         Run("StreamCancel", StreamCancelFromAnotherThread, url);
         Run("StreamDispose", DisposeFromAnotherThread, url);
         Run("SharedToken", SharedToken, url);
+        Run("Detached", Detached, url);
         Run("Errors", Errors, url);
         Run("BadArguments", BadArguments, url);
         Run("Canned", Canned, url);
@@ -100,6 +101,7 @@ static class ModelApiTests
         Run("Callbacks", Callbacks, url);
         Run("Dispose", DisposeRules, url);
         Run("Trace", Trace, url);
+        Run("Fallback", Fallback, url);
         // Finalizers of anything left over run without crashing.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -145,6 +147,36 @@ static class ModelApiTests
     static string Quote(string s)
     {
         return "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+    }
+
+    static void Fallback(string url)
+    {
+        using (var client = new Client("ok", "http://127.0.0.1:1"))
+        {
+            client.SetMockResponses(null);
+            client.SetMaxRetries(0);
+            client.SetFirstTokenTimeout(TimeSpan.FromSeconds(5));
+            client.SetHedge(TimeSpan.Zero);
+            client.AddFallback(url, "ok", null);
+            using (ChatStream stream = client.OpenStream(new[] { Message.User("Hi") }))
+            {
+                var sb = new StringBuilder();
+                foreach (StreamEvent ev in stream)
+                    sb.Append(ev.Text);
+                Equal("Hello from the test server", sb.ToString(), "fallback: its text");
+                Equal(url, stream.Endpoint, "fallback: the endpoint that served");
+                Check(stream.FirstEventMs >= 0, "fallback: the time to the first event");
+            }
+            try
+            {
+                client.AddFallback("ftp://nope", "m", null);
+                Check(false, "fallback: a bad api_base throws");
+            }
+            catch (ModelApiException e)
+            {
+                Equal(Status.InvalidArgument, e.Status, "fallback: a bad api_base");
+            }
+        }
     }
 
     static void StreamEventsForeach(string url)
@@ -461,6 +493,117 @@ static class ModelApiTests
                 Equal(Status.Aborted, e.Status, "ChatStream.Cancel cancels the shared token: the other stream is Aborted");
             a.Dispose();
             b.Dispose();
+        }
+    }
+
+    /// <summary>.NET's own HTTP stack carries a detached stream's bytes,
+    /// as UnityWebRequest would: the request as the library built it,
+    /// the answer fed in the pieces the stack hands out.</summary>
+    static string CarryDetached(ChatStream stream, int pieceBytes, out int pendings)
+    {
+        var request = (System.Net.HttpWebRequest)System.Net.WebRequest.Create(stream.RequestUrl);
+        request.Method = "POST";
+        request.Timeout = 20000;
+        bool key = false;
+        foreach (KeyValuePair<string, string> header in stream.RequestHeaders)
+        {
+            switch (header.Key.ToLowerInvariant())
+            {
+                case "content-type": request.ContentType = header.Value; break;
+                case "accept": request.Accept = header.Value; break;
+                case "user-agent": request.UserAgent = header.Value; break;
+                default:
+                    if (header.Key.ToLowerInvariant() == "authorization")
+                        key = header.Value == "Bearer sk-detached-1234";
+                    request.Headers[header.Key] = header.Value;
+                    break;
+            }
+        }
+        Check(key, "detached: the key is among the request's headers");
+        byte[] body = stream.RequestBody;
+        Check(Encoding.UTF8.GetString(body).Contains("\"stream\":true"), "detached: a stream request");
+        using (var upload = request.GetRequestStream())
+            upload.Write(body, 0, body.Length);
+        System.Net.HttpWebResponse response;
+        try
+        {
+            response = (System.Net.HttpWebResponse)request.GetResponse();
+        }
+        catch (System.Net.WebException e)
+        {
+            response = (System.Net.HttpWebResponse)e.Response;
+        }
+        var text = new StringBuilder();
+        pendings = 0;
+        using (response)
+        using (var input = response.GetResponseStream())
+        {
+            stream.FeedHead((int)response.StatusCode, response.ContentType);
+            var piece = new byte[pieceBytes];
+            int n;
+            while ((n = input.Read(piece, 0, piece.Length)) > 0)
+            {
+                stream.Feed(piece, 0, n);
+                StreamEvent ev;
+                Status s;
+                while ((s = stream.Poll(out ev)) == Status.Ok)
+                    text.Append(ev.Text);
+                if (s == Status.Pending)
+                    pendings++;
+            }
+            stream.FeedEnd();
+            StreamEvent last;
+            while (stream.Poll(out last) == Status.Ok)
+                text.Append(last.Text);
+        }
+        return text.ToString();
+    }
+
+    static void Detached(string url)
+    {
+        using (var client = new Client("ok", url, "sk-detached-1234"))
+        {
+            using (ChatStream stream = client.StreamDetached(new[] { Message.User("Hi") }))
+            {
+                Equal(url + "/v1/chat/completions", stream.RequestUrl, "detached: the URL");
+                StreamEvent ev;
+                Equal(Status.Pending, stream.Poll(out ev), "detached: Pending before anything is fed");
+                ModelApiException e = Throws(() => stream.Next(out ev), "detached: Next before anything is fed");
+                if (e != null)
+                    Equal(Status.Pending, e.Status, "detached: Next throws with Status.Pending");
+                bool wantsWrite;
+                int fd = stream.Fd(out wantsWrite);
+                Equal(-1, fd, "detached: no descriptor");
+                int pendings;
+                // Small pieces: events split across them.
+                Equal("Hello from the test server", CarryDetached(stream, 7, out pendings), "detached: the text");
+                Check(pendings > 0, "detached: some pieces did not complete an event");
+                Equal("stop", stream.FinishReason, "detached: finish_reason");
+                Check(stream.CompletionJson.Contains("\"content\":\"Hello from the test server\""),
+                    "detached: the completion JSON");
+                e = Throws(() => stream.FeedHead(200, "text/event-stream"), "detached: a second head");
+                if (e != null)
+                    Equal(Status.InvalidArgument, e.Status, "detached: a second head is InvalidArgument");
+            }
+            using (ChatStream stream = client.OpenStream(new[] { Message.User("Hi") }))
+            {
+                Equal(null, stream.RequestUrl, "a stream the library carries has no request to hand out");
+                ModelApiException e = Throws(() => stream.Feed(new byte[] { 1 }), "Feed on a stream that is not detached");
+                if (e != null)
+                    Equal(Status.InvalidArgument, e.Status, "Feed on a stream that is not detached: InvalidArgument");
+            }
+        }
+        using (var client = new Client("unauthorized", url, "sk-detached-1234"))
+        using (ChatStream stream = client.StreamDetached(new[] { Message.User("Hi") }))
+        {
+            int pendings;
+            ModelApiException e = Throws(() => CarryDetached(stream, 4096, out pendings), "detached 401");
+            if (e != null)
+            {
+                Equal(Status.HttpError, e.Status, "detached 401: HttpError");
+                Equal(401, e.HttpStatus, "detached 401: HttpStatus");
+                Check(e.Message.Contains("Invalid API key provided"), "detached 401: the server's message " + e.Message);
+            }
         }
     }
 

@@ -105,6 +105,12 @@ typedef int (*ModelApiEventFn)(void *user_data, const struct ModelApiEvent *even
 struct ModelApi *modelapi_new(const char *model, const char *api_base, const char *api_key);
 struct ModelApi *modelapi_from_env(void);
 enum ModelApiStatus modelapi_set_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+enum ModelApiStatus modelapi_set_first_token_timeout_ms(struct ModelApi *api, uint64_t timeout_ms);
+enum ModelApiStatus modelapi_add_fallback(struct ModelApi *api,
+                                          const char *api_base,
+                                          const char *model,
+                                          const char *api_key);
+enum ModelApiStatus modelapi_set_hedge_ms(struct ModelApi *api, uint64_t hedge_ms);
 enum ModelApiStatus modelapi_set_max_retries(struct ModelApi *api, uint32_t max_retries);
 enum ModelApiStatus modelapi_set_header(struct ModelApi *api, const char *name, const char *value);
 enum ModelApiStatus modelapi_set_ca_file(struct ModelApi *api, const char *pem_path);
@@ -190,6 +196,8 @@ const char *modelapi_stream_finish_reason(struct ModelApiStream *stream);
 const char *modelapi_stream_id(struct ModelApiStream *stream);
 const char *modelapi_stream_model(struct ModelApiStream *stream);
 const char *modelapi_stream_request_id(struct ModelApiStream *stream);
+const char *modelapi_stream_endpoint(struct ModelApiStream *stream);
+int64_t modelapi_stream_first_event_ms(struct ModelApiStream *stream);
 int modelapi_stream_usage(struct ModelApiStream *stream,
                           uint64_t *out_prompt_tokens,
                           uint64_t *out_completion_tokens,
@@ -598,6 +606,20 @@ function Stream:request_id()
   return opt_cstring(C.modelapi_stream_request_id(live(self)))
 end
 
+--- The api_base of the endpoint that served the stream (its own or a
+--- fallback's), and the milliseconds to its first event; nil before it.
+function Stream:endpoint()
+  return opt_cstring(C.modelapi_stream_endpoint(live(self)))
+end
+
+function Stream:first_event_ms()
+  local ms = tonumber(C.modelapi_stream_first_event_ms(live(self)))
+  if ms < 0 then
+    return nil
+  end
+  return ms
+end
+
 --- {prompt_tokens=, completion_tokens=, total_tokens=} or nil.
 function Stream:usage()
   local counts = ffi.new("uint64_t[3]")
@@ -706,6 +728,24 @@ local function configure(handle, options)
   for _, entry in ipairs(options.resolve or {}) do
     check(C.modelapi_set_resolve(handle, entry))
   end
+  for name, set in pairs({ first_token_timeout_ms = C.modelapi_set_first_token_timeout_ms,
+                           hedge_ms = C.modelapi_set_hedge_ms }) do
+    local value = options[name]
+    if value ~= nil then
+      if type(value) ~= "number" or value < 0 then
+        C.modelapi_close(handle)
+        bad_argument(name .. ": expected a number >= 0")
+      end
+      check(set(handle, value))
+    end
+  end
+  for _, fallback in ipairs(options.fallbacks or {}) do
+    if type(fallback) ~= "table" then
+      C.modelapi_close(handle)
+      bad_argument("fallbacks: expected tables {api_base=, model=, api_key=}")
+    end
+    check(C.modelapi_add_fallback(handle, fallback.api_base, fallback.model, fallback.api_key))
+  end
   if options.mock_responses ~= nil then
     local ok, json = pcall(mock_json, options.mock_responses)
     if not ok then
@@ -719,7 +759,8 @@ end
 local KNOWN = {
   model = true, api_base = true, api_key = true, timeout_ms = true,
   max_retries = true, headers = true, ca_file = true, proxy = true,
-  resolve = true, mock_responses = true,
+  resolve = true, mock_responses = true, first_token_timeout_ms = true, hedge_ms = true,
+  fallbacks = true,
 }
 
 local function check_options(options, allowed)
@@ -743,6 +784,7 @@ end
 
 --- A client: modelapi.new{model=, api_base=, api_key=, timeout_ms=,
 --- max_retries=, headers={name=value}, ca_file=, proxy=, resolve={...},
+--- first_token_timeout_ms=, hedge_ms=, fallbacks={{api_base=, model=, api_key=}},
 --- mock_responses={"canned", "replies"}} (mock_responses: in place of
 --- $DEBUG_MOCK_RESPONSES; {} for none whatever the environment says).
 function M.new(options)

@@ -94,6 +94,81 @@ pub unsafe extern "C" fn modelapi_set_timeout_ms(
     })
 }
 
+/// Sets the first-token deadline: the longest wait from sending a request
+/// to its first event (content, reasoning, tool call or refusal); SSE
+/// comments, keep-alive bytes and role-only or empty deltas do not count.
+/// 0 (the default) turns it off. Past it the attempt fails with
+/// `MODELAPI_TIMEOUT`, or the next endpoint (`modelapi_add_fallback`) is
+/// tried. A `complete` call has no first token: the deadline bounds its
+/// wait for the response head. Call before sharing the client between
+/// threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_first_token_timeout_ms(
+    api: *mut ModelApiHandle,
+    timeout_ms: u64,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        api.set_first_token_timeout(Some(Duration::from_millis(timeout_ms)))?;
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Adds an endpoint after the client's own (and after earlier fallbacks),
+/// tried when the current one fails before any event was handed out:
+/// connect or TLS failure, 5xx or 429 after its retries, a timeout (the
+/// first-token deadline among them). Never after an event was handed out.
+/// `api_key` (may be NULL) goes only to this endpoint; the client's key and
+/// credential headers never go there. The other settings (timeout, retries,
+/// CA file, proxy, resolve, trace) are the client's. Strings are copied.
+/// Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread; the
+/// strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_add_fallback(
+    api: *mut ModelApiHandle,
+    api_base: *const c_char,
+    model: *const c_char,
+    api_key: *const c_char,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        let api_base = args::required_str(api_base, "api_base")?;
+        let model = args::required_str(model, "model")?;
+        let api_key = args::optional_str(api_key, "api_key")?;
+        api.add_fallback(api_base, model, api_key)?;
+        Ok(MODELAPI_OK)
+    })
+}
+
+/// Sets the hedge delay: when the current endpoint has not produced its
+/// first event after `hedge_ms`, the next one (`modelapi_add_fallback`) is
+/// started too; the first to produce an event serves the stream and the
+/// other is cancelled at once (its connection closed). 0 (the default)
+/// turns it off. No thread: both advance in the same waits and polls
+/// (`modelapi_stream_fd` gives one socket, and `modelapi_stream_wake_ms`
+/// is at most 10 ms while two race, so the other is looked at too).
+/// Streams only. Call before sharing the client between threads.
+///
+/// # Safety
+/// `api` is NULL or a live client not in use by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_set_hedge_ms(
+    api: *mut ModelApiHandle,
+    hedge_ms: u64,
+) -> ModelApiStatus {
+    guard(|| {
+        let api = &mut args::required(api, "api")?.api;
+        api.set_hedge(Some(Duration::from_millis(hedge_ms)))?;
+        Ok(MODELAPI_OK)
+    })
+}
+
 /// Sets how many times a failed request is sent again (default 2): after
 /// connection failures and statuses 408, 409, 429 and 5xx, never once a
 /// response has begun. Call before sharing the client between threads.

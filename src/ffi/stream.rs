@@ -254,6 +254,35 @@ pub unsafe extern "C" fn modelapi_stream_request_id(stream: *mut ModelApiStream)
     stream_text(stream, |meta| meta.request_id.as_deref())
 }
 
+/// The api_base of the endpoint that served the stream (the client's own
+/// or a fallback's, as given), or NULL until one has produced its first
+/// event. Valid until the stream is freed.
+///
+/// # Safety
+/// As `modelapi_stream_finish_reason`.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_endpoint(stream: *mut ModelApiStream) -> *const c_char {
+    stream_text(stream, |meta| meta.endpoint.as_deref())
+}
+
+/// The milliseconds from the stream's start to its first event, or -1
+/// before it (and when `stream` is NULL).
+///
+/// # Safety
+/// `stream` is NULL or a live stream used by this thread only.
+#[no_mangle]
+pub unsafe extern "C" fn modelapi_stream_first_event_ms(stream: *mut ModelApiStream) -> i64 {
+    let mut ms = -1;
+    guard(|| {
+        let state = args::shared(stream, "stream")?.state();
+        if let Some(first) = state.stream.metadata().first_event {
+            ms = i64::try_from(first.as_millis()).unwrap_or(i64::MAX);
+        }
+        Ok(MODELAPI_OK)
+    });
+    ms
+}
+
 /// The token counts of the stream, when the server sent them (e.g. with
 /// `"stream_options": {"include_usage": true}` in a `_json` request, after
 /// the last chunk): returns 1 and fills the non-NULL out pointers; returns
@@ -350,7 +379,10 @@ pub unsafe extern "C" fn modelapi_stream_poll(
 /// after `modelapi_stream_wake_ms`. The descriptor belongs to the stream: do not read, write or close
 /// it, and ask again after each poll (a retry, a redirect, or a connect
 /// that tries the server's next address changes it: while attempts to
-/// several addresses race, it is the newest attempt's).
+/// several addresses race, it is the newest attempt's; while a hedge races
+/// two endpoints (`modelapi_set_hedge_ms`), it is the hedge's, and
+/// `modelapi_stream_wake_ms` is at most 10 ms so that the other endpoint
+/// is looked at too; a fallback changes it).
 /// The stream may hold events it has already read, so after a wake-up poll
 /// until `MODELAPI_PENDING` before waiting again.
 ///
@@ -397,9 +429,12 @@ unsafe fn socket_of(_: *const ModelApiStream) -> Option<(c_int, bool)> {
 /// has something to do now (events already read, canned replies), else the
 /// time until a retry's backoff ends, the next connection attempt is due
 /// (an address that has not answered within 250 ms; at most 100 ms while
-/// attempts race, as the descriptor is only the newest one's), or the
-/// stream's timeout would expire; -1 once the stream is over (or for a NULL stream),
-/// and on a detached stream that has nothing to do until the host feeds it. Use it as the timeout
+/// attempts race, as the descriptor is only the newest one's), a hedge is
+/// due or a first-token deadline passes (`modelapi_set_hedge_ms`,
+/// `modelapi_set_first_token_timeout_ms`; at most 10 ms while two
+/// endpoints race), or the stream's timeout would expire; -1 once the
+/// stream is over (or for a NULL stream), and on a detached stream that
+/// has nothing to do until the host feeds it. Use it as the timeout
 /// of `poll`/`epoll_wait`, like libcurl's `curl_multi_timeout`: a host that
 /// does never misses a timeout and never spins through a backoff.
 ///

@@ -40,7 +40,7 @@ use ureq_proto::http::Response;
 pub(crate) use crate::until::Until;
 pub(crate) use conn::Conn;
 pub(crate) use pool::Pool;
-pub(crate) use socket::Interest;
+pub(crate) use socket::{ready_any, Interest};
 pub(crate) use tls::{config as tls_config, load_ca_file, TlsConfig};
 
 use crate::cancel::CancelToken;

@@ -6,7 +6,7 @@ use std::io;
 #[cfg(feature = "tls")]
 use std::io::IoSlice;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -108,6 +108,26 @@ pub(crate) fn ready_many(
     let mut fds: Vec<PollFd<'_>> = sockets.iter().map(|tcp| PollFd::new(*tcp, flags)).collect();
     poll_until(&mut fds, until)?;
     Ok(fds.iter().map(|fd| !fd.revents().is_empty()).collect())
+}
+
+/// [`ready_many`] for sockets known by their descriptors, each with its
+/// own interest: waits until one is ready (or has failed), or `until`
+/// passes. The descriptors must stay open during the call (their owners
+/// are borrowed by the caller).
+pub(crate) fn ready_any(fds: &[(RawFd, Interest)], until: Instant) -> io::Result<()> {
+    // SAFETY: the caller holds the owners of these descriptors for the
+    // whole call, so they stay open.
+    let borrowed: Vec<BorrowedFd<'_>> = fds
+        .iter()
+        .map(|(fd, _)| unsafe { BorrowedFd::borrow_raw(*fd) })
+        .collect();
+    let mut polls: Vec<PollFd<'_>> = borrowed
+        .iter()
+        .zip(fds)
+        .map(|(fd, (_, interest))| PollFd::new(fd, poll_flags(*interest)))
+        .collect();
+    poll_until(&mut polls, until)?;
+    Ok(())
 }
 
 fn poll_flags(interest: Interest) -> PollFlags {

@@ -2,11 +2,13 @@
 //! that build OpenAI-shaped events and clients.
 #![allow(dead_code)]
 
+pub mod carrier;
 pub mod cbuild;
 pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod service;
+pub mod stall;
 pub mod tls;
 
 use std::time::Duration;

@@ -39,6 +39,8 @@ pub struct Service {
     pub addr: SocketAddr,
     /// Where its output goes.
     pub log: PathBuf,
+    /// Its process (the script `exec`s the server).
+    pub pid: u32,
 }
 
 /// Runs `bash <script> <port>` (the script `exec`s the server, so its PID is
@@ -92,7 +94,7 @@ pub fn start_with_env(
                 started.elapsed().as_secs_f64(),
                 log.display()
             );
-            return Service { addr, log };
+            return Service { addr, log, pid };
         }
         let exited = {
             let mut children = CHILDREN.lock().unwrap();

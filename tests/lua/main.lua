@@ -273,6 +273,27 @@ test("no server: a transport error", function()
   eq(err.code, 4, "code")
 end)
 
+test("a fallback serves when the client's own endpoint refuses", function()
+  local c = modelapi.new{ model = "m", api_base = "http://127.0.0.1:1", mock_responses = {},
+                          max_retries = 0, first_token_timeout_ms = 5000,
+                          fallbacks = { { api_base = URL .. "/drip", model = "test-model" } } }
+  local started = c:stream_start(USER)
+  eq(started:endpoint(), nil, "no endpoint before the first event")
+  eq(started:first_event_ms(), nil, "no first event yet")
+  started:close()
+  local s = c:stream(USER)
+  local parts = {}
+  for ev in s do
+    parts[#parts + 1] = ev.text
+  end
+  eq(table.concat(parts), DRIP, "the fallback's text")
+  eq(s:endpoint(), URL .. "/drip", "the endpoint that served")
+  eq(type(s:first_event_ms()), "number", "the time to the first event")
+  local bad = raises(modelapi.new, { model = "m", api_base = "http://127.0.0.1:1",
+                                     fallbacks = { { api_base = "ftp://x", model = "m" } } })
+  eq(bad.status, "MODELAPI_INVALID_ARGUMENT", "a bad fallback")
+end)
+
 test("bad arguments", function()
   local c = client("/complete")
   local err = raises(c.complete, c, 42)

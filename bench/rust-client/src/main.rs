@@ -10,6 +10,11 @@
 //!                      (`bench-server --tools`): `next_event()` for every
 //!                      event, then `completion()` (both measured); the
 //!                      answer's JSON goes to ANSWER_FILE afterwards
+//!   detached CHUNKS ROUNDS
+//!                      one stream of CHUNKS chunks over the network, fed to
+//!                      a detached stream from memory, and carried by this
+//!                      program's own socket to a detached stream, in
+//!                      ROUNDS alternating rounds (see detached.rs)
 //!   idle POLLS         poll mode only: a stream the server pauses after its
 //!                      first content chunk (`X-Bench-Pause-Ms`): once that
 //!                      chunk is in, POLLS `poll_event(Duration::ZERO)` are
@@ -29,6 +34,8 @@
 //!                  waited in the kernel) or were preempted (involuntary),
 //!                  and the longest poll that was neither; and the polls that
 //!                  took page faults (memory touched for the first time)
+
+mod detached;
 
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -436,6 +443,11 @@ fn main() {
         builder = builder.header("X-Bench-Pause-Ms", IDLE_PAUSE_MS);
     }
     let api = builder.build().expect("client");
+    if scenario == "detached" {
+        detached::run(&api, arg(2), arg(3));
+        api.close();
+        return;
+    }
     if scenario == "idle" {
         let (bytes, chunks, busy, seconds, cpu) = idle_polls(&api, arg(2));
         let n = arg(2) as f64;
