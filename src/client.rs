@@ -346,6 +346,7 @@ impl ModelApi {
             );
             ChatStream::detached(
                 self.host_request(body.into_bytes()),
+                Arc::clone(&self.route),
                 self.max_event_bytes,
                 self.max_response_bytes,
             )

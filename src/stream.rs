@@ -233,13 +233,16 @@ impl ChatStream {
 
     /// A detached stream: `request` is for the host to send, and the
     /// answer is what the host feeds.
+    /// `route` is the endpoint's whose request it is (for the metadata).
     pub(crate) fn detached(
         request: HostRequest,
+        route: Arc<Route>,
         max_event_bytes: usize,
         max_response_bytes: u64,
     ) -> ChatStream {
         let mut stream = ChatStream::new(Body::AwaitingHead, max_event_bytes);
         stream.max_response_bytes = max_response_bytes;
+        stream.serving = Some(route);
         stream.host = Some(Box::new(Detached {
             request,
             feed: HostFeed::default(),

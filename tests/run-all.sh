@@ -23,5 +23,5 @@ status=0
 MODELAPI_LITELLM=1 MODELAPI_LLAMACPP=1 MODELAPI_BINDINGS=1 cargo test --no-fail-fast || status=$?
 echo "== the build without network code (cargo test --no-default-features)"
 cargo test --no-fail-fast --no-default-features --target-dir target/no-net \
-  --test no_net || status=$?
+  --test no_net --test detached || status=$?
 exit "$status"
