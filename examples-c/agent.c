@@ -6,15 +6,18 @@
  *
  *   agent [question...]     (default: "What is the weather in Paris?")
  *
- * Each turn is a pull stream (modelapi_stream_open_json, with "tools" in
- * the request) read with modelapi_stream_next_event: the answer's text is
- * printed as it arrives, the model's reasoning too (on stderr), and the
- * tool calls are put together from their pieces, which come keyed by
- * tool_index (parallel calls may interleave): the first piece of a call
- * carries its id and name, the arguments' JSON text arrives in pieces.
- * Then the assistant message with its tool_calls and one "tool" message per
- * call (with the call's tool_call_id) are added to the conversation, and
- * the next turn asks again, until an answer has no tool call.
+ * The conversation is a ModelApiRequest (modelapi_request_*): the library
+ * writes and escapes its JSON, so this program writes none. Each turn is a
+ * pull stream (modelapi_stream_open_json of modelapi_request_json, with
+ * "tools" set on the request) read with modelapi_stream_next_event: the
+ * answer's text is printed as it arrives, the model's reasoning too (on
+ * stderr), and the tool calls are put together from their pieces, which
+ * come keyed by tool_index (parallel calls may interleave): the first piece
+ * of a call carries its id and name, the arguments' JSON text arrives in
+ * pieces. Then the assistant turn as the stream assembled it
+ * (modelapi_request_add_assistant_stream) and one tool result per call
+ * (modelapi_request_add_tool_result, with the call's id) are added to the
+ * request, and the next turn asks again, until an answer has no tool call.
  *
  * Talks to MODEL_API_URL / MODEL_NAME (MODEL_API_KEY if needed; the model
  * must support tools); without MODEL_API_URL, canned replies answer: a tool
@@ -108,36 +111,6 @@ static void text_free(struct text *t)
 {
     free(t->data);
     memset(t, 0, sizeof *t);
-}
-
-/* Appends s[0..n-1] as a JSON string literal: quotes, backslashes and
-   control characters escaped; UTF-8 passes through as it is. */
-static void text_json_string(struct text *t, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    text_add(t, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        switch (c) {
-        case '"': text_add(t, "\\\"", 2); break;
-        case '\\': text_add(t, "\\\\", 2); break;
-        case '\n': text_add(t, "\\n", 2); break;
-        case '\r': text_add(t, "\\r", 2); break;
-        case '\t': text_add(t, "\\t", 2); break;
-        default:
-            if (c < 0x20) {
-                char escape[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 0x0f] };
-
-                text_add(t, escape, sizeof escape);
-            } else {
-                text_add(t, &s[i], 1);
-            }
-        }
-    }
-    text_add(t, "\"", 1);
 }
 
 /* ---- reading a JSON string value ---------------------------------------- */
@@ -291,11 +264,13 @@ static const struct weather WEATHER[] = {
     { "Tokyo", 21, "clear" },
 };
 
-/* get_weather(arguments): the result for the model, as JSON, into result. */
+/* get_weather(arguments): the result for the model, as JSON, into result:
+   made of this program's own table only (nothing of the model's text), so
+   no string in it needs escaping. */
 static void get_weather(const char *arguments, struct text *result)
 {
     struct text city = { NULL, 0, 0, 0 };
-    char number[16];
+    char json[160];
     size_t i;
 
     if (!json_string_field(arguments, "city", &city) || city.failed) {
@@ -308,17 +283,12 @@ static void get_weather(const char *arguments, struct text *result)
             break;
         }
     }
-    text_puts(result, "{\"city\":");
-    text_json_string(result, text_str(&city), city.len);
     if (i < sizeof WEATHER / sizeof WEATHER[0]) {
-        snprintf(number, sizeof number, "%d", WEATHER[i].temperature_c);
-        text_puts(result, ",\"temperature_c\":");
-        text_puts(result, number);
-        text_puts(result, ",\"conditions\":");
-        text_json_string(result, WEATHER[i].conditions, strlen(WEATHER[i].conditions));
-        text_puts(result, "}");
+        snprintf(json, sizeof json, "{\"city\":\"%s\",\"temperature_c\":%d,\"conditions\":\"%s\"}",
+                 WEATHER[i].city, WEATHER[i].temperature_c, WEATHER[i].conditions);
+        text_puts(result, json);
     } else {
-        text_puts(result, ",\"error\":\"no weather data for this city\"}");
+        text_puts(result, "{\"error\":\"no weather data for this city\"}");
     }
     text_free(&city);
 }
@@ -408,17 +378,25 @@ struct turn {
     struct tool_calls calls;
 };
 
-/* Streams the answer to request (JSON), printing the text and the
-   reasoning as they arrive and collecting the tool calls. */
-static ModelApiStatus stream_turn(ModelApi *api, const char *request, struct turn *turn)
+/* Streams the answer to request, printing the text and the reasoning as
+   they arrive and collecting the tool calls; then adds the answer, as the
+   stream assembled it, to request as its assistant turn. */
+static ModelApiStatus stream_turn(ModelApi *api, ModelApiRequest *request, struct turn *turn)
 {
     ModelApiStream *stream = NULL;
     ModelApiStatus status;
     ModelApiEvent event;
+    char *json = NULL;
     int thinking = 0; /* in the middle of a "(thinking)" line */
 
+    status = modelapi_request_json(request, &json);
+    if (status != MODELAPI_OK) {
+        print_error(status);
+        return status;
+    }
     /* Sends the request now; HTTP errors (e.g. 401) show up here. */
-    status = modelapi_stream_open_json(api, request, NULL, &stream);
+    status = modelapi_stream_open_json(api, json, NULL, &stream);
+    modelapi_string_free(json);
     if (status != MODELAPI_OK) {
         print_error(status);
         return status;
@@ -467,56 +445,35 @@ static ModelApiStatus stream_turn(ModelApi *api, const char *request, struct tur
     }
     fflush(stdout);
     if (status == MODELAPI_DONE) {
-        status = MODELAPI_OK;
-    } else {
+        /* The assistant turn: its text and its tool calls (ids, names,
+           arguments), as the library assembled them; the reasoning is not
+           sent back. */
+        status = modelapi_request_add_assistant_stream(request, stream, 0);
+    }
+    if (status != MODELAPI_OK) {
         print_error(status);
     }
     modelapi_stream_free(stream);
     return status;
 }
 
-/* Adds to messages (the inside of a JSON array) the assistant message of
-   turn, with its tool calls, and a "tool" message with the result of each
-   call, printing the calls and the results. */
-static void answer_calls(const struct turn *turn, struct text *messages)
+/* Runs each call of turn, printing the call and its result, and adds the
+   result to request as a tool result for the call's id. */
+static ModelApiStatus answer_calls(const struct turn *turn, ModelApiRequest *request)
 {
+    ModelApiStatus status = MODELAPI_OK;
     size_t i;
 
-    text_puts(messages, ",{\"role\":\"assistant\",\"content\":");
-    if (turn->content.len > 0) {
-        text_json_string(messages, text_str(&turn->content), turn->content.len);
-    } else {
-        text_puts(messages, "null");
-    }
-    text_puts(messages, ",\"tool_calls\":[");
-    for (i = 0; i < turn->calls.count; i++) {
-        const struct tool_call *call = &turn->calls.calls[i];
-        char fallback_id[32];
-        const char *id = text_str(&call->id);
-
-        if (call->id.len == 0) { /* a server that sent none: make one up */
-            snprintf(fallback_id, sizeof fallback_id, "call_%lu", (unsigned long)call->index);
-            id = fallback_id;
-        }
-        text_puts(messages, i > 0 ? ",{\"id\":" : "{\"id\":");
-        text_json_string(messages, id, strlen(id));
-        text_puts(messages, ",\"type\":\"function\",\"function\":{\"name\":");
-        text_json_string(messages, text_str(&call->name), call->name.len);
-        text_puts(messages, ",\"arguments\":");
-        /* The arguments are JSON text, sent back as a string. */
-        text_json_string(messages, text_str(&call->arguments), call->arguments.len);
-        text_puts(messages, "}}");
-    }
-    text_puts(messages, "]}");
-
-    for (i = 0; i < turn->calls.count; i++) {
+    for (i = 0; i < turn->calls.count && status == MODELAPI_OK; i++) {
         const struct tool_call *call = &turn->calls.calls[i];
         struct text result = { NULL, 0, 0, 0 };
         char fallback_id[32];
         const char *id = text_str(&call->id);
 
         if (call->id.len == 0) {
-            snprintf(fallback_id, sizeof fallback_id, "call_%lu", (unsigned long)call->index);
+            /* A server that sent no id: the assistant turn names the call
+               call_<position>, as the library does. */
+            snprintf(fallback_id, sizeof fallback_id, "call_%lu", (unsigned long)i);
             id = fallback_id;
         }
         printf("-> %s(%s) [%s]\n", text_str(&call->name), text_str(&call->arguments), id);
@@ -527,22 +484,25 @@ static void answer_calls(const struct turn *turn, struct text *messages)
         }
         printf("<- %s\n", text_str(&result));
         fflush(stdout);
-
-        text_puts(messages, ",{\"role\":\"tool\",\"tool_call_id\":");
-        text_json_string(messages, id, strlen(id));
-        text_puts(messages, ",\"content\":");
-        text_json_string(messages, text_str(&result), result.len);
-        text_puts(messages, "}");
+        if (result.failed) {
+            fputs("error: out of memory\n", stderr);
+            status = MODELAPI_INTERNAL;
+        } else {
+            status = modelapi_request_add_tool_result(request, id, text_str(&result));
+            if (status != MODELAPI_OK) {
+                print_error(status);
+            }
+        }
         text_free(&result);
     }
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     ModelApi *api;
-    ModelApiStatus status = MODELAPI_OK;
-    struct text messages = { NULL, 0, 0, 0 }; /* the conversation, a JSON array's inside */
-    struct text request = { NULL, 0, 0, 0 };
+    ModelApiRequest *request;
+    ModelApiStatus status;
     char *question;
     int turns;
     int done = 0;
@@ -557,45 +517,42 @@ int main(int argc, char **argv)
         free(question);
         return 1;
     }
+    request = modelapi_request_new();
+    if (request == NULL) {
+        fputs("error: out of memory\n", stderr);
+        modelapi_close(api);
+        free(question);
+        return 1;
+    }
 
-    text_puts(&messages, "{\"role\":\"user\",\"content\":");
-    text_json_string(&messages, question, strlen(question));
-    text_puts(&messages, "}");
+    /* The question, escaped by the library; the tool, as the raw JSON it
+       is in the OpenAI format. */
+    status = modelapi_request_add_message(request, "user", question);
+    if (status == MODELAPI_OK) {
+        status = modelapi_request_set_json(request, "tools", TOOLS_JSON);
+    }
+    if (status != MODELAPI_OK) {
+        print_error(status);
+    }
 
-    for (turns = 0; turns < MAX_TURNS && !done; turns++) {
+    for (turns = 0; status == MODELAPI_OK && turns < MAX_TURNS && !done; turns++) {
         struct turn turn;
 
         memset(&turn, 0, sizeof turn);
-        request.len = 0;
-        text_puts(&request, "{\"messages\":[");
-        text_puts(&request, text_str(&messages));
-        text_puts(&request, "],\"tools\":");
-        text_puts(&request, TOOLS_JSON);
-        text_puts(&request, "}");
-        if (request.failed || messages.failed) {
-            fputs("error: out of memory\n", stderr);
-            status = MODELAPI_INTERNAL;
-            break;
-        }
-
-        status = stream_turn(api, text_str(&request), &turn);
+        status = stream_turn(api, request, &turn);
         if (status == MODELAPI_OK && turn.calls.count == 0) {
             done = 1; /* an answer without tool calls: the end */
         } else if (status == MODELAPI_OK) {
-            answer_calls(&turn, &messages);
+            status = answer_calls(&turn, request);
         }
         text_free(&turn.content);
         free_calls(&turn.calls);
-        if (status != MODELAPI_OK) {
-            break;
-        }
     }
     if (status == MODELAPI_OK && !done) {
         fprintf(stderr, "error: still calling tools after %d turns\n", MAX_TURNS);
     }
 
-    text_free(&messages);
-    text_free(&request);
+    modelapi_request_free(request);
     modelapi_close(api);
     free(question);
     return status == MODELAPI_OK && done ? 0 : 1;

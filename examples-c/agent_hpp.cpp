@@ -5,13 +5,17 @@
 //
 //   agent_hpp [question...]     (default: "What is the weather in Paris?")
 //
-// Each turn is Client::stream_events_json (a request with "tools"): the
-// callback gets every piece of the answer as a modelapi::Event: the text
-// is printed as it arrives, the reasoning too (on stderr), and the tool
-// calls are put together from their pieces, keyed by Event::tool_index
-// (parallel calls may interleave). Then the assistant message with its
-// tool_calls and one "tool" message per call go into the conversation, and
-// the next turn asks again, until an answer has no tool call.
+// The conversation is a modelapi::Request: the library writes and escapes
+// its JSON, so this program writes none. Each turn is
+// Client::stream_events_json of Request::json() (with "tools" set on the
+// request): the callback gets every piece of the answer as a
+// modelapi::Event: the text is printed as it arrives, the reasoning too (on
+// stderr), and the tool calls are put together from their pieces, keyed by
+// Event::tool_index (parallel calls may interleave). Then the answer the
+// call returns, as the library assembled it, goes into the request as the
+// assistant turn (Request::assistant_turn), and one tool result per call
+// (Request::tool_result), and the next turn asks again, until an answer has
+// no tool call.
 //
 // Talks to MODEL_API_URL / MODEL_NAME (MODEL_API_KEY if needed; the model
 // must support tools); without MODEL_API_URL, canned replies answer: a tool
@@ -167,7 +171,9 @@ std::optional<std::string> string_field(std::string_view json, std::string_view 
     return std::nullopt;
 }
 
-// A fake weather service: the result for the model, as JSON.
+// A fake weather service: the result for the model, as JSON, made of this
+// program's own table only (nothing of the model's text), so no string in
+// it needs escaping.
 std::string get_weather(std::string_view arguments)
 {
     struct Weather {
@@ -188,13 +194,12 @@ std::string get_weather(std::string_view arguments)
     }
     for (const Weather &w : weather) {
         if (w.city == *city) {
-            return "{\"city\":" + modelapi::json_string(*city) +
-                   ",\"temperature_c\":" + std::to_string(w.temperature_c) +
-                   ",\"conditions\":" + modelapi::json_string(w.conditions) + "}";
+            return "{\"city\":\"" + std::string(w.city) +
+                   "\",\"temperature_c\":" + std::to_string(w.temperature_c) +
+                   ",\"conditions\":\"" + std::string(w.conditions) + "\"}";
         }
     }
-    return "{\"city\":" + modelapi::json_string(*city) +
-           ",\"error\":\"no weather data for this city\"}";
+    return "{\"error\":\"no weather data for this city\"}";
 }
 
 int run(const std::string &question)
@@ -207,15 +212,16 @@ int run(const std::string &question)
     }
     const modelapi::Client client(api);  // adopts it: closed by ~Client
 
-    // The conversation: the inside of a JSON array of messages.
-    std::string messages =
-        "{\"role\":\"user\",\"content\":" + modelapi::json_string(question) + "}";
+    // The conversation: the question, escaped by the library; the tool, as
+    // the raw JSON it is in the OpenAI format.
+    modelapi::Request request;
+    request.message("user", question).set_json("tools", tools_json);
     for (int turn = 0; turn < max_turns; turn++) {
         std::string content;
         std::map<std::uint32_t, ToolCall> calls;  // in index order
         bool thinking = false;                    // in a "(thinking)" line
-        client.stream_events_json(
-            "{\"messages\":[" + messages + "],\"tools\":" + tools_json + "}",
+        const std::string answer = client.stream_events_json(
+            request.json(),
             [&](const modelapi::Event &event) {
                 // The event's strings are valid during this call only.
                 if (thinking && event.kind != modelapi::EventKind::reasoning) {
@@ -255,32 +261,23 @@ int run(const std::string &question)
             return 0;  // an answer without tool calls: the end
         }
 
-        // The assistant message with its calls, then a "tool" message each.
-        messages += ",{\"role\":\"assistant\",\"content\":" +
-                    (content.empty() ? std::string("null") : modelapi::json_string(content)) +
-                    ",\"tool_calls\":[";
-        std::string results;
-        bool first = true;
+        // The assistant turn with its calls, as the library assembled it
+        // (the reasoning is not sent back), then a tool result per call.
+        request.assistant_turn(answer);
+        std::size_t position = 0;
         for (auto &[index, call] : calls) {
-            if (call.id.empty()) {  // a server that sent none: make one up
-                call.id = "call_" + std::to_string(index);
+            (void)index;
+            if (call.id.empty()) {  // a server that sent none: named as the library does
+                call.id = "call_" + std::to_string(position);
             }
-            messages += std::string(first ? "" : ",") +
-                        "{\"id\":" + modelapi::json_string(call.id) +
-                        ",\"type\":\"function\",\"function\":{\"name\":" +
-                        modelapi::json_string(call.name) +
-                        ",\"arguments\":" + modelapi::json_string(call.arguments) + "}}";
-            first = false;
-
+            position++;
             std::cout << "-> " << call.name << "(" << call.arguments << ") [" << call.id << "]\n";
             const std::string result = call.name == "get_weather"
                                            ? get_weather(call.arguments)
                                            : "{\"error\":\"there is no such tool\"}";
             std::cout << "<- " << result << '\n' << std::flush;
-            results += ",{\"role\":\"tool\",\"tool_call_id\":" + modelapi::json_string(call.id) +
-                       ",\"content\":" + modelapi::json_string(result) + "}";
+            request.tool_result(call.id, result);
         }
-        messages += "]}" + results;
     }
     std::cerr << "error: still calling tools after " << max_turns << " turns\n";
     return 1;

@@ -5,8 +5,12 @@
  * Ownership: strings passed in are borrowed for the call only. Strings
  * returned through out pointers (out_json, out_content) belong to the caller
  * and are freed with modelapi_string_free. A client (ModelApi*) is freed with
- * modelapi_close, a pull stream (ModelApiStream*) with modelapi_stream_free.
- * modelapi_last_error() and modelapi_version() return library-owned text.
+ * modelapi_close, a pull stream (ModelApiStream*) with modelapi_stream_free,
+ * a request under construction (ModelApiRequest*) with modelapi_request_free,
+ * embeddings (ModelApiEmbeddings*) with modelapi_embeddings_free, a model
+ * list (ModelApiModels*) with modelapi_models_free; the vectors and strings
+ * these hand out belong to them. modelapi_last_error() and
+ * modelapi_version() return library-owned text.
  *
  * Threads: a ModelApi* may be used by several threads at once for
  * modelapi_complete*, modelapi_stream* and modelapi_stream_open*; the setters
@@ -141,11 +145,33 @@ typedef enum ModelApiEventKind {
 typedef struct ModelApiCancel ModelApiCancel;
 
 /**
+ * The vectors of one `modelapi_embed` call. Opaque to C: read with
+ * `modelapi_embeddings_count`, `_dimension`, `_vector` and `_data`, freed
+ * with `modelapi_embeddings_free` (the arrays it hands out belong to it).
+ */
+typedef struct ModelApiEmbeddings ModelApiEmbeddings;
+
+/**
  * A client of one server and model (the C `ModelApi`). Opaque to C:
  * created by `modelapi_new` or `modelapi_from_env`, freed by
  * `modelapi_close`.
  */
 typedef struct ModelApi ModelApi;
+
+/**
+ * The models a server offers. Opaque to C: read with
+ * `modelapi_models_count`, `modelapi_models_id` and `modelapi_models_json`
+ * (strings owned by it), freed with `modelapi_models_free`.
+ */
+typedef struct ModelApiModels ModelApiModels;
+
+/**
+ * A chat request under construction. Opaque to C: created by
+ * `modelapi_request_new`, freed by `modelapi_request_free`. Every string
+ * given to it is copied and escaped by the library. A call that fails
+ * leaves the request as it was. Used by one thread at a time.
+ */
+typedef struct ModelApiRequest ModelApiRequest;
 
 /**
  * A pull stream: the chunks of one streamed answer, read with
@@ -1046,6 +1072,286 @@ int modelapi_last_http_status(void);
  * The library's version, e.g. "0.1.0" (a static string: do not free it).
  */
 const char *modelapi_version(void);
+
+/**
+ * A request with no message and no parameter; NULL only when memory ran
+ * out. Free it with `modelapi_request_free`.
+ */
+struct ModelApiRequest *modelapi_request_new(void);
+
+/**
+ * Frees a request. NULL is a no-op.
+ *
+ * # Safety
+ * `request` is NULL or a live request, not used after this call.
+ */
+void modelapi_request_free(struct ModelApiRequest *request);
+
+/**
+ * Adds a message of `role` ("system", "user", "assistant", "tool",
+ * "developer", ...) with `text` as its content.
+ *
+ * # Safety
+ * `request` is NULL or a live request; strings are NULL or NUL-terminated.
+ */
+enum ModelApiStatus modelapi_request_add_message(struct ModelApiRequest *request,
+                                                 const char *role,
+                                                 const char *text);
+
+/**
+ * Adds an image by URL ("https://...", or a "data:" URL) to the last
+ * message, which must be a "user" message (its text becomes the first of
+ * its content parts).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_add_image_url(struct ModelApiRequest *request,
+                                                   const char *url);
+
+/**
+ * Adds an image from its `len` bytes, sent as a base64 "data:" URL of
+ * `mime_type` ("image/png", "image/jpeg", ...), to the last message, which
+ * must be a "user" message. The bytes are read during the call only.
+ *
+ * # Safety
+ * As `modelapi_request_add_message`; `bytes` is NULL or points to `len`
+ * readable bytes.
+ */
+enum ModelApiStatus modelapi_request_add_image_data(struct ModelApiRequest *request,
+                                                    const void *bytes,
+                                                    size_t len,
+                                                    const char *mime_type);
+
+/**
+ * Adds the result of the tool call `tool_call_id`: a "tool" message with
+ * `content`.
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_add_tool_result(struct ModelApiRequest *request,
+                                                     const char *tool_call_id,
+                                                     const char *content);
+
+/**
+ * Adds the assistant turn of a finished answer given as chat.completion
+ * JSON (`*out_json` of `modelapi_complete_json`, or
+ * `modelapi_stream_completion_json`): its content, its tool calls and
+ * refusal when it has some, and, when `include_reasoning` is non-zero, its
+ * reasoning as "reasoning_content" (for servers that want it back).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_add_assistant_json(struct ModelApiRequest *request,
+                                                        const char *completion_json,
+                                                        int include_reasoning);
+
+/**
+ * Adds the assistant turn of a stream as it was assembled (see
+ * `modelapi_stream_completion_json`), read to its end or not, as
+ * `modelapi_request_add_assistant_json` does. The stream is only read.
+ *
+ * # Safety
+ * As `modelapi_request_add_message`; `stream` is NULL or a live stream,
+ * not used by another thread during the call.
+ */
+enum ModelApiStatus modelapi_request_add_assistant_stream(struct ModelApiRequest *request,
+                                                          struct ModelApiStream *stream,
+                                                          int include_reasoning);
+
+/**
+ * Adds a message given as JSON: an OpenAI message object with a "role"
+ * string (for fields the calls above do not cover).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_add_message_json(struct ModelApiRequest *request,
+                                                      const char *message_json);
+
+/**
+ * Sets the parameter `name` to a number ("temperature", "top_p", ...).
+ * NaN and infinities are `MODELAPI_INVALID_ARGUMENT`. Setting a parameter
+ * again replaces it. "messages" and "stream" cannot be set (they are
+ * built by the calls above, and set by each call).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_set_number(struct ModelApiRequest *request,
+                                                const char *name,
+                                                double value);
+
+/**
+ * Sets the parameter `name` to an integer ("max_tokens", "seed", ...).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_set_int(struct ModelApiRequest *request,
+                                             const char *name,
+                                             int64_t value);
+
+/**
+ * Sets the parameter `name` to a string ("model", "tool_choice",
+ * "reasoning_effort", ...).
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_set_string(struct ModelApiRequest *request,
+                                                const char *name,
+                                                const char *value);
+
+/**
+ * Sets the parameter `name` to true (`value` non-zero) or false.
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_set_bool(struct ModelApiRequest *request,
+                                              const char *name,
+                                              int value);
+
+/**
+ * Sets the parameter `name` to a value written as JSON: "tools",
+ * "response_format", "stream_options", anything else. JSON that does not
+ * parse is `MODELAPI_INVALID_ARGUMENT`, naming `name`.
+ *
+ * # Safety
+ * As `modelapi_request_add_message`.
+ */
+enum ModelApiStatus modelapi_request_set_json(struct ModelApiRequest *request,
+                                              const char *name,
+                                              const char *json);
+
+/**
+ * The request as JSON, for every `_json` call (`modelapi_complete_json`,
+ * `modelapi_stream_json`, `modelapi_stream_open_json`,
+ * `modelapi_stream_start`, `modelapi_stream_detached`, their `_with`
+ * forms); free it with `modelapi_string_free`. The request stays usable:
+ * add the answer and the next turn, and ask again.
+ *
+ * # Safety
+ * `request` is NULL or a live request; `out_json` is NULL or writable.
+ */
+enum ModelApiStatus modelapi_request_json(const struct ModelApiRequest *request, char **out_json);
+
+/**
+ * The embeddings of `count` texts (`inputs[0]` to `inputs[count - 1]`,
+ * at least one) by `model` (NULL: the client's). The client's settings
+ * apply as to chat calls (retries, timeout, caps, headers, trace,
+ * errors); a canned reply answers with a vector of 8 floats per input,
+ * derived from the text alone (equal inputs, equal vectors). On `MODELAPI_OK`, `*out_embeddings` holds one vector per
+ * input, in order, all of one dimension; free it with
+ * `modelapi_embeddings_free`. On any other status it is set to NULL.
+ *
+ * May be called by several threads at once on one client.
+ *
+ * # Safety
+ * `api` is NULL or a live client; `inputs` is NULL or points to `count`
+ * strings, each NULL or NUL-terminated; `model` is NULL or
+ * NUL-terminated; `out_embeddings` is NULL or writable.
+ */
+enum ModelApiStatus modelapi_embed(struct ModelApi *api,
+                                   const char *model,
+                                   const char *const *inputs,
+                                   size_t count,
+                                   struct ModelApiEmbeddings **out_embeddings);
+
+/**
+ * How many vectors (the number of inputs); 0 for NULL.
+ *
+ * # Safety
+ * `embeddings` is NULL or live.
+ */
+size_t modelapi_embeddings_count(const struct ModelApiEmbeddings *embeddings);
+
+/**
+ * The number of floats in each vector; 0 for NULL.
+ *
+ * # Safety
+ * `embeddings` is NULL or live.
+ */
+size_t modelapi_embeddings_dimension(const struct ModelApiEmbeddings *embeddings);
+
+/**
+ * The vector of input `index`: `modelapi_embeddings_dimension` floats,
+ * owned by `embeddings` (valid until it is freed); NULL for NULL or an
+ * index out of range.
+ *
+ * # Safety
+ * `embeddings` is NULL or live.
+ */
+const float *modelapi_embeddings_vector(const struct ModelApiEmbeddings *embeddings, size_t index);
+
+/**
+ * Every vector, one after the other (count times dimension floats, the
+ * vector of input i at i * dimension), owned by `embeddings`; NULL for
+ * NULL.
+ *
+ * # Safety
+ * `embeddings` is NULL or live.
+ */
+const float *modelapi_embeddings_data(const struct ModelApiEmbeddings *embeddings);
+
+/**
+ * Frees the vectors. NULL is a no-op.
+ *
+ * # Safety
+ * `embeddings` is NULL or live, not used after this call.
+ */
+void modelapi_embeddings_free(struct ModelApiEmbeddings *embeddings);
+
+/**
+ * The models the server offers (`GET {api_base}/v1/models`: a health
+ * check, a model picker), with the client's key, headers, retries,
+ * timeout and caps; canned replies do not answer it. On `MODELAPI_OK`,
+ * `*out_models` holds the list; free it with `modelapi_models_free`. On
+ * any other status it is set to NULL.
+ *
+ * May be called by several threads at once on one client.
+ *
+ * # Safety
+ * `api` is NULL or a live client; `out_models` is NULL or writable.
+ */
+enum ModelApiStatus modelapi_models(struct ModelApi *api, struct ModelApiModels **out_models);
+
+/**
+ * How many models; 0 for NULL.
+ *
+ * # Safety
+ * `models` is NULL or live.
+ */
+size_t modelapi_models_count(const struct ModelApiModels *models);
+
+/**
+ * The id of model `index` (the name to ask for), owned by `models`;
+ * NULL for NULL or an index out of range.
+ *
+ * # Safety
+ * `models` is NULL or live.
+ */
+const char *modelapi_models_id(const struct ModelApiModels *models, size_t index);
+
+/**
+ * The server's answer as it arrived (JSON with a "data" array, and any
+ * field of the server's own), owned by `models`; NULL for NULL.
+ *
+ * # Safety
+ * `models` is NULL or live.
+ */
+const char *modelapi_models_json(const struct ModelApiModels *models);
+
+/**
+ * Frees the list. NULL is a no-op.
+ *
+ * # Safety
+ * `models` is NULL or live, not used after this call.
+ */
+void modelapi_models_free(struct ModelApiModels *models);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -63,6 +63,21 @@
  *   // pending: it needs more bytes; at the end of the body:
  *   stream.feed_end();                                         // then poll to done
  *
+ * A request with tools, images, tool results or parameters is built with a
+ * Request, never by writing JSON; embeddings and the model list sit beside
+ * the chat calls:
+ *
+ *   modelapi::Request request;
+ *   request.message("user", "What is in this picture?")
+ *          .image_data(png_bytes, "image/png")
+ *          .set("max_tokens", 100);
+ *   modelapi::Completion answer = client.complete_json(request.json());
+ *   request.assistant_turn(answer.json);                       // the next turn
+ *
+ *   modelapi::Embeddings vectors = client.embed({"an apple", "a pear"});
+ *   const float *first = vectors.vector(0);                    // dimension() floats
+ *   for (const std::string &id : client.models().ids) { ... }
+ *
  * Errors are exceptions. Every failed call throws modelapi::Error (a
  * std::runtime_error) carrying the ModelApiStatus, the library's message
  * (what()) and, for MODELAPI_HTTP_ERROR, the HTTP status. Exceptions, rather
@@ -82,6 +97,9 @@
  * - Strings passed in (messages, JSON, mock replies, settings) are read
  *   during the call only; the library copies what it keeps. The C API takes
  *   NUL-terminated strings, so text after a NUL character is not seen.
+ * - A Request and an Embeddings own their C handle (move-only); the
+ *   floats of Embeddings::vector() and data() are valid while it lives.
+ *   Models copies what it holds.
  * - A Completion owns its strings, and so does the std::string of
  *   completion_json() and stream_events().
  * - A chunk of a Stream (a std::string_view) points into the stream: it is
@@ -1206,6 +1224,210 @@ inline Stream::Events Stream::events() &&
     return Events(std::move(*this));
 }
 
+/* ---- Request: a request built without writing JSON ------------------- */
+
+/* A chat request built piece by piece: messages by role, images, the
+   assistant turn of an answer, tool results, parameters. Every string is
+   escaped by the library; json() goes to every *_json call (complete_json,
+   stream_json, stream_start, ...). Move-only; used by one thread at a time.
+   A call that throws leaves the request as it was.
+
+     modelapi::Request request;
+     request.message("system", "You are a terse NPC.")
+            .message("user", "Where is the inn?")
+            .set("temperature", 0.2)
+            .set("max_tokens", 64);
+     modelapi::Completion answer = client.complete_json(request.json());
+     request.assistant_turn(answer.json).message("user", "Thanks!");       */
+class Request {
+public:
+    Request() : request_(modelapi_request_new())
+    {
+        if (request_ == nullptr) {
+            throw Error(MODELAPI_INTERNAL, modelapi_last_error());
+        }
+    }
+    ~Request() { modelapi_request_free(request_); }
+    Request(const Request &) = delete;
+    Request &operator=(const Request &) = delete;
+    Request(Request &&other) noexcept : request_(std::exchange(other.request_, nullptr)) {}
+    Request &operator=(Request &&other) noexcept
+    {
+        if (this != &other) {
+            modelapi_request_free(request_);
+            request_ = std::exchange(other.request_, nullptr);
+        }
+        return *this;
+    }
+
+    /* A message of role ("system", "user", "assistant", "tool", ...). */
+    Request &message(const std::string &role, const std::string &text)
+    {
+        detail::check(modelapi_request_add_message(request_, role.c_str(), text.c_str()));
+        return *this;
+    }
+    /* An image by URL ("https://..." or "data:...") on the last message,
+       which must be a user message. */
+    Request &image_url(const std::string &url)
+    {
+        detail::check(modelapi_request_add_image_url(request_, url.c_str()));
+        return *this;
+    }
+    /* An image from its bytes (sent as a base64 data: URL of mime_type,
+       e.g. "image/png") on the last message, which must be a user message. */
+    Request &image_data(const void *bytes, std::size_t len, const std::string &mime_type)
+    {
+        detail::check(modelapi_request_add_image_data(request_, bytes, len, mime_type.c_str()));
+        return *this;
+    }
+    Request &image_data(std::string_view bytes, const std::string &mime_type)
+    {
+        return image_data(bytes.data(), bytes.size(), mime_type);
+    }
+    /* The assistant turn of a finished answer given as chat.completion JSON
+       (Completion::json, Stream::completion_json()): content, tool calls,
+       refusal; its reasoning too when with_reasoning. */
+    Request &assistant_turn(const std::string &completion_json, bool with_reasoning = false)
+    {
+        detail::check(modelapi_request_add_assistant_json(request_, completion_json.c_str(),
+                                                          with_reasoning ? 1 : 0));
+        return *this;
+    }
+    /* The assistant turn of a stream, as assembled so far. */
+    Request &assistant_turn(const Stream &stream, bool with_reasoning = false)
+    {
+        detail::check(modelapi_request_add_assistant_stream(request_, stream.get(),
+                                                            with_reasoning ? 1 : 0));
+        return *this;
+    }
+    /* The result of the tool call tool_call_id. */
+    Request &tool_result(const std::string &tool_call_id, const std::string &content)
+    {
+        detail::check(
+            modelapi_request_add_tool_result(request_, tool_call_id.c_str(), content.c_str()));
+        return *this;
+    }
+    /* A message written as JSON (an object with a "role" string). */
+    Request &message_json(const std::string &message)
+    {
+        detail::check(modelapi_request_add_message_json(request_, message.c_str()));
+        return *this;
+    }
+
+    /* Parameters ("temperature", "max_tokens", "model", ...); setting one
+       again replaces it. "messages" and "stream" cannot be set. */
+    Request &set(const std::string &name, bool value)
+    {
+        detail::check(modelapi_request_set_bool(request_, name.c_str(), value ? 1 : 0));
+        return *this;
+    }
+    template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+    Request &set(const std::string &name, T value)
+    {
+        detail::check(
+            modelapi_request_set_int(request_, name.c_str(), static_cast<std::int64_t>(value)));
+        return *this;
+    }
+    template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+    Request &set(const std::string &name, T value)
+    {
+        detail::check(
+            modelapi_request_set_number(request_, name.c_str(), static_cast<double>(value)));
+        return *this;
+    }
+    Request &set(const std::string &name, const char *value)
+    {
+        detail::check(modelapi_request_set_string(request_, name.c_str(), value));
+        return *this;
+    }
+    Request &set(const std::string &name, const std::string &value)
+    {
+        return set(name, value.c_str());
+    }
+    /* A parameter written as JSON ("tools", "response_format",
+       "stream_options", ...); bad JSON throws MODELAPI_INVALID_ARGUMENT. */
+    Request &set_json(const std::string &name, const std::string &json)
+    {
+        detail::check(modelapi_request_set_json(request_, name.c_str(), json.c_str()));
+        return *this;
+    }
+
+    /* The request as JSON, for the *_json calls. */
+    std::string json() const
+    {
+        char *out = nullptr;
+        const ModelApiStatus status = modelapi_request_json(request_, &out);
+        detail::CString owned(out);
+        detail::check(status);
+        return std::string(owned.get());
+    }
+
+    /* The C handle, still owned by this object (NULL once moved from). */
+    ModelApiRequest *get() const noexcept { return request_; }
+
+private:
+    ModelApiRequest *request_;
+};
+
+/* ---- embeddings and the model list -------------------------------------- */
+
+/* The vectors of Client::embed: one per input, in order, all of
+   dimension() floats. Move-only; the pointers it hands out are valid
+   while it lives. */
+class Embeddings {
+public:
+    explicit Embeddings(ModelApiEmbeddings *embeddings) noexcept : embeddings_(embeddings) {}
+    ~Embeddings() { modelapi_embeddings_free(embeddings_); }
+    Embeddings(const Embeddings &) = delete;
+    Embeddings &operator=(const Embeddings &) = delete;
+    Embeddings(Embeddings &&other) noexcept
+        : embeddings_(std::exchange(other.embeddings_, nullptr))
+    {
+    }
+    Embeddings &operator=(Embeddings &&other) noexcept
+    {
+        if (this != &other) {
+            modelapi_embeddings_free(embeddings_);
+            embeddings_ = std::exchange(other.embeddings_, nullptr);
+        }
+        return *this;
+    }
+
+    /* How many vectors (the number of inputs). */
+    std::size_t size() const noexcept { return modelapi_embeddings_count(embeddings_); }
+    /* The floats in each vector. */
+    std::size_t dimension() const noexcept { return modelapi_embeddings_dimension(embeddings_); }
+    /* The vector of input index (dimension() floats); throws
+       std::out_of_range past the end. */
+    const float *vector(std::size_t index) const
+    {
+        const float *v = modelapi_embeddings_vector(embeddings_, index);
+        if (v == nullptr) {
+            throw std::out_of_range("modelapi::Embeddings::vector: index out of range");
+        }
+        return v;
+    }
+    /* A copy of the vector of input index. */
+    std::vector<float> at(std::size_t index) const
+    {
+        const float *v = vector(index);
+        return std::vector<float>(v, v + dimension());
+    }
+    /* Every vector, one after the other (size() * dimension() floats). */
+    const float *data() const noexcept { return modelapi_embeddings_data(embeddings_); }
+
+    ModelApiEmbeddings *get() const noexcept { return embeddings_; }
+
+private:
+    ModelApiEmbeddings *embeddings_;
+};
+
+/* The models a server offers (Client::models). */
+struct Models {
+    std::vector<std::string> ids;  /* the names to ask for, in the server's order */
+    std::string json;              /* the server's answer, as sent */
+};
+
 /* ---- Client ------------------------------------------------------------- */
 
 /* A client of one server and model. Move-only; closes its connections in
@@ -1616,6 +1838,40 @@ public:
                                    std::optional<std::string_view> mock = std::nullopt) const
     {
         return events_call(request_json, on_event, cancel.get(), mock);
+    }
+
+    /* The embeddings of inputs (POST {api_base}/v1/embeddings) by model
+       (the client's when none): one vector per input, in order. Retries,
+       timeout, caps and canned replies apply as to chat calls. */
+    Embeddings embed(const std::vector<std::string> &inputs,
+                     std::optional<std::string_view> model = std::nullopt) const
+    {
+        std::vector<const char *> view;
+        view.reserve(inputs.size());
+        for (const std::string &input : inputs) {
+            view.push_back(input.c_str());
+        }
+        const detail::OptionalText model_text(model);
+        ModelApiEmbeddings *out = nullptr;
+        detail::check(modelapi_embed(api_, model_text.c_str(), view.data(), view.size(), &out));
+        return Embeddings(out);
+    }
+
+    /* The models the server offers (GET {api_base}/v1/models). */
+    Models models() const
+    {
+        ModelApiModels *out = nullptr;
+        detail::check(modelapi_models(api_, &out));
+        std::unique_ptr<ModelApiModels, void (*)(ModelApiModels *)> owned(out,
+                                                                           modelapi_models_free);
+        Models result;
+        const std::size_t count = modelapi_models_count(out);
+        result.ids.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            result.ids.emplace_back(modelapi_models_id(out, i));
+        }
+        result.json = modelapi_models_json(out);
+        return result;
     }
 
     /* The C handle, still owned by this object (NULL once moved from). */

@@ -435,7 +435,7 @@ impl ModelApi {
 
     /// The error a call returns: `Aborted` once its token is cancelled,
     /// whatever the I/O reported; secrets scrubbed; traced.
-    fn call_error(&self, error: Error, cancel: &CancelToken) -> Error {
+    pub(crate) fn call_error(&self, error: Error, cancel: &CancelToken) -> Error {
         let error = if cancel.is_cancelled() {
             cancelled()
         } else {

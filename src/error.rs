@@ -197,11 +197,12 @@ impl Error {
         }
     }
 
-    /// Names the URL a transport failure or timeout happened on.
-    pub(crate) fn in_context(self, url: &str) -> Error {
+    /// Names the request (`method`, `url`) a transport failure or timeout
+    /// happened on.
+    pub(crate) fn in_context(self, method: &str, url: &str) -> Error {
         match self {
-            Error::Transport(m) => Error::Transport(format!("POST {url}: {m}")),
-            Error::Timeout(m) => Error::Timeout(format!("POST {url}: {m}")),
+            Error::Transport(m) => Error::Transport(format!("{method} {url}: {m}")),
+            Error::Timeout(m) => Error::Timeout(format!("{method} {url}: {m}")),
             other => other,
         }
     }

@@ -1,4 +1,5 @@
-//! One HTTP/1.1 exchange, sans I/O: the bytes of a POST, then the response
+//! One HTTP/1.1 exchange, sans I/O: the bytes of a request (a POST, or a
+//! GET), then the response
 //! head and body parsed from whatever bytes the connection hands over.
 //! ureq's own protocol core (ureq-proto) does the parsing: sized, chunked
 //! and close-delimited bodies, informational 1xx heads, keep-alive.
@@ -24,24 +25,26 @@ pub(crate) enum Exchange {
     Ended { keep_alive: bool },
 }
 
-/// The bytes of a POST of `body` to `uri` with `headers` (the `Host` and
-/// `Content-Length` headers are added), and the exchange awaiting its
-/// answer. `to_proxy`: the request line names the whole URL, as a
-/// forwarding proxy needs.
-pub(crate) fn post(
+/// The bytes of a `method` request (POST or GET) of `body` to `uri` with
+/// `headers` (the `Host` header is added, and `Content-Length` for a method
+/// that sends a body), and the exchange awaiting its answer. `to_proxy`:
+/// the request line names the whole URL, as a forwarding proxy needs.
+pub(crate) fn send(
+    method: Method,
     uri: &Uri,
     headers: impl Iterator<Item = (HeaderName, HeaderValue)>,
     body: &[u8],
     to_proxy: bool,
 ) -> io::Result<(Vec<u8>, Exchange)> {
-    let mut request = Request::builder().method(Method::POST).uri(uri.clone());
+    let with_body = method == Method::POST;
+    let mut request = Request::builder().method(method).uri(uri.clone());
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let request = request
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(())
-        .map_err(invalid)?;
+    if with_body {
+        request = request.header(header::CONTENT_LENGTH, body.len());
+    }
+    let request = request.body(()).map_err(invalid)?;
     let mut call = Call::new(request).map_err(invalid)?.proceed();
     let mut bytes = vec![0; 1024];
     let mut used = 0;
@@ -79,7 +82,7 @@ pub(crate) fn post(
 }
 
 /// Replaces the request line's path with the whole URL (`POST
-/// http://host:port/path HTTP/1.1`).
+/// http://host:port/path HTTP/1.1`, and so for a GET).
 fn absolute_form(bytes: &mut Vec<u8>, uri: &Uri) {
     let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
     let line = &bytes[..line_end];

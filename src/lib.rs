@@ -22,6 +22,8 @@
 //!   deadline on the first event, fallback endpoints (each with its own
 //!   key) tried before any event was handed out, and hedged requests that
 //!   race two endpoints to the first event, in the same thread.
+//! - [`ModelApi::embed`]: embeddings (`/v1/embeddings`), and
+//!   [`ModelApi::models`]: the model list (`/v1/models`).
 //! - [`ModelApi::close`]: releases the pooled keep-alive connections.
 //!
 //! Every call runs on the caller's thread: the library never starts one,
@@ -82,18 +84,22 @@ mod answer;
 mod body;
 mod builder;
 mod cancel;
+mod chat_request;
 mod chunk;
 mod client;
 mod detached;
+mod embed;
 mod endpoints;
 mod error;
 mod event;
+mod exchange;
 #[cfg(feature = "net")]
 mod failover;
 pub mod ffi;
 mod head;
 mod http;
 mod mock;
+mod models;
 #[cfg(feature = "net")]
 mod net;
 /// Without the network, its place holds the settings' types and no I/O.
@@ -121,15 +127,18 @@ mod until;
 pub use answer::StreamMetadata;
 pub use builder::ModelApiBuilder;
 pub use cancel::CancelToken;
+pub use chat_request::ChatRequest;
 pub use client::Cancellable;
 pub use client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
 pub use detached::HostRequest;
+pub use embed::{Embeddings, MOCK_EMBEDDING_DIMENSION};
 pub use error::Error;
 pub use event::StreamEvent;
 pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+pub use models::{ModelInfo, ModelList};
 #[cfg(feature = "net")]
 pub use stream::WaitsOn;
 pub use stream::{ChatStream, PartialText};

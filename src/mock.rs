@@ -375,6 +375,16 @@ impl Sentinel {
     }
 }
 
+impl CannedReply {
+    /// The error this reply stands for, when it is an error sentinel.
+    pub(crate) fn error(&self) -> Option<Error> {
+        match self {
+            CannedReply::Text(text) => error_sentinel(text).map(Sentinel::error),
+            CannedReply::Message(_) => None,
+        }
+    }
+}
+
 /// The canned replies that stand for errors, for documentation and tests.
 pub fn error_sentinels() -> impl Iterator<Item = &'static str> {
     SENTINELS.iter().map(|(name, _)| *name)

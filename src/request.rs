@@ -8,8 +8,8 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq_proto::http::header::PROXY_AUTHORIZATION;
-use ureq_proto::http::{Response, Uri};
+use ureq_proto::http::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
+use ureq_proto::http::{Method, Response, Uri};
 
 use crate::cancel::CancelToken;
 use crate::head::{http_error, MAX_ERROR_BODY_BYTES};
@@ -24,6 +24,12 @@ use crate::{http, retry, Error};
 /// the last.
 pub(crate) struct Request {
     route: Arc<Route>,
+    /// POST (chat completions, embeddings) or GET (the model list).
+    method: Method,
+    /// Where the request goes before any redirect: the route's chat
+    /// completions endpoint, or another endpoint of the same server.
+    endpoint: String,
+    endpoint_uri: Uri,
     body: Vec<u8>,
     accept: &'static str,
     cancel: CancelToken,
@@ -79,11 +85,39 @@ impl Request {
         accept: &'static str,
         cancel: CancelToken,
     ) -> Request {
+        let endpoint = route.endpoint.clone();
+        let endpoint_uri = route.endpoint_uri.clone();
+        Request::to(
+            route,
+            Method::POST,
+            (endpoint, endpoint_uri),
+            body,
+            accept,
+            cancel,
+        )
+    }
+
+    /// A `method` request to `endpoint` (URL and its parse), another
+    /// endpoint of the route's server (`{api_base}/v1/embeddings`,
+    /// `/v1/models`), with everything else as [`Request::new`]: retries,
+    /// redirects, credentials, timeouts, trace. A GET sends no body.
+    pub(crate) fn to(
+        route: Arc<Route>,
+        method: Method,
+        endpoint: (String, Uri),
+        body: Vec<u8>,
+        accept: &'static str,
+        cancel: CancelToken,
+    ) -> Request {
+        let (endpoint, endpoint_uri) = endpoint;
         let endpoint_addrs = route.first_hop_addresses();
-        let target = Target::endpoint(&route, &endpoint_addrs);
+        let target = Target::endpoint(&endpoint, &endpoint_uri, &endpoint_addrs);
         Request {
             endpoint_addrs,
             route,
+            method,
+            endpoint,
+            endpoint_uri,
             body,
             accept,
             cancel,
@@ -205,13 +239,18 @@ impl Request {
         let route = &self.route;
         let target = &self.target;
         let mut headers = route.request_headers(self.accept, target.same_origin);
+        if self.method != Method::POST {
+            // No body: no Content-Type.
+            headers.retain(|(name, _)| *name != CONTENT_TYPE);
+        }
         // Plain HTTP through a proxy is forwarded by it: the request names
         // the whole URL, and carries the proxy's credentials.
         let forwarded = route.proxy.as_ref().filter(|_| !is_https(&target.uri));
         if let Some(authorization) = forwarded.and_then(|p| p.authorization.as_ref()) {
             headers.push((PROXY_AUTHORIZATION, authorization.clone()));
         }
-        let (bytes, exchange) = http::post(
+        let (bytes, exchange) = http::send(
+            self.method.clone(),
             &target.uri,
             headers.into_iter(),
             &self.body,
@@ -228,14 +267,17 @@ impl Request {
             Some(conn) => (conn, true),
             None => match connect(route, target) {
                 Ok(conn) => (conn, false),
-                Err(ConnectError::Final(error)) => return Err(error.in_context(&target.url)),
+                Err(ConnectError::Final(error)) => {
+                    return Err(error.in_context(self.method.as_str(), &target.url))
+                }
                 Err(ConnectError::Io(err)) => return self.failed(err, false),
             },
         };
         trace!(
             route.tracer,
             Level::Debug,
-            "POST {} ({} bytes of JSON, {} request bytes) on {}",
+            "{} {} ({} bytes of JSON, {} request bytes) on {}",
+            self.method,
             target.url,
             self.body.len(),
             bytes.len(),
@@ -280,7 +322,8 @@ impl Request {
             )));
         }
         if let Some(location) = header(&head, "location").filter(|_| is_redirect(status)) {
-            self.target.follow(status, location, &self.route)?;
+            self.target
+                .follow(status, location, &self.route, &self.endpoint)?;
             trace!(
                 self.route.tracer,
                 Level::Info,
@@ -349,7 +392,7 @@ impl Request {
             return Ok(State::Waiting(Instant::now()));
         }
         if !retryable || self.attempt >= self.route.max_retries {
-            return Err(Error::from_io(err).in_context(&self.target.url));
+            return Err(Error::from_io(err).in_context(self.method.as_str(), &self.target.url));
         }
         let why = Error::from_io(err).trace_summary();
         Ok(self.retry_in(retry::backoff(self.route.retry_backoff, self.attempt), &why))
@@ -365,7 +408,7 @@ impl Request {
             Took(delay)
         );
         self.attempt += 1;
-        self.target = Target::endpoint(&self.route, &self.endpoint_addrs);
+        self.target = Target::endpoint(&self.endpoint, &self.endpoint_uri, &self.endpoint_addrs);
         // The delay is a capped backoff or a server's wait of at most 60 s;
         // checked all the same, as every instant computed here.
         let now = Instant::now();
@@ -374,10 +417,10 @@ impl Request {
 }
 
 impl Target {
-    fn endpoint(route: &Route, addrs: &Addresses) -> Target {
+    fn endpoint(url: &str, uri: &Uri, addrs: &Addresses) -> Target {
         Target {
-            url: route.endpoint.clone(),
-            uri: route.endpoint_uri.clone(),
+            url: url.to_string(),
+            uri: uri.clone(),
             addrs: addrs.clone(),
             same_origin: true,
             redirects: 0,
@@ -388,8 +431,13 @@ impl Target {
     /// body) up to [`MAX_REDIRECTS`] times. Credentials go only to the
     /// configured server's origin, and `https` is never left for plain
     /// `http`.
-    fn follow(&mut self, status: u16, location: &str, route: &Route) -> Result<(), Error> {
-        let endpoint = route.endpoint.as_str();
+    fn follow(
+        &mut self,
+        status: u16,
+        location: &str,
+        route: &Route,
+        endpoint: &str,
+    ) -> Result<(), Error> {
         let next = redirect_target(&self.url, location)?;
         if !matches!(status, 307 | 308) {
             return Err(Error::Http {

@@ -159,6 +159,19 @@ impl Route {
         addrs
     }
 
+    /// Another endpoint of the server, beside the chat completions one:
+    /// `{api_base}/v1/{path}` (`embeddings`, `models`), its URL and parse.
+    pub(crate) fn sibling(&self, path: &str) -> (String, Uri) {
+        let base = self
+            .endpoint
+            .strip_suffix("/chat/completions")
+            .unwrap_or(&self.endpoint);
+        let url = format!("{base}/{path}");
+        // The endpoint parsed, and `path` is one of this crate's.
+        let uri = url.parse().unwrap_or_else(|_| self.endpoint_uri.clone());
+        (url, uri)
+    }
+
     #[cfg(feature = "net")]
     /// The addresses of `uri`'s server: from the client's name table, else
     /// as [`addresses`] finds them.

@@ -131,6 +131,9 @@ fn pieces_of(text: &str, chars: usize) -> Vec<String> {
 
 fn test_server() -> TestServer {
     TestServer::start(|request| {
+        if let Some(reply) = embeddings_and_models(request) {
+            return reply;
+        }
         let body = request.body_json();
         let streaming = body["stream"] == true;
         match body["model"].as_str().unwrap_or("") {
@@ -193,6 +196,168 @@ fn test_server() -> TestServer {
             }
         }
     })
+}
+
+/// `POST /v1/embeddings`: one vector `[length, first byte, 1]` per input
+/// (401 for the model `unauthorized`); `GET /v1/models`: the models `ok`,
+/// `agent` and `unauthorized` (401 when the request carries a key).
+fn embeddings_and_models(request: &common::server::Request) -> Option<Reply> {
+    let unauthorized = || {
+        Reply::json(
+            401,
+            r#"{"error":{"message":"Invalid API key provided","type":"auth_error","code":"401"}}"#,
+        )
+    };
+    match request.path.as_str() {
+        "/v1/models" if request.header("authorization").is_some() => Some(unauthorized()),
+        "/v1/models" => Some(Reply::json(
+            200,
+            r#"{"object":"list","data":[{"id":"ok","object":"model","owned_by":"test"},
+                {"id":"agent","object":"model","owned_by":"test"},
+                {"id":"unauthorized","object":"model","owned_by":"test"}]}"#,
+        )),
+        "/v1/embeddings" => {
+            let body = request.body_json();
+            if body["model"] == "unauthorized" {
+                return Some(unauthorized());
+            }
+            let data: Vec<serde_json::Value> = body["input"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let text = text.as_str().unwrap();
+                    serde_json::json!({"object": "embedding", "index": i,
+                        "embedding": [text.len(), text.as_bytes()[0], 1]})
+                })
+                .collect();
+            Some(Reply::json(
+                200,
+                &serde_json::json!({"object": "list", "model": body["model"], "data": data})
+                    .to_string(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// What embed and embed_hpp print for `texts` and vectors `[length, first
+/// byte, 1]` (the test server's).
+fn embed_stdout(models: &[&str], vectors: &[Vec<f64>]) -> String {
+    let mut out: String = models.iter().map(|m| format!("model: {m}\n")).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    out += &format!("vectors: {} x {}\n", vectors.len(), vectors[0].len());
+    for (i, v) in vectors.iter().enumerate() {
+        let first = &vectors[0];
+        let cosine = dot(first, v) / (dot(first, first) * dot(v, v)).sqrt();
+        out += &format!(
+            "text {i}: norm {:.4}, cosine with text 0: {cosine:.4}\n",
+            dot(v, v).sqrt()
+        );
+    }
+    out
+}
+
+#[test]
+fn embeddings_and_models_from_c_and_cpp() {
+    let server = test_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    let texts = [
+        "The cat sat on the mat.",
+        "A dog barked at the moon.",
+        "The cat sat on the mat.",
+    ];
+    let vectors: Vec<Vec<f64>> = texts
+        .iter()
+        .map(|t| vec![t.len() as f64, f64::from(t.as_bytes()[0]), 1.0])
+        .collect();
+    let expected = embed_stdout(&["ok", "agent", "unauthorized"], &vectors);
+    assert!(
+        expected.contains("text 2: norm 87.0976, cosine with text 0: 1.0000"),
+        "{expected}"
+    );
+    for variant in VARIANTS {
+        for program in ["request_test", "request_hpp_test"] {
+            let out = run(variant, program, &[&url], &[], "", How::Plain);
+            assert_ok(&out, &format!("{variant}/{program}"));
+            assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        }
+        for program in ["embed", "embed_hpp"] {
+            let what = format!("{variant}/{program}");
+            let out = run(variant, program, &[], &env, "", How::Plain);
+            assert_ok(&out, &what);
+            assert_eq!(text(&out.stdout), expected, "{what}");
+            // Texts given on the command line, escaped on the way.
+            let out = run(
+                variant,
+                program,
+                &["a \"quoted\"\n text", "b"],
+                &env,
+                "",
+                How::Plain,
+            );
+            assert_ok(&out, &what);
+            let given = embed_stdout(
+                &["ok", "agent", "unauthorized"],
+                &[vec![16.0, 97.0, 1.0], vec![1.0, 98.0, 1.0]],
+            );
+            assert_eq!(text(&out.stdout), given, "{what}");
+            // Canned: 8 floats a text, equal for equal texts.
+            let out = run(variant, program, &[], &[], "", How::Plain);
+            assert_ok(&out, &what);
+            let stdout = text(&out.stdout);
+            let lines: Vec<&str> = stdout.lines().collect();
+            assert_eq!(lines.len(), 4, "{what}: {stdout}");
+            assert_eq!(lines[0], "vectors: 3 x 8", "{what}");
+            assert_eq!(
+                lines[1], "text 0: norm 1.0000, cosine with text 0: 1.0000",
+                "{what}"
+            );
+            assert_eq!(
+                lines[3], "text 2: norm 1.0000, cosine with text 0: 1.0000",
+                "{what}"
+            );
+            assert!(!lines[2].ends_with("1.0000"), "{what}: {stdout}");
+        }
+    }
+    let embeds: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/embeddings" && r.body_json()["model"] == "ok")
+        .collect();
+    assert!(!embeds.is_empty());
+    assert!(embeds
+        .iter()
+        .any(|r| r.body_json()["input"] == serde_json::json!(["a \"quoted\"\n text", "b"])));
+}
+
+/// request_test, embed and embed_hpp under valgrind and with the
+/// sanitizers: no error, no leak.
+#[test]
+fn embeddings_and_requests_run_clean() {
+    let server = test_server();
+    let url = server.url();
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", "ok")];
+    for how in [How::Valgrind, How::Sanitizers] {
+        for program in ["request_test", "request_hpp_test"] {
+            let out = run("static", program, &[&url], &[], "", how);
+            assert_ok(&out, &format!("{how:?} {program}"));
+            assert!(text(&out.stdout).contains(" passed, 0 failed"));
+        }
+        for program in ["embed", "embed_hpp"] {
+            for env in [&env[..], &[]] {
+                let out = run("shared", program, &[], env, "", how);
+                assert_ok(&out, &format!("{how:?} {program}"));
+                assert!(
+                    !text(&out.stderr).contains("Sanitizer"),
+                    "{}",
+                    text(&out.stderr)
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -298,6 +463,8 @@ fn examples_report_http_errors_with_the_servers_message() {
             "cancel",
             "agent",
             "agent_hpp",
+            "embed",
+            "embed_hpp",
         ] {
             let out = run(variant, program, &[], &env, "", How::Plain);
             assert_eq!(out.status.code(), Some(1), "{variant}/{program}");
@@ -543,7 +710,7 @@ fn agents_call_tools_with_canned_replies() {
                  -> get_weather({\"city\":\"Tokyo\"}) [call_mock_1_0]\n\
                  <- {\"city\":\"Tokyo\",\"temperature_c\":21,\"conditions\":\"clear\"}\n\
                  -> get_weather({\"city\": \"Atlantis\"}) [call_mock_1_1]\n\
-                 <- {\"city\":\"Atlantis\",\"error\":\"no weather data for this city\"}\n\
+                 <- {\"error\":\"no weather data for this city\"}\n\
                  -> launch_rockets({}) [call_mock_1_2]\n\
                  <- {\"error\":\"there is no such tool\"}\n\
                  Done.\n",

@@ -409,3 +409,33 @@ fn c_examples_against_the_proxy() {
         }
     }
 }
+
+#[test]
+fn the_model_list_of_the_proxy() {
+    let Some(proxy) = proxy() else { return };
+    let list = proxy.client("test-model").models().unwrap();
+    let mut ids: Vec<&str> = list.ids().collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "error-model",
+            "mock-model",
+            "mock-reasoning-model",
+            "mock-tools-model",
+            "ratelimit-model",
+            "test-model",
+        ],
+        "{}",
+        list.raw_json()
+    );
+    // The key is checked there as for chat.
+    let wrong = ModelApi::builder("test-model", proxy.url())
+        .api_key("sk-wrong-models-key-1")
+        .mock_responses(vec![])
+        .build()
+        .unwrap();
+    let err = wrong.models().unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert!(!format!("{err} {err:?}").contains("sk-wrong-models-key-1"));
+}

@@ -129,6 +129,30 @@ fn server() -> Option<&'static Server> {
         .as_ref()
 }
 
+/// A second llama-server, serving the same model with embeddings on
+/// (`--embeddings --pooling mean`: the model has no pooling of its own,
+/// and `/v1/embeddings` needs one). The chat tests keep a server started
+/// exactly as before; this one is started by the first embeddings test,
+/// and only when the chat server is to run.
+fn embeddings_server() -> Option<SocketAddr> {
+    static SERVER: OnceLock<Option<SocketAddr>> = OnceLock::new();
+    *SERVER.get_or_init(|| {
+        server()?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llamacpp/start.sh");
+        let service = service::start_with_env(
+            "llama-server-embeddings",
+            &script,
+            "/health",
+            Duration::from_secs(600),
+            &[(
+                "MODELAPI_LLAMACPP_EXTRA_ARGS",
+                "--embeddings --pooling mean",
+            )],
+        );
+        Some(service.addr)
+    })
+}
+
 /// The body of a GET on loopback (`Connection: close`; llama-server sends a
 /// `Content-Length`).
 fn get(addr: SocketAddr, path: &str) -> String {
@@ -883,4 +907,100 @@ fn the_c_api_against_a_real_model() {
     ids.dedup();
     assert_eq!(ids.len(), 4);
     server.wait_idle(Duration::from_secs(5));
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+/// SmolLM2-135M's hidden size: the dimension of its embeddings.
+const SMOLLM2_DIMENSION: usize = 576;
+
+#[test]
+fn embeddings_of_a_real_model() {
+    let Some(addr) = embeddings_server() else {
+        return;
+    };
+    let api = ModelApi::builder(MODEL, format!("http://{addr}"))
+        .mock_responses(vec![])
+        .build()
+        .unwrap();
+    let texts = [
+        "The cat sat on the mat.",
+        "Quantum chromodynamics describes the strong force.",
+        "The cat sat on the mat.",
+    ];
+    let e = api.embed(&texts).unwrap();
+    assert_eq!((e.len(), e.dimension()), (3, SMOLLM2_DIMENSION));
+    assert_eq!(e.model(), "smollm2-135m-instruct");
+    assert!(e.prompt_tokens().unwrap_or(0) > 0);
+    // Equal inputs, equal vectors; others differ.
+    assert_eq!(e.vector(0), e.vector(2));
+    let (a, b) = (e.vector(0).unwrap(), e.vector(1).unwrap());
+    assert!(cosine(a, b) < 0.999, "{}", cosine(a, b));
+    // Unit length (the server's default normalisation).
+    let norm: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    // One input alone gives the vector it had among others.
+    let one = api.embed(&[texts[0]]).unwrap();
+    assert_eq!(one.len(), 1);
+    let alone = one.vector(0).unwrap();
+    assert!(cosine(alone, a) > 0.9999, "{}", cosine(alone, a));
+    // The same server lists its model.
+    assert!(api.models().unwrap().contains(MODEL));
+}
+
+#[test]
+fn the_model_list_of_llama_server() {
+    let Some(server) = server() else { return };
+    let _turn = server.take();
+    let list = server.client().models().unwrap();
+    assert_eq!(list.ids().collect::<Vec<_>>(), [MODEL]);
+    assert_eq!(list.models()[0].owned_by.as_deref(), Some("llamacpp"));
+    // llama-server's own fields are kept.
+    assert!(
+        list.models()[0].extra.contains_key("meta"),
+        "{}",
+        list.raw_json()
+    );
+}
+
+/// The C and C++ embeddings examples (`embed`, `embed_hpp`: the model list,
+/// then the vectors as float arrays) against the embeddings server.
+#[test]
+fn embeddings_and_models_from_c_and_cpp() {
+    use common::cbuild::{assert_ok, run, text, How};
+    let Some(addr) = embeddings_server() else {
+        return;
+    };
+    let url = format!("http://{addr}");
+    let env = [("MODEL_API_URL", url.as_str()), ("MODEL_NAME", MODEL)];
+    let mut outputs = Vec::new();
+    for program in ["embed", "embed_hpp"] {
+        let out = run("shared", program, &[], &env, "", How::Plain);
+        assert_ok(&out, program);
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 5, "{program}: {stdout}");
+        assert_eq!(lines[0], format!("model: {MODEL}"), "{program}");
+        assert_eq!(
+            lines[1],
+            format!("vectors: 3 x {SMOLLM2_DIMENSION}"),
+            "{program}"
+        );
+        assert_eq!(
+            lines[2], "text 0: norm 1.0000, cosine with text 0: 1.0000",
+            "{program}"
+        );
+        // The third text is the first one again.
+        assert_eq!(
+            lines[4], "text 2: norm 1.0000, cosine with text 0: 1.0000",
+            "{program}: {stdout}"
+        );
+        assert!(!lines[3].ends_with(" 1.0000"), "{program}: {stdout}");
+        outputs.push(stdout);
+    }
+    assert_eq!(outputs[0], outputs[1], "C and C++ print the same");
 }

@@ -82,7 +82,10 @@ typedef enum ModelApiEventKind {
   MODELAPI_EVENT_REFUSAL = 3,
 } ModelApiEventKind;
 typedef struct ModelApiCancel ModelApiCancel;
+typedef struct ModelApiEmbeddings ModelApiEmbeddings;
 typedef struct ModelApi ModelApi;
+typedef struct ModelApiModels ModelApiModels;
+typedef struct ModelApiRequest ModelApiRequest;
 typedef struct ModelApiStream ModelApiStream;
 typedef void (*ModelApiTraceFn)(void *user_data, enum ModelApiTraceLevel level, const char *line);
 typedef struct ModelApiMessage {
@@ -230,6 +233,59 @@ void modelapi_string_free(char *s);
 const char *modelapi_last_error(void);
 int modelapi_last_http_status(void);
 const char *modelapi_version(void);
+struct ModelApiRequest *modelapi_request_new(void);
+void modelapi_request_free(struct ModelApiRequest *request);
+enum ModelApiStatus modelapi_request_add_message(struct ModelApiRequest *request,
+                                                 const char *role,
+                                                 const char *text);
+enum ModelApiStatus modelapi_request_add_image_url(struct ModelApiRequest *request,
+                                                   const char *url);
+enum ModelApiStatus modelapi_request_add_image_data(struct ModelApiRequest *request,
+                                                    const void *bytes,
+                                                    size_t len,
+                                                    const char *mime_type);
+enum ModelApiStatus modelapi_request_add_tool_result(struct ModelApiRequest *request,
+                                                     const char *tool_call_id,
+                                                     const char *content);
+enum ModelApiStatus modelapi_request_add_assistant_json(struct ModelApiRequest *request,
+                                                        const char *completion_json,
+                                                        int include_reasoning);
+enum ModelApiStatus modelapi_request_add_assistant_stream(struct ModelApiRequest *request,
+                                                          struct ModelApiStream *stream,
+                                                          int include_reasoning);
+enum ModelApiStatus modelapi_request_add_message_json(struct ModelApiRequest *request,
+                                                      const char *message_json);
+enum ModelApiStatus modelapi_request_set_number(struct ModelApiRequest *request,
+                                                const char *name,
+                                                double value);
+enum ModelApiStatus modelapi_request_set_int(struct ModelApiRequest *request,
+                                             const char *name,
+                                             int64_t value);
+enum ModelApiStatus modelapi_request_set_string(struct ModelApiRequest *request,
+                                                const char *name,
+                                                const char *value);
+enum ModelApiStatus modelapi_request_set_bool(struct ModelApiRequest *request,
+                                              const char *name,
+                                              int value);
+enum ModelApiStatus modelapi_request_set_json(struct ModelApiRequest *request,
+                                              const char *name,
+                                              const char *json);
+enum ModelApiStatus modelapi_request_json(const struct ModelApiRequest *request, char **out_json);
+enum ModelApiStatus modelapi_embed(struct ModelApi *api,
+                                   const char *model,
+                                   const char *const *inputs,
+                                   size_t count,
+                                   struct ModelApiEmbeddings **out_embeddings);
+size_t modelapi_embeddings_count(const struct ModelApiEmbeddings *embeddings);
+size_t modelapi_embeddings_dimension(const struct ModelApiEmbeddings *embeddings);
+const float *modelapi_embeddings_vector(const struct ModelApiEmbeddings *embeddings, size_t index);
+const float *modelapi_embeddings_data(const struct ModelApiEmbeddings *embeddings);
+void modelapi_embeddings_free(struct ModelApiEmbeddings *embeddings);
+enum ModelApiStatus modelapi_models(struct ModelApi *api, struct ModelApiModels **out_models);
+size_t modelapi_models_count(const struct ModelApiModels *models);
+const char *modelapi_models_id(const struct ModelApiModels *models, size_t index);
+const char *modelapi_models_json(const struct ModelApiModels *models);
+void modelapi_models_free(struct ModelApiModels *models);
 ]]
 -- END modelapi.h
 

@@ -26,14 +26,23 @@ mod cancel;
 
 mod library;
 
+mod request_builder;
+
+mod embed;
+
+mod models;
+
 use boundary::Failure;
 pub use boundary::ModelApiStatus;
 pub use calls::*;
 pub use cancel::*;
 pub use client::*;
+pub use embed::*;
 pub use event::*;
 pub use feed::*;
 pub use library::*;
+pub use models::*;
+pub use request_builder::*;
 pub use stream::*;
 
 use crate::ModelApi;

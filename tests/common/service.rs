@@ -49,6 +49,17 @@ pub struct Service {
 /// when the server exits first or `limit` passes (which must cover a first
 /// run's install).
 pub fn start(name: &str, script: &Path, health_path: &str, limit: Duration) -> Service {
+    start_with_env(name, script, health_path, limit, &[])
+}
+
+/// [`start`], with these variables set in the script's environment.
+pub fn start_with_env(
+    name: &str,
+    script: &Path,
+    health_path: &str,
+    limit: Duration,
+    env: &[(&str, &str)],
+) -> Service {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,6 +70,7 @@ pub fn start(name: &str, script: &Path, health_path: &str, limit: Duration) -> S
     let child = Command::new("bash")
         .arg(script)
         .arg(port.to_string())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file)
