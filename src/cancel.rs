@@ -2,7 +2,7 @@
 //!
 //! A [`CancelToken`] is shared between the thread making a call and any
 //! thread that may want to stop it. While the call does I/O, the
-//! connection it uses is attached to the token (see [`crate::net`]);
+//! connection it uses is attached to the token (see [`crate::transport::net`]);
 //! [`CancelToken::cancel`] sets a flag and shuts every attached socket
 //! down, which wakes a wait on each at once. One token may serve several
 //! calls at the same time (threads, polled streams): each attaches its own

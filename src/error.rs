@@ -3,7 +3,7 @@
 //! Every variant says what went wrong and, where the caller can do something
 //! about it, what to do. No variant ever holds the API key: texts that come
 //! from the server are scrubbed of it before they are stored (see
-//! [`crate::client`]).
+//! [`crate::api::client`]).
 
 use std::io;
 
@@ -123,7 +123,7 @@ impl Error {
     /// failures and statuses 408, 409, 429 and 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Http { status, .. } => crate::retry::is_retryable_status(*status),
+            Error::Http { status, .. } => crate::transport::retry::is_retryable_status(*status),
             Error::Transport(_) => true,
             _ => false,
         }
@@ -207,9 +207,10 @@ impl Error {
         }
     }
 
-    /// Replaces every secret in the texts this error holds.
-    pub(crate) fn redact(self, secrets: &crate::secrets::Secrets) -> Error {
-        let r = |s: String| secrets.scrub(s);
+    /// The error with every text it holds passed through `r` (the
+    /// secrets' scrubbing: see [`crate::secrets::Secrets::redact`]).
+    pub(crate) fn map_texts(self, r: impl Fn(String) -> String) -> Error {
+        let r = &r;
         match self {
             Error::Http {
                 status,

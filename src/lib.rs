@@ -15,7 +15,7 @@
 //!   driven without ever blocking, for game loops, UI threads and hosts
 //!   with their own event loop; [`ChatStream::waits_on`] gives the socket
 //!   to wait on. How it is built: see the design note of the `net` module
-//!   (`src/net/mod.rs`): one state machine serves blocking and polled
+//!   (`src/transport/net/mod.rs`): one state machine serves blocking and polled
 //!   calls alike.
 //! - Staying responsive ([`ModelApiBuilder::first_token_timeout`],
 //!   [`ModelApiBuilder::fallback`], [`ModelApiBuilder::hedge`]): a
@@ -80,69 +80,43 @@
 // HTTP/1.1 writer) are still built, and not all of them are used.
 #![cfg_attr(not(feature = "net"), allow(dead_code, unused_imports))]
 
-mod answer;
-mod body;
-mod builder;
-mod cancel;
-mod chat_request;
-mod chunk;
-mod client;
-mod detached;
-mod embed;
-mod endpoints;
-mod error;
-mod event;
-mod exchange;
-#[cfg(feature = "net")]
-mod failover;
+// The three layers, one folder each (see the README's "Layout"): bytes in,
+// events and the answer out; sockets, TLS, HTTP, retries and where
+// requests go; the calls. The C API is a thin skin over the API.
+mod api;
+mod decoder;
 pub mod ffi;
-mod head;
-mod http;
-mod mock;
-mod models;
-#[cfg(feature = "net")]
-mod net;
-/// Without the network, its place holds the settings' types and no I/O.
-#[cfg(not(feature = "net"))]
-#[path = "offline.rs"]
-mod net;
-mod proxy;
-#[cfg(feature = "net")]
-mod race;
-mod redirect;
-#[cfg(feature = "net")]
-mod reply;
-#[cfg(feature = "net")]
-mod request;
-mod resolve;
-mod retry;
-mod route;
+mod transport;
+
+// What every layer shares.
+mod cancel;
+mod error;
 mod secrets;
-pub mod sse;
-mod stream;
 mod trace;
 mod types;
 mod until;
 
-pub use answer::StreamMetadata;
-pub use builder::ModelApiBuilder;
-pub use cancel::CancelToken;
-pub use chat_request::ChatRequest;
-pub use client::Cancellable;
-pub use client::{
+pub use decoder::sse;
+
+pub use api::builder::ModelApiBuilder;
+pub use api::chat_request::ChatRequest;
+pub use api::client::Cancellable;
+pub use api::client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
-pub use detached::HostRequest;
-pub use embed::{Embeddings, MOCK_EMBEDDING_DIMENSION};
-pub use error::Error;
-pub use event::StreamEvent;
-pub use mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
-pub use models::{ModelInfo, ModelList};
+pub use api::embed::{Embeddings, MOCK_EMBEDDING_DIMENSION};
+pub use api::mock::{error_sentinels, MOCK_ENV_VAR, MOCK_TEXT_BEFORE_ERROR};
+pub use api::models::{ModelInfo, ModelList};
 #[cfg(feature = "net")]
-pub use stream::WaitsOn;
-pub use stream::{ChatStream, PartialText};
+pub use api::stream::WaitsOn;
+pub use api::stream::{ChatStream, PartialText};
+pub use cancel::CancelToken;
+pub use decoder::answer::StreamMetadata;
+pub use decoder::event::StreamEvent;
+pub use error::Error;
 pub use trace::{Level as TraceLevel, TraceHook, LOG_TARGET};
+pub use transport::detached::HostRequest;
 pub use types::{ChatCompletion, Choice, Message, ResponseMessage, Usage};
 
 /// The README's Rust examples, compiled as doctests so they stay true.
@@ -154,10 +128,10 @@ struct ReadmeDoctests;
 /// crate, reachable without a server. Not part of the API.
 #[doc(hidden)]
 pub mod __fuzz {
-    use crate::answer::Answer;
-    use crate::chunk::{read_event, Received};
-    use crate::event::{Events, StreamEvent};
-    use crate::sse::Event;
+    use crate::decoder::answer::Answer;
+    use crate::decoder::chunk::{read_event, Received};
+    use crate::decoder::event::{Events, StreamEvent};
+    use crate::decoder::sse::Event;
 
     /// Interprets one event's data as a streamed chunk: its content.
     pub fn chunk(event_type: &str, data: &str) -> Result<Option<String>, crate::Error> {
@@ -207,14 +181,14 @@ pub mod __fuzz {
     /// Whether the fast chunk reader read `data` (`Ok(true)`) or left it to
     /// serde_json (`Ok(false)`); `Err` says how the two readers disagree.
     pub fn chunk_fast_reader_agrees(data: &str) -> Result<bool, String> {
-        crate::chunk::check_fast_reader(data)
+        crate::decoder::chunk::check_fast_reader(data)
     }
 
     /// Whether reading `events` (type and data) in order with one reader,
     /// which remembers the shape of chunks, gives what reading each alone
     /// gives: `Ok(n)` when it does (`n` events repeated a remembered chunk).
     pub fn chunk_reader_memory_agrees(events: &[(&str, &str)]) -> Result<usize, String> {
-        crate::chunk::check_reader_memory(events)
+        crate::decoder::chunk::check_reader_memory(events)
     }
 
     /// Parses a non-streamed response body.

@@ -1,12 +1,12 @@
 //! What must never leak: the API key and credential-like headers. They are
 //! scrubbed from every error text, and are sent only to the configured
-//! server's origin (see the redirect rules in [`crate::client`]).
+//! server's origin (see the redirect rules in [`crate::api::client`]).
 
 use std::fmt;
 
 use ureq_proto::http::{HeaderName, HeaderValue};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Values that must never appear in an error: the API key, and the values
 /// of headers whose names suggest a credential.
@@ -61,7 +61,7 @@ impl Secrets {
         if self.0.is_empty() {
             error
         } else {
-            error.redact(self)
+            error.map_texts(|text| self.scrub(text))
         }
     }
 }

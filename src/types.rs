@@ -138,7 +138,7 @@ impl ChatCompletion {
 
     /// Parses a response body. `body` must be a JSON object with a `choices`
     /// array; an object with an `error` member is the server's error.
-    pub(crate) fn from_body(body: String) -> Result<ChatCompletion, crate::Error> {
+    pub(crate) fn from_body(body: String) -> Result<ChatCompletion, crate::error::Error> {
         let mut completion: ChatCompletion = match serde_json::from_str(&body) {
             Ok(c) => c,
             Err(parse) => return Err(not_a_completion(&body, &parse)),
@@ -150,16 +150,16 @@ impl ChatCompletion {
 
 /// Explains why a body is not a completion: the server's error when it
 /// sent one, otherwise what is wrong with the JSON.
-fn not_a_completion(body: &str, parse: &serde_json::Error) -> crate::Error {
+fn not_a_completion(body: &str, parse: &serde_json::Error) -> crate::error::Error {
     if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(body) {
         if let Some(error) = object.get("error").filter(|e| !e.is_null()) {
-            return crate::Error::Server {
+            return crate::error::Error::Server {
                 message: crate::error::error_message(error),
                 body: truncate(body),
             };
         }
     }
-    crate::Error::InvalidResponse(format!(
+    crate::error::Error::InvalidResponse(format!(
         "the body is not an OpenAI chat.completion object ({}): {}",
         truncate(&parse.to_string()),
         truncate(body)
@@ -447,10 +447,10 @@ mod tests {
     #[test]
     fn error_body_and_garbage() {
         let e = ChatCompletion::from_body(r#"{"error":{"message":"nope"}}"#.into()).unwrap_err();
-        assert!(matches!(e, crate::Error::Server { ref message, .. } if message == "nope"));
+        assert!(matches!(e, crate::error::Error::Server { ref message, .. } if message == "nope"));
         let e = ChatCompletion::from_body("<html>oops</html>".into()).unwrap_err();
-        assert!(matches!(e, crate::Error::InvalidResponse(ref m) if m.contains("<html>")));
+        assert!(matches!(e, crate::error::Error::InvalidResponse(ref m) if m.contains("<html>")));
         let e = ChatCompletion::from_body(r#"{"id":"x"}"#.into()).unwrap_err();
-        assert!(matches!(e, crate::Error::InvalidResponse(ref m) if m.contains("choices")));
+        assert!(matches!(e, crate::error::Error::InvalidResponse(ref m) if m.contains("choices")));
     }
 }

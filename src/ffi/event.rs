@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::event::{EventWithNul, Kind};
+use crate::decoder::event::{EventWithNul, Kind};
 
 /// What an event of a stream is (see `ModelApiEvent`). The numbers are
 /// stable.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The TLS client settings of a client; `None` in a build without TLS.
 #[cfg(feature = "tls")]

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use ureq_proto::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use ureq_proto::http::{HeaderName, HeaderValue, Uri};
 
-#[cfg(feature = "net")]
-use crate::net::Transfer;
-use crate::net::{Pool, TlsConfig};
-use crate::proxy::Proxy;
-use crate::resolve::NameTable;
 use crate::secrets::is_credential_header;
 use crate::trace::Tracer;
+#[cfg(feature = "net")]
+use crate::transport::net::Transfer;
+use crate::transport::net::{Pool, TlsConfig};
+use crate::transport::proxy::Proxy;
+use crate::transport::resolve::NameTable;
 
 /// Where requests go and how: the server, credentials, headers, timeout,
 /// TLS, retries, and the pool of idle connections. Shared by a client and
@@ -116,7 +116,7 @@ impl Route {
             (ACCEPT, HeaderValue::from_static(accept)),
             (
                 USER_AGENT,
-                HeaderValue::from_static(crate::http::USER_AGENT_VALUE),
+                HeaderValue::from_static(crate::transport::http::USER_AGENT_VALUE),
             ),
         ];
         if let (Some(authorization), true) = (&self.authorization, same_origin) {

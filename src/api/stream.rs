@@ -16,25 +16,25 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::answer::{chunks_of, StreamMetadata};
-use crate::body::{BodyDecoder, Decoded};
 use crate::cancel::CancelToken;
-use crate::detached::{Detached, HostFeed, HostRequest};
-use crate::event::{EventWithNul, Kind, StreamEvent};
-use crate::head;
-#[cfg(feature = "net")]
-use crate::net::Interest;
-#[cfg(feature = "net")]
-use crate::race::Race;
-#[cfg(feature = "net")]
-use crate::reply::Reply;
-#[cfg(feature = "net")]
-use crate::request::Request;
-use crate::route::Route;
+use crate::decoder::answer::{chunks_of, StreamMetadata};
+use crate::decoder::body::{BodyDecoder, Decoded};
+use crate::decoder::event::{EventWithNul, Kind, StreamEvent};
+use crate::decoder::head;
+use crate::error::Error;
 use crate::trace::{trace, Level, Took, Tracer};
+use crate::transport::detached::{Detached, HostFeed, HostRequest};
+#[cfg(feature = "net")]
+use crate::transport::net::Interest;
+#[cfg(feature = "net")]
+use crate::transport::race::Race;
+#[cfg(feature = "net")]
+use crate::transport::reply::Reply;
+#[cfg(feature = "net")]
+use crate::transport::request::Request;
+use crate::transport::route::Route;
 use crate::types::ChatCompletion;
 use crate::until::Until;
-use crate::Error;
 
 /// After `[DONE]`, how much of the body's remainder is read so that the
 /// connection can go back to the pool; a longer remainder closes it.
@@ -92,7 +92,7 @@ enum Body {
     Opening(Box<Request>),
     /// Requests to the client's endpoint and its fallbacks are under way
     /// (one, or two while hedging), until one produces the first event
-    /// (see [`crate::race`]).
+    /// (see [`crate::transport::race`]).
     #[cfg(feature = "net")]
     Racing(Box<Race>),
     /// A detached stream whose host has not fed the answer's head yet.
@@ -105,14 +105,14 @@ enum Body {
     /// A `text/event-stream` response body.
     Events(Source),
     /// Events made in advance: a canned reply, or a plain JSON answer to a
-    /// stream request (see [`crate::answer::chunks_of`]).
+    /// stream request (see [`crate::decoder::answer::chunks_of`]).
     Memory(Cursor<Vec<u8>>),
     /// Finished or failed: the connection is released.
     Released,
 }
 
 /// Where body bytes come from: the library's own connection, or the host
-/// that carries a detached stream's bytes (see [`crate::detached`]). Both
+/// that carries a detached stream's bytes (see [`crate::transport::detached`]). Both
 /// are read the same way, into the same decoder.
 enum Source {
     #[cfg(feature = "net")]

@@ -1,7 +1,7 @@
 //! Where a redirect leads: the pure URL rules behind the redirects a
-//! request follows (the following itself is in [`crate::client`]).
+//! request follows (the following itself is in [`crate::api::client`]).
 
-use crate::Error;
+use crate::error::Error;
 
 /// How many redirects one attempt follows.
 pub(crate) const MAX_REDIRECTS: usize = 5;

@@ -1,7 +1,7 @@
 //! Streams whose bytes the host carries: the request as the client would
 //! send it ([`HostRequest`]), and the answer as the host's HTTP stack
 //! delivers it ([`HostFeed`]), fed to the same decoder as the library's own
-//! connections feed (see [`crate::stream`]).
+//! connections feed (see [`crate::api::stream`]).
 //!
 //! The feed keeps the order of an exchange: the head (status and
 //! `Content-Type`), then body bytes in pieces of any size, then the end.
@@ -9,8 +9,8 @@
 
 use std::fmt;
 
+use crate::error::Error;
 use crate::secrets::is_credential_header;
-use crate::Error;
 
 /// The request of a detached stream, for the host to send: `POST` to
 /// [`url`](Self::url) with these [`headers`](Self::headers) and this

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use ureq_proto::http::Method;
 
-use crate::client::ModelApi;
+use crate::api::client::ModelApi;
+use crate::api::exchange::fetch;
 use crate::error::truncate;
-use crate::exchange::fetch;
-use crate::Error;
+use crate::error::Error;
 
 /// One model of a [`ModelList`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

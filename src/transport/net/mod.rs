@@ -5,7 +5,7 @@
 //!
 //! Every request — a blocking `complete`, a blocking stream, a stream
 //! polled from a game loop — runs through the same code: a state machine
-//! ([`crate::request::Request`], then [`Transfer`]) that each call moves as
+//! ([`crate::transport::request::Request`], then [`Transfer`]) that each call moves as
 //! far as the network allows *now*, and that says when it is stuck. A
 //! blocking call is that machine plus a wait: "poll until something comes",
 //! with the wait in poll(2) on the socket (or a sleep during a retry's
@@ -45,7 +45,7 @@ pub(crate) use tls::{config as tls_config, load_ca_file, TlsConfig};
 
 use crate::cancel::CancelToken;
 use crate::error::Oversized;
-use crate::http::Exchange;
+use crate::transport::http::Exchange;
 
 /// The input buffer holds a response head (up to 64 KiB, which must fit
 /// with room to spare) and then each read of the body.
@@ -84,7 +84,7 @@ pub(crate) struct Transfer {
 }
 
 impl Transfer {
-    /// Sends `request` (the bytes of [`crate::http::post`]) on `conn` and
+    /// Sends `request` (the bytes of [`crate::transport::http::post`]) on `conn` and
     /// expects the answer `exchange` describes.
     pub(crate) fn new(
         mut conn: Conn,

@@ -15,12 +15,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::answer::{chunks_of, Answer};
+use crate::api::stream::ChatStream;
+use crate::decoder::answer::{chunks_of, Answer};
+use crate::decoder::event::Kind;
 use crate::error::truncate;
-use crate::event::Kind;
-use crate::stream::ChatStream;
+use crate::error::Error;
 use crate::types::{ChatCompletion, Usage};
-use crate::Error;
 
 /// The environment variable holding canned replies.
 pub const MOCK_ENV_VAR: &str = "DEBUG_MOCK_RESPONSES";

@@ -12,19 +12,19 @@ use std::time::Duration;
 use serde_json::Value;
 use ureq_proto::http::HeaderValue;
 
-use crate::client::{
+use crate::api::client::{
     ModelApi, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
 };
-use crate::endpoints::{fallback_route, Endpoint, Plan};
-use crate::mock::{self, CannedReplies};
-use crate::net::{self, Pool};
-use crate::proxy::Proxy;
-use crate::resolve::NameTable;
-use crate::route::Route;
+use crate::api::mock::{self, CannedReplies};
+use crate::error::Error;
 use crate::secrets::{is_credential_header, parse_header, Secrets};
 use crate::trace::{Hook, Tracer};
-use crate::Error;
+use crate::transport::endpoints::{fallback_route, Endpoint, Plan};
+use crate::transport::net::{self, Pool};
+use crate::transport::proxy::Proxy;
+use crate::transport::resolve::NameTable;
+use crate::transport::route::Route;
 use crate::{TraceHook, TraceLevel};
 
 impl ModelApi {

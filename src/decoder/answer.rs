@@ -61,7 +61,7 @@ struct ToolCallSoFar {
 }
 
 /// The kinds of text a choice's delta carries (tool calls aside).
-use crate::event::Kind;
+use crate::decoder::event::Kind;
 
 impl Answer {
     /// The response `id`: the first non-empty one counts.

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use self::scan::{Chunk, Delta, Skipped, Text, Token};
-use crate::answer::Answer;
+use crate::decoder::answer::Answer;
+use crate::decoder::event::{Events, Kind};
+use crate::decoder::sse::Event;
+use crate::error::Error;
 use crate::error::{error_message, truncate};
-use crate::event::{Events, Kind};
-use crate::sse::Event;
 use crate::types::Usage;
-use crate::Error;
 
 /// What one event means for the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -634,8 +634,8 @@ fn server_error(data: &str) -> Error {
 mod tests {
     use super::*;
 
-    use crate::answer::StreamMetadata;
-    use crate::event::StreamEvent;
+    use crate::decoder::answer::StreamMetadata;
+    use crate::decoder::event::StreamEvent;
 
     /// Reads one event: the outcome, the content of its events, the
     /// metadata.

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use ureq_proto::http::Response;
 
-use crate::net::{Interest, Transfer, Until};
-use crate::route::Route;
-use crate::Error;
+use crate::error::Error;
+use crate::transport::net::{Interest, Transfer, Until};
+use crate::transport::route::Route;
 
 /// A 2xx response, its body still to read. Dropped after its body was read
 /// to the end, it hands its connection back to the pool; before, it closes
@@ -48,9 +48,9 @@ impl Reply {
         header(&self.head, name)
     }
 
-    /// Whether the body is JSON (see [`crate::head::is_json`]).
+    /// Whether the body is JSON (see [`crate::decoder::head::is_json`]).
     pub(crate) fn is_json(&self) -> bool {
-        crate::head::is_json(self.header("content-type"))
+        crate::decoder::head::is_json(self.header("content-type"))
     }
 
     /// How long the reply may be left alone before its timeout would expire.
@@ -105,7 +105,7 @@ impl Reply {
                 Some(n) => n,
                 None => return Ok(false),
             };
-            crate::head::append_capped(into, &piece[..n], limit)?;
+            crate::decoder::head::append_capped(into, &piece[..n], limit)?;
         }
     }
 

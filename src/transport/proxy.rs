@@ -10,7 +10,7 @@ use std::fmt;
 
 use ureq_proto::http::{HeaderValue, Uri};
 
-use crate::Error;
+use crate::error::Error;
 
 #[derive(Clone)]
 pub(crate) struct Proxy {
@@ -82,7 +82,7 @@ impl Proxy {
         };
         let mut request = format!(
             "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\n",
-            crate::http::USER_AGENT_VALUE
+            crate::transport::http::USER_AGENT_VALUE
         )
         .into_bytes();
         if let Some(authorization) = &self.authorization {

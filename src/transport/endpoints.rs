@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ureq_proto::http::HeaderValue;
 
-use crate::route::Route;
-use crate::Error;
+use crate::error::Error;
+use crate::transport::route::Route;
 
 /// An endpoint tried after the client's own: its model, and its route
 /// (its server, its key alone, its own pool of connections; the other

@@ -6,11 +6,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use ureq_proto::http::Method;
 
-use crate::client::ModelApi;
+use crate::api::client::ModelApi;
+use crate::api::exchange::fetch;
 use crate::error::truncate;
-use crate::exchange::fetch;
+use crate::error::Error;
 use crate::trace::{trace, Level};
-use crate::Error;
 
 /// The dimension of the vectors a canned reply answers an embeddings call
 /// with.

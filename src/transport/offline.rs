@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::error::Error;
 pub(crate) use crate::until::Until;
-use crate::Error;
 
 /// The error of every call that needs the network.
 pub(crate) fn no_network() -> Error {

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
-use crate::endpoints::{falls_back, Payload, Plan};
-use crate::net::Until;
-use crate::reply::Reply;
-use crate::request::Request;
-use crate::route::Route;
+use crate::error::Error;
 use crate::trace::{trace, Level, Took};
-use crate::Error;
+use crate::transport::endpoints::{falls_back, Payload, Plan};
+use crate::transport::net::Until;
+use crate::transport::reply::Reply;
+use crate::transport::request::Request;
+use crate::transport::route::Route;
 
 /// The endpoints of one call, and the next one to start.
 pub(crate) struct Failover {

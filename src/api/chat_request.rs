@@ -7,8 +7,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::truncate;
+use crate::error::Error;
 use crate::types::{ChatCompletion, Message};
-use crate::Error;
 
 /// A chat request body, built piece by piece: every string is escaped here,
 /// so a host never writes JSON. Its [`body`](Self::body) goes to

@@ -3,25 +3,25 @@
 //! decoder, until one produces an event (or the end of its answer). The
 //! first-token deadline ends an attempt that is too slow; an attempt that
 //! fails before its first event hands over to the next endpoint (see
-//! [`crate::failover`]); the winner's rival is dropped, which closes its
+//! [`crate::transport::failover`]); the winner's rival is dropped, which closes its
 //! connection at once, so its server stops generating.
 //!
 //! No thread: a blocking wait waits on every attempt's socket at once
 //! (one poll(2)); a host that drives the stream by polls waits on one
 //! descriptor, the newest attempt's, so the wake time given to it is,
 //! while two race, never more than [`RECHECK`] away (as the connect's
-//! Happy Eyeballs race does, `src/net/connect.rs`).
+//! Happy Eyeballs race does, `src/transport/net/connect.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::body::{BodyDecoder, Decoded};
-use crate::failover::{first_token_missed, Attempt, Failover};
-use crate::net::{ready_any, Interest, Until};
-use crate::reply::Reply;
-use crate::route::Route;
+use crate::decoder::body::{BodyDecoder, Decoded};
+use crate::error::Error;
 use crate::trace::{trace, Level, Took};
-use crate::Error;
+use crate::transport::failover::{first_token_missed, Attempt, Failover};
+use crate::transport::net::{ready_any, Interest, Until};
+use crate::transport::reply::Reply;
+use crate::transport::route::Route;
 
 /// While two attempts race, how long a host waiting on the newest one's
 /// descriptor may sleep before it looks at the other: a first event

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::error::truncate;
-use crate::Error;
+use crate::error::Error;
 
 /// How much of an error answer's body is kept for its message.
 pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;

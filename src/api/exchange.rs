@@ -6,9 +6,9 @@
 
 use ureq_proto::http::Method;
 
+use crate::api::client::ModelApi;
 use crate::cancel::CancelToken;
-use crate::client::ModelApi;
-use crate::Error;
+use crate::error::Error;
 
 /// Sends `body` (nothing for a GET) to `{api_base}/v1/{path}` with
 /// `method`, and returns the 2xx answer's body as text. Errors are those
@@ -23,8 +23,8 @@ pub(crate) fn fetch(
     use std::sync::Arc;
     use std::time::Instant;
 
-    use crate::request::Request;
     use crate::trace::{trace, Level, Took};
+    use crate::transport::request::Request;
     use crate::until::Until;
 
     let cancel = CancelToken::new();
@@ -64,5 +64,5 @@ pub(crate) fn fetch(
 
 #[cfg(not(feature = "net"))]
 pub(crate) fn fetch(api: &ModelApi, _: Method, _: &str, _: Vec<u8>) -> Result<String, Error> {
-    Err(api.call_error(crate::net::no_network(), &CancelToken::new()))
+    Err(api.call_error(crate::transport::net::no_network(), &CancelToken::new()))
 }

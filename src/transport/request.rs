@@ -1,6 +1,6 @@
 //! Sending one request: the attempts (retries and their backoff), the
 //! redirects followed, and where credentials go, as a state machine that
-//! each poll moves on as far as the network allows (see [`crate::net`]).
+//! each poll moves on as far as the network allows (see [`crate::transport::net`]).
 //! Where requests go is the [`Route`]; the 2xx answer, a [`Reply`].
 
 use std::io;
@@ -12,13 +12,14 @@ use ureq_proto::http::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
 use ureq_proto::http::{Method, Response, Uri};
 
 use crate::cancel::CancelToken;
-use crate::head::{http_error, MAX_ERROR_BODY_BYTES};
-use crate::net::{Conn, Interest, Transfer, Until};
-use crate::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
-use crate::reply::{header, Reply};
-use crate::route::{host_of, is_https, port_of, server_key, Addresses, Route};
+use crate::decoder::head::{http_error, MAX_ERROR_BODY_BYTES};
+use crate::error::Error;
 use crate::trace::{trace, Level, Took};
-use crate::{http, retry, Error};
+use crate::transport::net::{Conn, Interest, Transfer, Until};
+use crate::transport::redirect::{is_redirect, origin, redirect_target, MAX_REDIRECTS};
+use crate::transport::reply::{header, Reply};
+use crate::transport::route::{host_of, is_https, port_of, server_key, Addresses, Route};
+use crate::transport::{http, retry};
 
 /// One request under way, from its first attempt to the response head of
 /// the last.

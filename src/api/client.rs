@@ -1,6 +1,6 @@
 //! [`ModelApi`]: its calls, and the request loop (retries, and the
 //! redirects it follows). Creating a client and its settings are in
-//! [`crate::builder`].
+//! [`crate::api::builder`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,25 +12,25 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::answer::StreamMetadata;
+use crate::api::mock::CannedReplies;
+use crate::api::stream::ChatStream;
 use crate::cancel::CancelToken;
-use crate::detached::HostRequest;
-use crate::endpoints::{Payload, Plan};
+use crate::decoder::answer::StreamMetadata;
+use crate::decoder::event::StreamEvent;
 use crate::error::truncate;
-use crate::event::StreamEvent;
-#[cfg(feature = "net")]
-use crate::failover::{Failover, Sequential};
-use crate::mock::CannedReplies;
-#[cfg(feature = "net")]
-use crate::race::Race;
-#[cfg(feature = "net")]
-use crate::request::Request;
-use crate::route::Route;
-use crate::stream::ChatStream;
+use crate::error::Error;
 use crate::trace::{trace, Level, Took};
+use crate::transport::detached::HostRequest;
+use crate::transport::endpoints::{Payload, Plan};
+#[cfg(feature = "net")]
+use crate::transport::failover::{Failover, Sequential};
+#[cfg(feature = "net")]
+use crate::transport::race::Race;
+#[cfg(feature = "net")]
+use crate::transport::request::Request;
+use crate::transport::route::Route;
 use crate::types::ChatCompletion;
 use crate::until::Until;
-use crate::Error;
 
 /// The default per-wait timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -380,7 +380,7 @@ impl ModelApi {
                 self.max_response_bytes,
             )
         } else {
-            // The endpoints race to the first event (see crate::race).
+            // The endpoints race to the first event (see crate::transport::race).
             let failover = self.failover(body, "text/event-stream", cancel);
             ChatStream::racing(
                 Race::new(failover, self.max_event_bytes),
@@ -420,7 +420,7 @@ impl ModelApi {
         _: Payload,
         cancel: &CancelToken,
     ) -> Result<ChatCompletion, Error> {
-        Err(self.call_error(crate::net::no_network(), cancel))
+        Err(self.call_error(crate::transport::net::no_network(), cancel))
     }
 
     #[cfg(not(feature = "net"))]
@@ -430,7 +430,7 @@ impl ModelApi {
         cancel: &CancelToken,
         _: Opening,
     ) -> Result<ChatStream, Error> {
-        Err(self.call_error(crate::net::no_network(), cancel))
+        Err(self.call_error(crate::transport::net::no_network(), cancel))
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The entries, by host and port.
 #[derive(Clone, Default, PartialEq, Eq)]

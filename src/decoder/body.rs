@@ -6,11 +6,11 @@
 //! truncation), for every kind of stream and for each attempt of a race
 //! to the first event (whose winner's decoder becomes its stream's).
 
-use crate::answer::Answer;
-use crate::chunk::{ChunkEvent, ChunkReader, Received};
-use crate::event::Events;
-use crate::sse::SseDecoder;
-use crate::Error;
+use crate::decoder::answer::Answer;
+use crate::decoder::chunk::{ChunkEvent, ChunkReader, Received};
+use crate::decoder::event::Events;
+use crate::decoder::sse::SseDecoder;
+use crate::error::Error;
 
 /// How many bytes one read of the body may bring.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
@@ -174,7 +174,7 @@ impl BodyDecoder {
     }
 
     /// The events a plain JSON answer was cut into (see
-    /// [`crate::answer::chunks_of`]) are one piece of memory: its length
+    /// [`crate::decoder::answer::chunks_of`]) are one piece of memory: its length
     /// is their cap.
     pub(crate) fn expect_events_of(&mut self, len: usize) {
         self.sse = SseDecoder::new(len.max(1));
