@@ -89,6 +89,7 @@ pub mod ffi;
 mod transport;
 
 // What every layer shares.
+mod base64;
 mod cancel;
 mod error;
 mod secrets;

@@ -19,7 +19,7 @@ use crate::decoder::answer::StreamMetadata;
 use crate::decoder::event::StreamEvent;
 use crate::error::truncate;
 use crate::error::Error;
-use crate::trace::{trace, Level, Took};
+use crate::trace::{trace, Level};
 use crate::transport::detached::HostRequest;
 use crate::transport::endpoints::{Payload, Plan};
 #[cfg(feature = "net")]
@@ -151,22 +151,12 @@ impl ModelApi {
         let started = std::time::Instant::now();
         let mut requests = Sequential::new(self.failover(body, "application/json", cancel));
         let mut answer = || {
-            let (mut reply, _) = loop {
+            let (reply, _) = loop {
                 if let Some(served) = requests.poll(Until::Forever)? {
                     break served;
                 }
             };
-            let mut bytes = Vec::new();
-            while !reply.poll_all(&mut bytes, self.max_response_bytes, Until::Forever)? {}
-            // Read to its end: its connection goes back to the pool.
-            drop(reply);
-            trace!(
-                self.route.tracer,
-                Level::Debug,
-                "answer of {} bytes complete after {}",
-                bytes.len(),
-                Took(started.elapsed())
-            );
+            let bytes = reply.read_whole(self.max_response_bytes, started)?;
             // Invalid UTF-8 (a server's bug) becomes U+FFFD, as in streams,
             // so the rest of the answer is not lost.
             let text = String::from_utf8(bytes)

@@ -23,7 +23,6 @@ pub(crate) fn fetch(
     use std::sync::Arc;
     use std::time::Instant;
 
-    use crate::trace::{trace, Level, Took};
     use crate::transport::request::Request;
     use crate::until::Until;
 
@@ -39,22 +38,12 @@ pub(crate) fn fetch(
         cancel.clone(),
     );
     let mut answer = || {
-        let mut reply = loop {
+        let reply = loop {
             if let Some(reply) = request.poll(Until::Forever)? {
                 break reply;
             }
         };
-        let mut bytes = Vec::new();
-        while !reply.poll_all(&mut bytes, api.max_response_bytes, Until::Forever)? {}
-        // Read to its end: its connection goes back to the pool.
-        drop(reply);
-        trace!(
-            api.route.tracer,
-            Level::Debug,
-            "answer of {} bytes complete after {}",
-            bytes.len(),
-            Took(started.elapsed())
-        );
+        let bytes = reply.read_whole(api.max_response_bytes, started)?;
         String::from_utf8(bytes).map_err(|_| {
             Error::InvalidResponse(format!("the answer of /v1/{path} is not valid UTF-8"))
         })

@@ -2,11 +2,12 @@
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq_proto::http::Response;
 
 use crate::error::Error;
+use crate::trace::{trace, Level, Took};
 use crate::transport::net::{Interest, Transfer, Until};
 use crate::transport::route::Route;
 
@@ -107,6 +108,22 @@ impl Reply {
             };
             crate::decoder::head::append_capped(into, &piece[..n], limit)?;
         }
+    }
+
+    /// Reads the whole body, as long as it takes, within `limit` (see
+    /// [`poll_all`](Self::poll_all)), and tells its size and the time since
+    /// `started` to the trace; the connection then goes back to the pool.
+    pub(crate) fn read_whole(mut self, limit: u64, started: Instant) -> Result<Vec<u8>, Error> {
+        let mut bytes = Vec::new();
+        while !self.poll_all(&mut bytes, limit, Until::Forever)? {}
+        trace!(
+            self.route.tracer,
+            Level::Debug,
+            "answer of {} bytes complete after {}",
+            bytes.len(),
+            Took(started.elapsed())
+        );
+        Ok(bytes)
     }
 
     fn release(&mut self) {
