@@ -145,11 +145,11 @@ def build(args):
     sh(nice + ["cargo", "build", "--release"], cwd=BENCH)
     if not args.quick or not os.path.exists(os.path.join(NOTLS_DIR, "min-size", "libmodelapi.so")):
         if args.quick:
-            log("bench: --quick: skipping the --no-default-features build")
+            log("bench: --quick: skipping the build without TLS")
         else:
             # The plain-HTTP build, in the crate's size profile.
             sh(nice + ["cargo", "build", "--profile", "min-size", "--no-default-features",
-                       "--lib", "--target-dir", NOTLS_DIR])
+                       "--features", "net", "--lib", "--target-dir", NOTLS_DIR])
     cflags = ["-O2", "-Wall", "-Wextra", "-Werror"]
     src = os.path.join(BENCH, "clients")
     sh(["cc"] + cflags + ["-o", os.path.join(BUILD, "raw-c"), os.path.join(src, "raw.c")])
@@ -1109,7 +1109,7 @@ def report(d):
     w("```sh\n" + command + "\n```\n")
     w("One command: it installs what is missing (Debian: `libcurl4-openssl-dev`, `libcjson-dev`,")
     w("`valgrind`, `strace`; PyPI: `openai`, `httpx` into `bench/.venv`), builds the library")
-    w("(`cargo build --release --lib`, plus a `--no-default-features` build in")
+    w("(`cargo build --release --lib`, plus a `--no-default-features --features net` build in")
     w("`bench/target-notls`), the server and the Rust client (`bench/target`) and the C clients")
     w("(`bench/build`), runs everything, stops the server, and rewrites this file.")
     w("`bench/run.sh --quick` is a ~1 minute smoke run that writes")
@@ -1341,7 +1341,7 @@ def report(d):
     w("| artefact | stripped | unstripped |")
     w("|---|---:|---:|")
     labels = {"so_tls": "`libmodelapi.so`, default features (TLS: rustls + webpki roots)",
-              "so_notls": "`libmodelapi.so`, `--no-default-features --profile min-size` (no TLS)",
+              "so_notls": "`libmodelapi.so`, `--no-default-features --features net --profile min-size` (no TLS)",
               "c_static_exe": "the `modelapi-c` client, statically linked with `libmodelapi.a`"}
     for k, label in labels.items():
         s = size_info.get(k)

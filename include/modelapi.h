@@ -798,8 +798,9 @@ const char *modelapi_stream_request_id(struct ModelApiStream *stream);
 
 /**
  * The api_base of the endpoint that served the stream (the client's own
- * or a fallback's, as given), or NULL until one has produced its first
- * event. Valid until the stream is freed.
+ * or a fallback's, without surrounding spaces and trailing slashes), or
+ * NULL until one has produced its first event (and for a canned reply,
+ * which no endpoint serves). Valid until the stream is freed.
  *
  * # Safety
  * As `modelapi_stream_finish_reason`.

@@ -338,6 +338,71 @@ fn no_fallback_after_an_event_was_handed_out() {
     assert_eq!(fallback.seen().len(), 0, "no text twice");
 }
 
+/// A started stream whose race has a winner hands out the winner's first
+/// event at once: a blocking read, a poll with a wait, neither waits for
+/// the next chunk (which here comes after the client's timeout).
+#[test]
+fn a_started_stream_hands_out_the_winners_first_event_at_once() {
+    let server = TestServer::start(|_| {
+        use common::server::Step;
+        let head = common::server::head(200, &[("Content-Type", "text/event-stream".into())]);
+        Reply::script(vec![
+            Step::Write(head),
+            Step::Write(common::content_event("once").into_bytes()),
+            Step::Sleep(Duration::from_secs(5)),
+        ])
+    });
+    let fallback = StallServer::start(answer("twice"));
+    let api = builder(&server.url())
+        .timeout(Duration::from_millis(800))
+        .first_token_timeout(Duration::from_secs(5))
+        .fallback(fallback.url(), "backup", None)
+        .build()
+        .unwrap();
+    // A blocking read.
+    let mut stream = api.stream_start(&user("hi"), None).unwrap();
+    match stream.next_event() {
+        Some(Ok(modelapi::StreamEvent::Content(text))) => assert_eq!(text, "once"),
+        other => panic!("the first event, not {other:?}"),
+    }
+    // A poll with a wait (of more than the timeout).
+    let mut stream = api.stream_start(&user("hi"), None).unwrap();
+    let got = loop {
+        match stream.poll_event(Duration::from_secs(2)) {
+            std::task::Poll::Pending => continue,
+            std::task::Poll::Ready(Some(Ok(modelapi::StreamEvent::Content(text)))) => {
+                break text.to_string()
+            }
+            other => panic!("the first event, not {other:?}"),
+        }
+    };
+    assert_eq!(got, "once");
+    assert_eq!(fallback.seen().len(), 0, "the first endpoint served");
+}
+
+/// Closing the client closes its fallbacks too: a stream started before
+/// goes nowhere after it.
+#[test]
+fn close_closes_the_fallbacks_too() {
+    let primary = StallServer::start(Behaviour::StallBeforeHead);
+    let fallback = StallServer::start(answer("late"));
+    let api = builder(&primary.url())
+        .first_token_timeout(Duration::from_millis(300))
+        .fallback(fallback.url(), "backup", Some(KEY_B.into()))
+        .build()
+        .unwrap();
+    let stream = api.stream_start(&user("hi"), None).unwrap();
+    api.close();
+    let (chunks, err) = common::collect(stream);
+    assert!(chunks.is_empty(), "{chunks:?}");
+    assert!(err.is_some());
+    assert_eq!(
+        fallback.seen().len(),
+        0,
+        "no request to a closed client's fallback"
+    );
+}
+
 #[test]
 fn a_plain_stream_tells_its_endpoint_and_first_event() {
     let server = StallServer::start(answer("hi"));

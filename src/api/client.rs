@@ -418,9 +418,14 @@ impl ModelApi {
         &self,
         _: Payload,
         cancel: &CancelToken,
-        _: Opening,
+        opening: Opening,
     ) -> Result<ChatStream, Error> {
-        Err(self.call_error(crate::transport::net::no_network(), cancel))
+        let error = self.call_error(crate::transport::net::no_network(), cancel);
+        match opening {
+            // A started stream reports network errors from its first poll.
+            Opening::Start => Ok(ChatStream::failing(error)),
+            Opening::Wait | Opening::Detached => Err(error),
+        }
     }
 
     /// The error a call returns: `Aborted` once its token is cancelled,
@@ -487,8 +492,11 @@ impl ModelApi {
     /// every later call fails with [`Error::Closed`]. Streams already open
     /// go on to their end. Calling it twice is harmless.
     pub fn close(&self) {
-        self.route.closed.store(true, Ordering::SeqCst);
-        self.route.pool.clear();
+        let fallbacks = self.plan.fallbacks.iter().map(|e| &e.route);
+        for route in std::iter::once(&self.route).chain(fallbacks) {
+            route.closed.store(true, Ordering::SeqCst);
+            route.pool.clear();
+        }
     }
 
     /// Whether [`close`](Self::close) was called.

@@ -835,7 +835,11 @@ impl ChatStream {
                 if !self.open(until)? {
                     return Ok(Step::Pending);
                 }
-                // A race's winner brings the chunks it has read.
+                // A race's winner brings the chunk of its first event,
+                // decoded: it is handed out now, not after the next read.
+                if self.decoder.events.has_next() {
+                    return Ok(Step::Chunk);
+                }
                 continue;
             }
             // The one place body bytes enter the decoder, wherever they
@@ -872,6 +876,10 @@ impl ChatStream {
     fn release(&mut self) {
         self.body = Body::Released;
         self.decoder.release();
+        // A host may go on feeding a stream that is over: nothing is kept.
+        if let Some(host) = &mut self.host {
+            host.feed.drop_the_rest();
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int};
 
 use super::args;
 use super::boundary::{guard, Failure, ModelApiStatus};
-use super::stream::ModelApiStream;
+use super::stream::{keep_text, ModelApiStream, StreamState};
 use super::ModelApiStatus::*;
 use crate::HostRequest;
 
@@ -26,8 +26,13 @@ pub unsafe extern "C" fn modelapi_stream_request_url(
 ) -> *const c_char {
     let mut url = std::ptr::null();
     guard(|| {
-        if let (Some(handle), Some(request)) = (stream.as_ref(), host_request(stream)) {
-            url = handle.state().c_text(Some(request.url()));
+        if let Some(handle) = stream.as_ref() {
+            // One borrow of the state, split: the request read, its text
+            // kept.
+            let StreamState { stream, texts } = handle.state();
+            if let Some(request) = stream.host_request() {
+                url = keep_text(texts, Some(request.url()));
+            }
         }
         Ok(MODELAPI_OK)
     });
@@ -73,7 +78,8 @@ pub unsafe extern "C" fn modelapi_stream_request_header(
     }
     guard(|| {
         let handle = args::shared(stream.cast_mut(), "stream")?;
-        let request = detached(host_request(stream))?;
+        let StreamState { stream, texts } = handle.state();
+        let request = detached(stream.host_request())?;
         if out_name.is_null() || out_value.is_null() {
             return Err(Failure::invalid("out_name and out_value must not be NULL"));
         }
@@ -84,9 +90,8 @@ pub unsafe extern "C" fn modelapi_stream_request_header(
                  (modelapi_stream_request_header_count)"
             ))
         })?;
-        let state = handle.state();
-        *out_name = state.c_text(Some(name));
-        *out_value = state.c_text(Some(value));
+        *out_name = keep_text(texts, Some(name));
+        *out_value = keep_text(texts, Some(value));
         Ok(MODELAPI_OK)
     })
 }

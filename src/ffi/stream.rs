@@ -58,15 +58,7 @@ impl ModelApiStream {
 impl StreamState {
     /// `text` as a C string that lives as long as the stream.
     pub(super) fn c_text(&mut self, text: Option<&str>) -> *const c_char {
-        let Some(text) = text else {
-            return std::ptr::null();
-        };
-        if let Some(known) = self.texts.iter().find(|t| t.as_bytes() == text.as_bytes()) {
-            return known.as_ptr();
-        }
-        let owned = CString::new(text.replace('\0', "")).expect("NUL bytes were removed");
-        self.texts.push(owned);
-        self.texts.last().expect("just pushed").as_ptr()
+        keep_text(&mut self.texts, text)
     }
 }
 
@@ -255,8 +247,9 @@ pub unsafe extern "C" fn modelapi_stream_request_id(stream: *mut ModelApiStream)
 }
 
 /// The api_base of the endpoint that served the stream (the client's own
-/// or a fallback's, as given), or NULL until one has produced its first
-/// event. Valid until the stream is freed.
+/// or a fallback's, without surrounding spaces and trailing slashes), or
+/// NULL until one has produced its first event (and for a canned reply,
+/// which no endpoint serves). Valid until the stream is freed.
 ///
 /// # Safety
 /// As `modelapi_stream_finish_reason`.
@@ -480,4 +473,18 @@ unsafe fn stream_text(
         Ok(MODELAPI_OK)
     });
     text
+}
+
+/// `text` as a C string kept in `texts` (a stream's), so that it lives as
+/// long as they do; the same text is kept once.
+pub(super) fn keep_text(texts: &mut Vec<CString>, text: Option<&str>) -> *const c_char {
+    let Some(text) = text else {
+        return std::ptr::null();
+    };
+    if let Some(known) = texts.iter().find(|t| t.as_bytes() == text.as_bytes()) {
+        return known.as_ptr();
+    }
+    let owned = CString::new(text.replace('\0', "")).expect("NUL bytes were removed");
+    texts.push(owned);
+    texts.last().expect("just pushed").as_ptr()
 }

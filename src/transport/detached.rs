@@ -174,6 +174,14 @@ impl HostFeed {
         Ok(())
     }
 
+    /// From now on what is fed is accepted and dropped: the stream is
+    /// over (finished, failed or cancelled), nothing will read it.
+    pub(crate) fn drop_the_rest(&mut self) {
+        self.ignored = true;
+        self.pending = Vec::new();
+        self.read = 0;
+    }
+
     /// The head, once fed.
     pub(crate) fn fed_head(&self) -> Option<&HostHead> {
         self.head.as_ref()

@@ -42,8 +42,15 @@ int main(void) {
   CHECK(strstr(modelapi_last_error(), "no network support") != NULL, "the error says why");
   printf("complete: %s\n", modelapi_last_error());
   ModelApiStream *stream = NULL;
+  /* A started stream reports it from its first poll, as network errors. */
   st = modelapi_stream_start(api, MESSAGES, NULL, NULL, &stream);
-  CHECK(st == MODELAPI_TRANSPORT_ERROR && stream == NULL, "stream_start is a transport error");
+  CHECK(st == MODELAPI_OK && stream != NULL, "stream_start starts");
+  ModelApiEvent first;
+  st = modelapi_stream_poll(stream, 0, &first);
+  CHECK(st == MODELAPI_TRANSPORT_ERROR, "its first poll is a transport error");
+  CHECK(strstr(modelapi_last_error(), "no network support") != NULL, "the poll's error says why");
+  modelapi_stream_free(stream);
+  stream = NULL;
 
   /* A detached stream: the host carries the bytes. */
   st = modelapi_stream_detached(api, MESSAGES, NULL, &stream);
