@@ -751,17 +751,10 @@ impl ChatStream {
                 }
                 Body::Refused(status, bytes) => {
                     let feed = &mut self.host.as_mut().expect("refused: detached").feed;
-                    let mut piece = [0u8; 4096];
-                    loop {
-                        match feed.read(&mut piece) {
-                            None => return Ok(false),
-                            Some(0) => return Err(head::http_error(*status, bytes)),
-                            Some(n) => {
-                                let room = head::MAX_ERROR_BODY_BYTES.saturating_sub(bytes.len());
-                                bytes.extend_from_slice(&piece[..n.min(room)]);
-                            }
-                        }
+                    if !feed.read_error_body(bytes) {
+                        return Ok(false);
                     }
+                    return Err(head::http_error(*status, bytes));
                 }
                 #[cfg(feature = "net")]
                 Body::Json(Source::Network(reply), bytes) => {
@@ -772,15 +765,8 @@ impl ChatStream {
                 }
                 Body::Json(Source::Host, bytes) => {
                     let feed = &mut self.host.as_mut().expect("host json: detached").feed;
-                    let mut piece = [0u8; 16 * 1024];
-                    loop {
-                        match feed.read(&mut piece) {
-                            None => return Ok(false),
-                            Some(0) => break,
-                            Some(n) => {
-                                head::append_capped(bytes, &piece[..n], self.max_response_bytes)?
-                            }
-                        }
+                    if !feed.read_all(bytes, self.max_response_bytes)? {
+                        return Ok(false);
                     }
                     self.answer_json()?;
                 }

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use crate::decoder::head::{append_capped, MAX_ERROR_BODY_BYTES};
 use crate::error::Error;
 use crate::secrets::is_credential_header;
 
@@ -190,6 +191,26 @@ impl HostFeed {
     /// Whether fed bytes wait to be read, or the end to be seen.
     pub(crate) fn has_unread(&self) -> bool {
         self.read < self.pending.len() || self.ended
+    }
+
+    /// Appends what was fed and not read to `into`, within `limit` (a
+    /// plain JSON answer, read whole as a network one is): `Ok(true)` once
+    /// the body has ended.
+    pub(crate) fn read_all(&mut self, into: &mut Vec<u8>, limit: u64) -> Result<bool, Error> {
+        append_capped(into, &self.pending[self.read..], limit)?;
+        self.read = self.pending.len();
+        Ok(self.ended)
+    }
+
+    /// Keeps what was fed of an error answer's body (its first
+    /// [`MAX_ERROR_BODY_BYTES`], as on the network): `true` once the body
+    /// has ended.
+    pub(crate) fn read_error_body(&mut self, into: &mut Vec<u8>) -> bool {
+        let unread = &self.pending[self.read..];
+        let room = MAX_ERROR_BODY_BYTES.saturating_sub(into.len());
+        into.extend_from_slice(&unread[..unread.len().min(room)]);
+        self.read = self.pending.len();
+        self.ended
     }
 
     /// Reads fed body bytes into `out`, as a network read does:
