@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::carrier::{self, Carrier};
 use common::server::{head, Reply, Step, TestServer};
-use common::{content_event, finish_event, stream_events, user, DONE};
-use modelapi::{CancelToken, ChatStream, Error, ModelApi, StreamEvent};
+use common::{content_event, event_line as line, finish_event, stream_events, user, DONE};
+use modelapi::{CancelToken, ChatStream, Error, ModelApi};
 use serde_json::{json, Value};
 
 /// A client of `url` (no canned replies, no retries).
@@ -34,26 +34,6 @@ fn detached() -> ChatStream {
     api("http://127.0.0.1:9")
         .stream_detached(&user("hi"), None)
         .unwrap()
-}
-
-/// An event as one owned line.
-fn line(event: StreamEvent<'_>) -> String {
-    match event {
-        StreamEvent::Content(t) => format!("content {t}"),
-        StreamEvent::Reasoning(t) => format!("reasoning {t}"),
-        StreamEvent::Refusal(t) => format!("refusal {t}"),
-        StreamEvent::ToolCall {
-            index,
-            id,
-            name,
-            arguments,
-        } => format!(
-            "tool {index} {} {} {arguments}",
-            id.unwrap_or("-"),
-            name.unwrap_or("-")
-        ),
-        other => panic!("a kind this test does not know: {other:?}"),
-    }
 }
 
 /// What a poll that does not wait gives, as text: `pending`, `end`, an

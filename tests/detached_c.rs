@@ -19,46 +19,14 @@ use common::cbuild;
 fn program() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        cbuild::build_library();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let dir = cbuild::target_dir().join("detached_c");
-        std::fs::create_dir_all(&dir).unwrap();
-        let program = dir.join("detached");
-        let native = std::fs::read_to_string(root.join("packaging/native-static-libs")).unwrap();
-        let out = Command::new("cc")
-            .args([
-                "-std=c99",
-                "-g",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-                "-I",
-            ])
-            .arg(root.join("include"))
-            .arg(root.join("tests/detached_c/detached.c"))
-            .arg("-o")
-            .arg(&program)
-            .arg(cbuild::target_dir().join("debug/libmodelapi.a"))
-            .args(native.split_whitespace())
-            .output()
-            .expect("a C compiler (cc) is needed");
-        cbuild::assert_ok(&out, "compiling tests/detached_c/detached.c");
-        program
+        cbuild::compile_static(&root.join("tests/detached_c/detached.c"), "detached_c")
     })
 }
 
 fn run(valgrind: bool) {
     let mut command = if valgrind {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite,indirect",
-            "--error-exitcode=99",
-        ]);
-        c.arg(program());
-        c
+        cbuild::under_valgrind(program())
     } else {
         Command::new(program())
     };

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use common::server::{chunked, head, Reply, Step, TestServer};
-use common::{carrier, event, user, DONE};
+use common::{carrier, event, event_line as line, user, DONE};
 use modelapi::{ChatCompletion, ChatStream, Error, StreamEvent};
 use serde_json::{json, Value};
 
@@ -154,26 +154,6 @@ fn summary(
     metadata.first_event = metadata.first_event.map(|_| Duration::ZERO);
     let metadata = format!("{metadata:?}");
     (events, error, completion, metadata)
-}
-
-/// An event as one owned line, for comparisons.
-fn line(event: StreamEvent<'_>) -> String {
-    match event {
-        StreamEvent::Content(t) => format!("content {t}"),
-        StreamEvent::Reasoning(t) => format!("reasoning {t}"),
-        StreamEvent::Refusal(t) => format!("refusal {t}"),
-        StreamEvent::ToolCall {
-            index,
-            id,
-            name,
-            arguments,
-        } => format!(
-            "tool {index} {} {} {arguments}",
-            id.unwrap_or("-"),
-            name.unwrap_or("-")
-        ),
-        other => panic!("a kind this test does not know: {other:?}"),
-    }
 }
 
 /// Every event of a stream, and the error it ended with.

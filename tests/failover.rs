@@ -313,10 +313,9 @@ fn a_503_stream_falls_back() {
     assert_eq!(fallback.seen().len(), 1);
 }
 
-#[test]
-fn no_fallback_after_an_event_was_handed_out() {
-    // The first answers one piece, then stalls past the client's timeout.
-    let server = TestServer::start(|_| {
+/// An endpoint that answers one piece ("once"), then stalls for 5 s.
+fn one_piece_then_stall() -> TestServer {
+    TestServer::start(|_| {
         use common::server::Step;
         let head = common::server::head(200, &[("Content-Type", "text/event-stream".into())]);
         Reply::script(vec![
@@ -324,7 +323,13 @@ fn no_fallback_after_an_event_was_handed_out() {
             Step::Write(common::content_event("once").into_bytes()),
             Step::Sleep(Duration::from_secs(5)),
         ])
-    });
+    })
+}
+
+#[test]
+fn no_fallback_after_an_event_was_handed_out() {
+    // The first answers one piece, then stalls past the client's timeout.
+    let server = one_piece_then_stall();
     let fallback = StallServer::start(answer("twice"));
     let api = builder(&server.url())
         .timeout(Duration::from_millis(400))
@@ -343,15 +348,7 @@ fn no_fallback_after_an_event_was_handed_out() {
 /// the next chunk (which here comes after the client's timeout).
 #[test]
 fn a_started_stream_hands_out_the_winners_first_event_at_once() {
-    let server = TestServer::start(|_| {
-        use common::server::Step;
-        let head = common::server::head(200, &[("Content-Type", "text/event-stream".into())]);
-        Reply::script(vec![
-            Step::Write(head),
-            Step::Write(common::content_event("once").into_bytes()),
-            Step::Sleep(Duration::from_secs(5)),
-        ])
-    });
+    let server = one_piece_then_stall();
     let fallback = StallServer::start(answer("twice"));
     let api = builder(&server.url())
         .timeout(Duration::from_millis(800))

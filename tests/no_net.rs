@@ -211,14 +211,7 @@ fn from_c_canned_replies_and_detached_streams_work_and_the_network_says_it_is_mi
         .output()
         .expect("gcc is needed: bash tests/run-all.sh installs it");
     assert!(out.status.success(), "gcc: {}", text(&out.stderr));
-    let mut run = Command::new("valgrind");
-    run.args([
-        "--quiet",
-        "--leak-check=full",
-        "--errors-for-leak-kinds=definite,indirect",
-        "--error-exitcode=99",
-    ])
-    .arg(&program);
+    let mut run = cbuild::under_valgrind(&program);
     for var in cbuild::MODEL_ENV {
         run.env_remove(var);
     }

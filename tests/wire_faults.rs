@@ -873,26 +873,11 @@ int main(int argc, char **argv) {
 fn c_host() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        cbuild::build_library();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = cbuild::target_dir().join("wire_faults");
         std::fs::create_dir_all(&dir).unwrap();
         let source = dir.join("wire_faults.c");
         std::fs::write(&source, C_HOST).unwrap();
-        let program = dir.join("wire_faults");
-        let native = std::fs::read_to_string(root.join("packaging/native-static-libs")).unwrap();
-        let out = Command::new("cc")
-            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
-            .arg(root.join("include"))
-            .arg(&source)
-            .arg("-o")
-            .arg(&program)
-            .arg(cbuild::target_dir().join("debug/libmodelapi.a"))
-            .args(native.split_whitespace())
-            .output()
-            .expect("a C compiler (cc) is needed");
-        cbuild::assert_ok(&out, "compiling the C host");
-        program
+        cbuild::compile_static(&source, "wire_faults")
     })
 }
 

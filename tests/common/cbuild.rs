@@ -93,6 +93,53 @@ fn make(folder: &str, sanitize: &str) -> PathBuf {
     build
 }
 
+/// `program` under valgrind's memcheck: errors or definite and indirect
+/// leaks make it exit with 99.
+pub fn under_valgrind(program: &Path) -> Command {
+    let mut command = Command::new("valgrind");
+    command
+        .args([
+            "--quiet",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--error-exitcode=99",
+        ])
+        .arg(program);
+    command
+}
+
+/// Compiles the C99 program `source` (warnings are errors) against the
+/// header and the static debug library, into `target/<name>/<name>`;
+/// returns the program.
+pub fn compile_static(source: &Path, name: &str) -> PathBuf {
+    build_library();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = target_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join(name);
+    let native = std::fs::read_to_string(root.join("packaging/native-static-libs")).unwrap();
+    let out = Command::new("cc")
+        .args([
+            "-std=c99",
+            "-g",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+        ])
+        .arg(root.join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(&program)
+        .arg(target_dir().join("debug/libmodelapi.a"))
+        .args(native.split_whitespace())
+        .output()
+        .expect("a C compiler (cc) is needed: bash tests/run-all.sh installs it");
+    assert_ok(&out, &format!("compiling {}", source.display()));
+    program
+}
+
 /// Runs an example with only the given model-related environment.
 pub fn run(
     variant: &str,
@@ -109,15 +156,7 @@ pub fn run(
     };
     let path = folder.join(variant).join(program);
     let mut command = if how == How::Valgrind {
-        let mut c = Command::new("valgrind");
-        c.args([
-            "--quiet",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite,indirect",
-            "--error-exitcode=99",
-        ]);
-        c.arg(&path);
-        c
+        under_valgrind(&path)
     } else {
         Command::new(&path)
     };

@@ -88,3 +88,23 @@ pub fn collect(stream: modelapi::ChatStream) -> (Vec<String>, Option<modelapi::E
 pub fn user(text: &str) -> Vec<modelapi::Message> {
     vec![modelapi::Message::user(text)]
 }
+
+/// An event as one owned line, for comparisons.
+pub fn event_line(event: modelapi::StreamEvent<'_>) -> String {
+    match event {
+        modelapi::StreamEvent::Content(t) => format!("content {t}"),
+        modelapi::StreamEvent::Reasoning(t) => format!("reasoning {t}"),
+        modelapi::StreamEvent::Refusal(t) => format!("refusal {t}"),
+        modelapi::StreamEvent::ToolCall {
+            index,
+            id,
+            name,
+            arguments,
+        } => format!(
+            "tool {index} {} {} {arguments}",
+            id.unwrap_or("-"),
+            name.unwrap_or("-")
+        ),
+        other => panic!("a kind this test does not know: {other:?}"),
+    }
+}
